@@ -1,0 +1,3 @@
+"""ssmri: self-supervised accelerated MRI reconstruction with MoDL, Hydra and Lightning."""
+
+__version__ = "0.1.0"

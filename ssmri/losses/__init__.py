@@ -1,0 +1,14 @@
+"""Training objectives: one interface, one file per method family (plain torch)."""
+
+from ssmri.losses.base import AdversarialLoss, LossOutput, ReconstructionLoss, mse
+from ssmri.losses.consistency import MCLoss, SupervisedLoss, measurement_consistency
+
+__all__ = [
+    "AdversarialLoss",
+    "LossOutput",
+    "MCLoss",
+    "ReconstructionLoss",
+    "SupervisedLoss",
+    "measurement_consistency",
+    "mse",
+]

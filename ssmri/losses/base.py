@@ -1,0 +1,106 @@
+"""The one interface every training objective shares.
+
+A loss receives the network ``f(y, mask)``, the acquisition physics and a batch, and returns
+the scalar to minimise together with the reconstruction it made. It also owns its method's
+inference rule (``reconstruct``), so that e.g. Noise2Inverse can average split
+reconstructions at test time while the training loop stays the same for every method.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from ssmri.physics.operator import SingleCoilMRI
+
+
+class Reconstructor(Protocol):
+    """``f(y, A)``: measurements ``(B, 2, H, W)`` and their mask ``(B, 1, H, W)`` -> image."""
+
+    def __call__(self, y: Tensor, mask: Tensor) -> Tensor: ...
+
+
+@dataclass
+class LossOutput:
+    """What a loss returns.
+
+    Attributes:
+        loss: scalar to minimise (for adversarial methods, the generator's objective).
+        x_hat: ``(B, 2, H, W)`` the reconstruction made on the way (for logging only).
+        terms: named detached parts of ``loss`` for logging, e.g. ``{"mc": ..., "ei": ...}``.
+        cache: tensors a second optimiser step needs (adversarial methods), e.g. the fakes.
+    """
+
+    loss: Tensor
+    x_hat: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    cache: dict[str, Tensor] = field(default_factory=dict)
+
+
+class ReconstructionLoss(nn.Module):
+    """Base class of every training objective.
+
+    Subclasses implement :meth:`forward`. Self-supervised losses must never read ``x``; only
+    a loss that sets ``needs_ground_truth = True`` is ever given it by the training loop.
+    """
+
+    needs_ground_truth: bool = False
+
+    def forward(
+        self,
+        model: Reconstructor,
+        physics: SingleCoilMRI,
+        y: Tensor,
+        mask: Tensor,
+        x: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> LossOutput:
+        """Training objective on one batch.
+
+        Args:
+            model: the network ``f(y, mask)``.
+            physics: the acquisition (operator, mask law, noise level).
+            y: ``(B, 2, H, W)`` measured k-space, zero off the mask.
+            mask: ``(B, 1, H, W)`` sampling mask of each sample.
+            x: ``(B, 2, H, W)`` ground truth, given only when ``needs_ground_truth``.
+            generator: CPU random generator for every random choice the loss makes
+                (split masks, transforms, fresh operators), seeded per (seed, rank, worker).
+        """
+        raise NotImplementedError
+
+    def reconstruct(
+        self,
+        model: Reconstructor,
+        physics: SingleCoilMRI,
+        y: Tensor,
+        mask: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The method's inference rule; ``f(y, A)`` unless the method says otherwise."""
+        return model(y, mask)
+
+
+class AdversarialLoss(ReconstructionLoss):
+    """A loss with a discriminator trained by its own optimiser, after the generator step.
+
+    Subclasses hold ``self.discriminator`` and implement :meth:`discriminator_loss`, which
+    gets the ``LossOutput`` of the generator step (its ``cache`` holds what it needs).
+    """
+
+    discriminator: nn.Module
+
+    def discriminator_loss(
+        self,
+        physics: SingleCoilMRI,
+        y: Tensor,
+        mask: Tensor,
+        generator_output: LossOutput,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        raise NotImplementedError
+
+
+def mse(a: Tensor, b: Tensor) -> Tensor:
+    """Mean over all elements of ``(a - b)²``."""
+    return torch.mean((a - b) ** 2)
