@@ -1,0 +1,20 @@
+"""Data: image sources, the HDF5 k-space cache and the LightningDataModule."""
+
+from ssmri.data.batch import MRIBatch, collate
+from ssmri.data.brain import BrainTemplateSlices
+from ssmri.data.cache import CacheError
+from ssmri.data.datamodule import MRIDataModule
+from ssmri.data.kspace_dataset import KspaceDataset
+from ssmri.data.phantom import PhantomImages
+from ssmri.data.sources import ImageSource
+
+__all__ = [
+    "BrainTemplateSlices",
+    "CacheError",
+    "ImageSource",
+    "KspaceDataset",
+    "MRIBatch",
+    "MRIDataModule",
+    "PhantomImages",
+    "collate",
+]

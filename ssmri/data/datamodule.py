@@ -1,0 +1,143 @@
+"""LightningDataModule: simulate (or reuse) the k-space cache, then serve typed batches."""
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from ssmri.data.batch import collate
+from ssmri.data.cache import CacheError, check_cache, check_finite, config_hash, write_cache
+from ssmri.data.kspace_dataset import KspaceDataset
+from ssmri.data.sources import SPLITS, ImageSource
+from ssmri.physics.operator import SingleCoilMRI
+
+_SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
+
+
+class MRIDataModule(L.LightningDataModule):
+    """Serves measurements ``y``, masks and (where allowed) ground truth of an image source.
+
+    On first use the images are pushed through the physics (one fresh mask per sample, noise
+    if configured) and stored in an HDF5 cache keyed by the data and physics configuration;
+    later runs with the same configuration reuse it. Training batches carry ground truth only
+    when ``train_ground_truth`` is set, which the training code does for supervised losses alone.
+
+    Args:
+        images: the image source (phantom, brain template, ...).
+        physics: the acquisition that simulates the measurements.
+        image_size: side length; must match the source and the physics.
+        num_train, num_val, num_test: samples per split (``None``: all the source has).
+        batch_size: training batch size; ``eval_batch_size`` for val/test (default the same).
+        num_workers: data-loader worker processes.
+        cache_dir: folder of the measurement caches.
+        seed: seed of the masks and noise of the cache.
+        rebuild_cache: rewrite the cache even if a valid one exists.
+        train_ground_truth: serve ``x`` in training batches (supervised training only).
+    """
+
+    def __init__(
+        self,
+        images: ImageSource,
+        physics: SingleCoilMRI,
+        image_size: int,
+        num_train: int | None = None,
+        num_val: int | None = None,
+        num_test: int | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        cache_dir: str = "~/.cache/ssmri",
+        seed: int = 0,
+        rebuild_cache: bool = False,
+        train_ground_truth: bool = False,
+    ):
+        super().__init__()
+        if images.image_size != image_size or physics.image_size != (image_size, image_size):
+            raise ValueError(
+                f"data.image_size={image_size}, but the images are {images.image_size} and the "
+                f"physics {physics.image_size}; set sizes through data.image_size only"
+            )
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(
+                f"data.batch_size must be >= 1 and data.num_workers >= 0, "
+                f"got {batch_size} and {num_workers}"
+            )
+        self.images = images
+        self.physics = physics
+        self.image_size = image_size
+        self.counts = {"train": num_train, "val": num_val, "test": num_test}
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.seed = seed
+        self.rebuild_cache = rebuild_cache
+        self.train_ground_truth = train_ground_truth
+        self.datasets: dict[str, KspaceDataset] = {}
+
+    def cache_spec(self) -> dict:
+        """Everything the cached measurements depend on."""
+        return {
+            "images": self.images.describe(),
+            "counts": self.counts,
+            "physics": {
+                "sampling": self.physics.sampling,
+                "image_size": list(self.physics.image_size),
+                "acceleration": self.physics.acceleration,
+                "center_fraction": self.physics.mask_generator.center_fraction,
+                "noise_std": self.physics.noise_std,
+            },
+            "seed": self.seed,
+        }
+
+    @property
+    def cache_path(self) -> Path:
+        source = self.images.describe()["source"]
+        return self.cache_dir / f"{source}-{config_hash(self.cache_spec())}.h5"
+
+    def prepare_data(self) -> None:
+        path = self.cache_path
+        if path.exists() and not self.rebuild_cache:
+            check_cache(path, self.cache_spec())
+            return
+        write_cache(path, self.cache_spec(), {split: self.simulate(split) for split in SPLITS})
+
+    def simulate(self, split: str):
+        """``(kspace, mask, target)`` of one split, reproducible from ``seed``."""
+        target = self.images.images(split, self.counts[split])
+        check_finite(target, split)
+        generator = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
+        mask = self.physics.sample_mask(len(target), generator)
+        kspace = self.physics.simulate(target, mask, generator)
+        return kspace, mask, target
+
+    def setup(self, stage: str | None = None) -> None:
+        path = self.cache_path
+        if not path.exists():
+            raise CacheError(f"no measurement cache at {path}; call prepare_data() first")
+        check_cache(path, self.cache_spec())
+        self.datasets = {
+            "train": KspaceDataset(path, "train", with_target=self.train_ground_truth),
+            "val": KspaceDataset(path, "val", with_target=True),
+            "test": KspaceDataset(path, "test", with_target=True),
+        }
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

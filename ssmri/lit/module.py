@@ -1,0 +1,193 @@
+"""The LightningModule: MoDL, the physics and one pluggable loss, trained and evaluated."""
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from ssmri.data.batch import MRIBatch
+from ssmri.losses.base import AdversarialLoss, ReconstructionLoss
+from ssmri.metrics import PerImageQuality, summarise
+from ssmri.physics.operator import SingleCoilMRI
+
+
+class ReconstructionModule(L.LightningModule):
+    """Trains ``model`` with ``loss``; validates and tests with the loss's inference rule.
+
+    Losses with a discriminator (:class:`AdversarialLoss`) switch to manual optimisation:
+    per batch a generator step, then a discriminator step with its own optimiser, each with
+    gradient clipping through ``clip_gradients``.
+
+    Args:
+        model: the network ``f(y, mask)`` (MoDL).
+        loss: the training objective, which also owns the inference rule.
+        physics: the acquisition.
+        optimizer: partial optimiser, called with the model's parameters.
+        discriminator_optimizer: partial optimiser for a discriminator, if the loss has one.
+        scheduler: optional partial learning-rate scheduler of the (generator) optimiser.
+        gradient_clip_val: norm clipping for adversarial (manual) optimisation; for other
+            losses use ``trainer.gradient_clip_val``.
+        seed: seed of the loss's random choices (split masks, transforms, fresh operators).
+        num_samples: test images kept for the sample figure.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: ReconstructionLoss,
+        physics: SingleCoilMRI,
+        optimizer: Callable,
+        discriminator_optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        gradient_clip_val: float | None = None,
+        seed: int = 0,
+        num_samples: int = 4,
+    ):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.physics = physics
+        self.optimizer_factory = optimizer
+        self.discriminator_optimizer_factory = discriminator_optimizer or optimizer
+        self.scheduler_factory = scheduler
+        self.gradient_clip_val = gradient_clip_val
+        self.seed = seed
+        self.num_samples = num_samples
+        self.adversarial = isinstance(loss, AdversarialLoss)
+        self.automatic_optimization = not self.adversarial
+        self.val_quality = PerImageQuality()
+        self.test_quality = PerImageQuality()
+        self.test_results: dict[str, Tensor] = {}
+        self.test_samples: dict[str, Tensor] = {}
+        self._generator: torch.Generator | None = None
+
+    # -- randomness ------------------------------------------------------------------------
+    @property
+    def generator(self) -> torch.Generator:
+        """The loss's CPU random stream, different on every rank."""
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(
+                self.seed * 7919 + 104729 * self.global_rank + 1
+            )
+        return self._generator
+
+    def _eval_generator(self, batch: MRIBatch) -> torch.Generator:
+        # Evaluation randomness (Noise2Inverse splits) depends on the images only, so a
+        # checkpoint evaluates to the same numbers wherever and whenever it is run.
+        return torch.Generator().manual_seed(self.seed * 7919 + int(batch.index[0]))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["loss_generator_state"] = self.generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "loss_generator_state" in checkpoint:
+            self.generator.set_state(checkpoint["loss_generator_state"])
+
+    # -- training --------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.adversarial:
+            if self.trainer.gradient_clip_val:
+                raise ValueError(
+                    "adversarial losses optimise manually and cannot use "
+                    f"trainer.gradient_clip_val={self.trainer.gradient_clip_val}; set "
+                    "trainer.gradient_clip_val=null and module.gradient_clip_val instead"
+                )
+            if self.trainer.accumulate_grad_batches != 1:
+                raise ValueError(
+                    "adversarial losses do not support gradient accumulation "
+                    f"(trainer.accumulate_grad_batches={self.trainer.accumulate_grad_batches}); "
+                    "set it to 1 and raise data.batch_size instead"
+                )
+
+    def training_step(self, batch: MRIBatch, batch_idx: int) -> Tensor | None:
+        target = batch.x if self.loss.needs_ground_truth else None
+        output = self.loss(self.model, self.physics, batch.y, batch.mask, target, self.generator)
+        if not torch.isfinite(output.loss):
+            raise FloatingPointError(
+                f"training loss is {output.loss.item()} at step {self.global_step}; lower "
+                "optimizer.lr or check the data (the last good checkpoint is kept)"
+            )
+        self.log("train/loss", output.loss.detach(), prog_bar=True, batch_size=len(batch))
+        for name, value in output.terms.items():
+            self.log(f"train/{name}", value, batch_size=len(batch))
+        if not self.adversarial:
+            return output.loss
+        self._adversarial_step(batch, output)
+        return None
+
+    def _adversarial_step(self, batch: MRIBatch, output) -> None:
+        generator_optimizer, discriminator_optimizer = self.optimizers()
+        generator_optimizer.zero_grad()
+        self.manual_backward(output.loss)
+        self._clip(generator_optimizer)
+        generator_optimizer.step()
+
+        discriminator_loss = self.loss.discriminator_loss(
+            self.physics, batch.y, batch.mask, output, self.generator
+        )
+        discriminator_optimizer.zero_grad()
+        self.manual_backward(discriminator_loss)
+        self._clip(discriminator_optimizer)
+        discriminator_optimizer.step()
+        self.log("train/discriminator", discriminator_loss.detach(), batch_size=len(batch))
+        scheduler = self.lr_schedulers()
+        if scheduler is not None and self.trainer.is_last_batch:
+            scheduler.step()
+
+    def _clip(self, optimizer) -> None:
+        if self.gradient_clip_val:
+            self.clip_gradients(optimizer, self.gradient_clip_val, "norm")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.model.parameters())
+        optimizers = [optimizer]
+        if self.adversarial:
+            optimizers.append(
+                self.discriminator_optimizer_factory(self.loss.discriminator.parameters())
+            )
+        if self.scheduler_factory is None:
+            return optimizers
+        return optimizers, [{"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}]
+
+    # -- evaluation ------------------------------------------------------------------------
+    def reconstruct(self, batch: MRIBatch) -> Tensor:
+        """The method's inference rule on one batch."""
+        return self.loss.reconstruct(
+            self.model, self.physics, batch.y, batch.mask, self._eval_generator(batch)
+        )
+
+    def _evaluate(self, batch: MRIBatch, quality: PerImageQuality) -> tuple[Tensor, Tensor]:
+        x_hat = self.reconstruct(batch)
+        zero_filled = self.physics.zero_filled(batch.y, batch.mask)
+        quality.update(batch.index, x_hat, zero_filled, batch.x)
+        return x_hat, zero_filled
+
+    def validation_step(self, batch: MRIBatch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_quality)
+
+    def on_validation_epoch_end(self) -> None:
+        summary = summarise(self.val_quality.compute(), "val")
+        self.val_quality.reset()
+        for name in ("val/psnr", "val/ssim", "val/psnr_zero_filled"):
+            self.log(name, summary[name], prog_bar=name == "val/psnr", sync_dist=False)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_samples = {}
+
+    def test_step(self, batch: MRIBatch, batch_idx: int) -> None:
+        x_hat, zero_filled = self._evaluate(batch, self.test_quality)
+        kept = len(self.test_samples.get("x", []))
+        if kept < self.num_samples:
+            take = slice(0, self.num_samples - kept)
+            for name, value in (("x", batch.x), ("zero_filled", zero_filled), ("x_hat", x_hat)):
+                previous = self.test_samples.get(name)
+                value = value[take].detach().float().cpu()
+                self.test_samples[name] = value if previous is None else torch.cat([previous, value])
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = {k: v.cpu() for k, v in self.test_quality.compute().items()}
+        self.test_quality.reset()
+        summary = summarise(self.test_results, "test")
+        for name, value in summary.items():
+            self.log(name, value, sync_dist=False)

@@ -1,0 +1,136 @@
+"""One training job from a composed config: build, fit, test, write the run's outputs."""
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from ssmri.figures import save_samples
+from ssmri.lit.module import ReconstructionModule
+from ssmri.outputs import write_metrics, write_per_image
+
+log = logging.getLogger(__name__)
+
+
+def instantiate(node, **kwargs):
+    """``hydra.utils.instantiate`` that raises our own clear error, not Hydra's wrapper."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, (ValueError, FileNotFoundError, RuntimeError, TypeError)):
+            raise cause from None
+        raise
+
+
+def build(cfg: DictConfig):
+    """Instantiate physics, loss, data, model and the LightningModule from ``cfg``."""
+    physics = instantiate(cfg.physics)
+    loss = instantiate(cfg.loss)
+    datamodule = instantiate(cfg.data, physics=physics, train_ground_truth=loss.needs_ground_truth)
+    model = instantiate(cfg.model)
+    module = instantiate(cfg.module, model=model, loss=loss, physics=physics)
+    return module, datamodule
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    return hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir)
+    )
+
+
+def test_and_report(
+    trainer: L.Trainer, module: ReconstructionModule, datamodule, output_dir: Path,
+    ckpt_path: str | None, extra: dict, title: str,
+) -> dict:
+    """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``."""
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    results = module.test_results
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
+               if key.startswith("test/")}
+    metrics.update(extra)
+    metrics["num_test_images"] = len(results["index"])
+    metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
+    if trainer.is_global_zero:
+        write_per_image(output_dir / "test_per_image.csv", results)
+        save_samples(module.test_samples, output_dir / "samples.png", title=title)
+        write_metrics(output_dir / "metrics.json", metrics)
+    return metrics
+
+
+def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path``: a checkpoint file, ``last`` (this run directory's last.ckpt) or None."""
+    requested = cfg.get("ckpt_path")
+    if requested is None:
+        return None
+    path = output_dir / "checkpoints" / "last.ckpt" if requested == "last" else Path(requested)
+    if not path.expanduser().is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={requested!r}: no checkpoint at {path}; pass an existing .ckpt file, or "
+            f"ckpt_path=last together with hydra.run.dir=<the run directory to resume>"
+        )
+    return str(path.expanduser())
+
+
+def train(cfg: DictConfig, method: str = "run") -> dict:
+    """Fit with ``cfg``, test the best checkpoint, write the outputs; returns the metrics."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    module, datamodule = build(cfg)
+    trainer = build_trainer(cfg, output_dir)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
+    train_seconds = time.perf_counter() - started
+
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    extra = {
+        "loss": method,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "train_seconds": round(train_seconds, 2),
+        "best_checkpoint": best,
+        "seed": cfg.seed,
+    }
+    title = f"{method}, R={module.physics.acceleration:g}"
+    metrics = test_and_report(
+        trainer, module, datamodule, output_dir, best or None, extra, title
+    )
+    log.info(
+        "test PSNR %.3f dB (zero-filled %.3f dB), SSIM %.4f; outputs in %s",
+        metrics.get("test/psnr", float("nan")), metrics.get("test/psnr_zero_filled", float("nan")),
+        metrics.get("test/ssim", float("nan")), output_dir,
+    )
+    return metrics
+
+
+def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
+    """Test the checkpoint ``cfg.ckpt_path`` under ``cfg``'s data and physics."""
+    if not cfg.get("ckpt_path"):
+        raise ValueError("eval needs a checkpoint: pass ckpt_path=<path/to/best.ckpt>")
+    checkpoint_path = Path(cfg.ckpt_path).expanduser()
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"ckpt_path={str(checkpoint_path)!r} does not exist")
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    module, datamodule = build(cfg)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir)
+    )
+    extra = {"loss": method, "checkpoint": str(checkpoint_path), "seed": cfg.seed}
+    title = f"{method} (eval), R={module.physics.acceleration:g}"
+    return test_and_report(trainer, module, datamodule, output_dir, None, extra, title)
