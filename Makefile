@@ -27,8 +27,19 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(ARGS)
 
-test-reference: $(STAMP)
-	$(PY) -m pytest -m reference $(ARGS)
+# DeepInverse needs torchvision, which imports here only with torch 2.14.1 (a multi-GB
+# install from the local disk), so the cross-checks live in their own environment.
+REF_VENV  := .venv-reference
+REF_STAMP := $(REF_VENV)/.installed
+
+$(REF_STAMP): pyproject.toml
+	test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(REF_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'deepinv==0.5.*'
+	touch $(REF_STAMP)
+
+test-reference: $(REF_STAMP)
+	$(REF_VENV)/bin/python -m pytest -m reference tests/reference $(ARGS)
 
 sweep: $(STAMP)
 	$(PY) train.py -m experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair $(ARGS)

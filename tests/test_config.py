@@ -4,10 +4,10 @@ from pathlib import Path
 
 import hydra
 import pytest
+from conftest import FAST, compose_config
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from conftest import FAST, compose_config
 from ssmri.run import build, build_trainer
 
 CONF = Path(__file__).parents[1] / "ssmri" / "conf"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import h5py
 import pytest
+from conftest import FAST, compose_config
 from omegaconf import open_dict
 
-from conftest import FAST, compose_config
 from ssmri.run import build, train
 
 ROOT = Path(__file__).parents[1]

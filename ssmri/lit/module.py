@@ -177,12 +177,14 @@ class ReconstructionModule(L.LightningModule):
 
     def test_step(self, batch: MRIBatch, batch_idx: int) -> None:
         x_hat, zero_filled = self._evaluate(batch, self.test_quality)
-        kept = len(self.test_samples.get("x", []))
-        if kept < self.num_samples:
-            take = slice(0, self.num_samples - kept)
+        # Keep test images spread evenly over the set (e.g. every orientation of the brain).
+        count = len(self.trainer.test_dataloaders.dataset)
+        stride = max(count // max(self.num_samples, 1), 1)
+        take = (batch.index % stride == 0) & (batch.index // stride < self.num_samples)
+        if take.any():
             for name, value in (("x", batch.x), ("zero_filled", zero_filled), ("x_hat", x_hat)):
                 previous = self.test_samples.get(name)
-                value = value[take].detach().float().cpu()
+                value = value[take.to(value.device)].detach().float().cpu()
                 self.test_samples[name] = value if previous is None else torch.cat([previous, value])
 
     def on_test_epoch_end(self) -> None:

@@ -11,7 +11,8 @@ def data_consistency(z: Tensor, y: Tensor, mask: Tensor, lam: Tensor) -> Tensor:
     r"""Closed-form data-consistency step for single-coil Cartesian MRI.
 
     .. math::
-        \arg\min_x \|M F x - y\|^2 + \lambda \|x - z\|^2 = F^H\left[\frac{M y + \lambda F z}{M + \lambda}\right]
+        \arg\min_x \|M F x - y\|^2 + \lambda \|x - z\|^2
+        = F^H\left[\frac{M y + \lambda F z}{M + \lambda}\right]
 
     exact for any mask (including split masks ``M₁ ⊙ M``) because ``FᴴMF`` is diagonal in
     k-space. Computed in float32 outside autocast.

@@ -24,7 +24,8 @@ class _Up(nn.Sequential):
     """Nearest-neighbour x2 upsampling followed by a 3x3 conv, batch norm and ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), *_conv_bn_relu(in_channels, out_channels))
+        upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        super().__init__(upsample, *_conv_bn_relu(in_channels, out_channels))
 
 
 class UNet(nn.Module):
