@@ -1,8 +1,17 @@
 """Console entry points (``ssmri-train``, ``ssmri-eval``, ``train.py``, ``eval.py``)."""
 
+import logging
+import traceback
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
+
+from ssmri.outputs import write_metrics
+
+log = logging.getLogger(__name__)
 
 
 def _method() -> str:
@@ -19,12 +28,26 @@ def _close_wandb() -> None:
         wandb.finish()
 
 
+def _record_failure(cfg: DictConfig, error: BaseException) -> None:
+    """In a sweep, a failed job leaves ``failed.json`` and the other jobs go on."""
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    failure = {"loss": _method(), "seed": cfg.get("seed"), "error": "".join(
+        traceback.format_exception(type(error), error, error.__traceback__))}
+    write_metrics(output_dir / "failed.json", failure)
+    log.error("job %s failed (%s); the sweep goes on", output_dir.name, error)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
     from ssmri.run import train
 
     try:
         metrics = train(cfg, method=_method())
+    except Exception as error:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        _record_failure(cfg, error)
+        return None
     finally:
         _close_wandb()
     return metrics.get(cfg.get("optimized_metric", "test/psnr"))

@@ -40,3 +40,12 @@ def read_per_image(path: Path) -> dict[str, list[float]]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     return {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """``torch.save`` under a temporary name, then rename."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(tensors, temporary)
+    os.replace(temporary, path)
+    return path

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssmri.figures import save_samples
 from ssmri.lit.module import ReconstructionModule
-from ssmri.outputs import write_metrics, write_per_image
+from ssmri.outputs import save_tensors, write_metrics, write_per_image
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def test_and_report(
     if trainer.is_global_zero:
         write_per_image(output_dir / "test_per_image.csv", results)
         save_samples(module.test_samples, output_dir / "samples.png", title=title)
+        save_tensors(output_dir / "samples.pt", module.test_samples)
         write_metrics(output_dir / "metrics.json", metrics)
     return metrics
 

@@ -182,7 +182,8 @@ class ReconstructionModule(L.LightningModule):
         stride = max(count // max(self.num_samples, 1), 1)
         take = (batch.index % stride == 0) & (batch.index // stride < self.num_samples)
         if take.any():
-            for name, value in (("x", batch.x), ("zero_filled", zero_filled), ("x_hat", x_hat)):
+            pairs = (("x", batch.x), ("zero_filled", zero_filled), ("x_hat", x_hat), ("index", batch.index))
+            for name, value in pairs:
                 previous = self.test_samples.get(name)
                 value = value[take.to(value.device)].detach().float().cpu()
                 self.test_samples[name] = value if previous is None else torch.cat([previous, value])

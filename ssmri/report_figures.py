@@ -1,0 +1,91 @@
+"""Figures of a sweep: validation curves and the same test images for every method."""
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ssmri.metrics import psnr  # noqa: E402
+from ssmri.physics.fft import magnitude  # noqa: E402
+
+
+def _save(figure, path: Path) -> None:
+    temporary = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    temporary.replace(path)
+
+
+def validation_curve(run_dir: Path) -> tuple[list[int], list[float]]:
+    """``(epochs, val/psnr)`` from a run's CSV log; empty if it has none."""
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.is_file():
+        return [], []
+    epochs, values = [], []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("val/psnr"):
+                epochs.append(int(float(row["epoch"])) + 1)
+                values.append(float(row["val/psnr"]))
+    return epochs, values
+
+
+def save_curves(jobs, path: Path) -> None:
+    """Validation PSNR against epoch, one line per method (mean over seeds)."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    by_method: dict[str, list] = {}
+    for job in jobs:
+        epochs, values = validation_curve(job.path)
+        if epochs:
+            by_method.setdefault(job.method, []).append((epochs, values))
+    for method, curves in sorted(by_method.items()):
+        length = min(len(c[0]) for c in curves)
+        mean = [sum(c[1][i] for c in curves) / len(curves) for i in range(length)]
+        axis.plot(curves[0][0][:length], mean, marker="o", markersize=3, label=method)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("validation PSNR (dB)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, ncol=2)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def save_sweep_samples(jobs, path: Path, images: int = 2) -> None:
+    """Ground truth, zero-filled and each method's reconstruction and error of the same images."""
+    runs = {}
+    for job in sorted(jobs, key=lambda j: (-j.metrics["test/psnr"], j.seed or 0)):
+        file = job.path / "samples.pt"
+        if job.method not in runs and file.is_file():
+            runs[job.method] = torch.load(file, weights_only=True)
+    if not runs:
+        return
+    first = next(iter(runs.values()))
+    count = min(images, len(first["x"]))
+    columns = 2 + len(runs)
+    figure, axes = plt.subplots(2 * count, columns, figsize=(1.9 * columns, 3.9 * count), squeeze=False)
+    truth = magnitude(first["x"][:count])
+    errors = {m: (magnitude(r["x_hat"][:count]) - truth).abs() for m, r in runs.items()}
+    errors["zero-filled"] = (magnitude(first["zero_filled"][:count]) - truth).abs()
+    scale = max(float(e.max()) for e in errors.values())
+    for i in range(count):
+        image_row, error_row = axes[2 * i], axes[2 * i + 1]
+        panels = [("ground truth", truth[i], None), ("zero-filled", magnitude(first["zero_filled"][i]),
+                                                     errors["zero-filled"][i])]
+        for method, run in runs.items():
+            value = psnr(run["x_hat"][i : i + 1], run["x"][i : i + 1]).item()
+            panels.append((f"{method}\n{value:.2f} dB", magnitude(run["x_hat"][i]), errors[method][i]))
+        for column, (label, image, error) in enumerate(panels):
+            image_row[column].imshow(image[0], cmap="gray", vmin=0, vmax=1)
+            image_row[column].set_title(label, fontsize=7)
+            if error is not None:
+                error_row[column].imshow(error[0], cmap="magma", vmin=0, vmax=scale)
+        for axis in (*image_row, *error_row):
+            axis.axis("off")
+    figure.suptitle(f"same test images for every method; error maps share one scale (max {scale:.2f})",
+                    fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
