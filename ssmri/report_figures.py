@@ -49,7 +49,8 @@ def save_curves(jobs, path: Path) -> None:
     axis.set_xlabel("epoch")
     axis.set_ylabel("validation PSNR (dB)")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, ncol=2)
+    if by_method:
+        axis.legend(fontsize=8, ncol=2)
     figure.tight_layout()
     _save(figure, path)
 

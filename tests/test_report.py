@@ -1,0 +1,88 @@
+"""The sweep report: table rows and columns, failed jobs, recomputation from per-image CSVs."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from ssmri.outputs import write_metrics, write_per_image
+from ssmri.report import paired_sign_flip_test, write_results
+
+ROOT = Path(__file__).parents[1]
+
+
+def fake_job(sweep: Path, name: str, method: str, seed: int, psnr: list[float], zf: float = 20.0):
+    job = sweep / name
+    job.mkdir(parents=True)
+    values = torch.tensor(psnr)
+    write_per_image(job / "test_per_image.csv", {
+        "index": torch.arange(len(psnr)), "psnr": values, "ssim": values / 40,
+        "psnr_zero_filled": torch.full_like(values, zf), "ssim_zero_filled": torch.full_like(values, 0.5),
+    })
+    write_metrics(job / "metrics.json", {
+        "loss": method, "seed": seed, "test/psnr": float(values.mean()), "test/psnr_zero_filled": zf,
+        "train_seconds": 10.0, "num_params": 123, "epochs": 3,
+    })
+
+
+def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
+    fake_job(tmp_path, "0-sup-s0", "sup", 0, [30.0, 32.0, 31.0, 33.0])
+    fake_job(tmp_path, "1-ei-s0", "ei", 0, [28.0, 29.0, 30.0, 29.0])
+    fake_job(tmp_path, "2-ei-s1", "ei", 1, [29.0, 30.0, 31.0, 30.0])
+    fake_job(tmp_path, "3-mc-s0", "mc", 0, [20.0, 20.5, 19.5, 20.0])
+    failed = tmp_path / "4-vortex-s0"
+    failed.mkdir()
+    write_metrics(failed / "failed.json", {"loss": "vortex", "seed": 0, "error": "Traceback\nValueError: boom"})
+    rows = write_results(tmp_path)
+    assert [r["method"] for r in rows] == ["sup", "ei", "mc", "vortex"]
+    ei = rows[1]
+    per_image = [28.5, 29.5, 30.5, 29.5]  # mean over the two seeds, image by image
+    assert abs(ei["psnr"] - statistics.fmean(per_image)) < 1e-9
+    assert abs(ei["psnr_std"] - statistics.stdev(per_image)) < 1e-9
+    assert abs(ei["psnr_seed_spread"] - statistics.stdev([29.0, 30.0])) < 1e-9
+    assert abs(ei["gap_to_sup"] - (statistics.fmean(per_image) - 31.5)) < 1e-9
+    assert ei["seeds"] == 2 and "p_vs_best_ssl" not in ei  # ei is the best self-supervised
+    assert rows[2]["p_vs_best_ssl"] < 0.2
+    assert rows[3]["failed"] == 1 and "ValueError: boom" in rows[3]["error"]
+    table = (tmp_path / "results.md").read_text()
+    assert "| vortex | failed: ValueError: boom" in table
+    header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[:8] == ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled",
+                          "gap_to_sup", "p_vs_best_ssl"]
+    assert (tmp_path / "curves.png").is_file()
+
+
+def test_paired_test_separates_real_from_noise_differences():
+    generator = torch.Generator().manual_seed(0)
+    base = (torch.randn(40, generator=generator) * 2 + 30).tolist()
+    shifted = [v + 0.5 + 0.1 * float(torch.randn(1, generator=generator)) for v in base]
+    noise = [v + float(torch.randn(1, generator=generator)) for v in base]
+    assert paired_sign_flip_test(shifted, base) < 0.001
+    assert paired_sign_flip_test(noise, base) > 0.01
+    assert paired_sign_flip_test(base, base) == 1.0
+
+
+def test_multirun_builds_the_table_and_survives_a_failing_job(tmp_path):
+    env = {**os.environ, "SSMRI_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "disabled",
+           "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable, str(ROOT / "train.py"), "-m", "loss=sup,mc", "physics.acceleration=4,64",
+        "data=phantom", "data.image_size=32", "data.num_train=4", "data.num_val=2",
+        "data.num_test=3", "data.batch_size=2", "trainer.max_epochs=1", "logger=csv",
+        "model.denoiser.base_features=4", "model.denoiser.scales=2",
+    ]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0-sup-s0", "1-sup-s0", "2-mc-s0", "3-mc-s0"]
+    assert sum((sweep / j / "failed.json").is_file() for j in jobs) == 2
+    assert "acceleration must lie in" in json.loads((sweep / "1-sup-s0" / "failed.json").read_text())["error"]
+    table = (sweep / "results.md").read_text()
+    assert "(+1 failed)" in table and table.count("\n| ") == 3
+    for name in ("results.csv", "samples.png", "curves.png"):
+        assert (sweep / name).is_file(), name
