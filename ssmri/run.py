@@ -63,7 +63,22 @@ def test_and_report(
         save_samples(module.test_samples, output_dir / "samples.png", title=title)
         save_tensors(output_dir / "samples.pt", module.test_samples)
         write_metrics(output_dir / "metrics.json", metrics)
+        publish_to_wandb(trainer, output_dir, metrics)
     return metrics
+
+
+def publish_to_wandb(trainer: L.Trainer, output_dir: Path, metrics: dict) -> None:
+    """Sample figure, per-image table and final metrics into each wandb run's summary."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ != "WandbLogger":
+            continue
+        logger.log_image(key="test/samples", images=[str(output_dir / "samples.png")])
+        rows = (output_dir / "test_per_image.csv").read_text().splitlines()
+        logger.log_table(
+            key="test/per_image", columns=rows[0].split(","),
+            data=[[float(v) for v in row.split(",")] for row in rows[1:]],
+        )
+        logger.experiment.summary.update(metrics)
 
 
 def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:

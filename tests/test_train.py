@@ -11,7 +11,7 @@ import pytest
 from conftest import FAST, compose_config
 from omegaconf import open_dict
 
-from ssmri.run import build, train
+from ssmri.run import build, evaluate, train
 
 ROOT = Path(__file__).parents[1]
 
@@ -104,3 +104,37 @@ def test_corrupt_cache_stops_the_run_before_training(tmp_path):
         cfg.data.rebuild_cache = True
         cfg.trainer.fast_dev_run = True
     assert train(cfg)["num_test_images"] == 4
+
+
+def test_eval_of_a_checkpoint_reproduces_the_test_psnr(tmp_path):
+    cfg = compose_config(tmp_path / "a", [*FAST, "trainer.max_epochs=2"])
+    trained = train(cfg, method="sup")
+    overrides = [o for o in FAST if not o.startswith("logger")]
+    again = compose_config(tmp_path / "b", [*overrides, f"ckpt_path={trained['best_checkpoint']}"],
+                           config_name="eval")
+    evaluated = evaluate(again, method="sup")
+    assert abs(evaluated["test/psnr"] - trained["test/psnr"]) < 1e-4
+    assert abs(evaluated["test/ssim"] - trained["test/ssim"]) < 1e-6
+    assert (tmp_path / "b" / "run" / "metrics.json").is_file()
+
+
+def test_wandb_offline_run_holds_the_final_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_config(tmp_path, [*[o for o in FAST if o != "logger=none"], "logger=wandb",
+                                    "trainer.max_epochs=1"])
+    try:
+        metrics = train(cfg, method="sup")
+    finally:
+        import wandb
+
+        wandb.finish()
+    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    (records,) = run_dir.glob("run-*.wandb")
+    # An offline run keeps its records (protobuf, uncompressed) in run-<id>.wandb until
+    # `wandb sync`; the summary-only keys and their values must be among them.
+    data = records.read_bytes()
+    for key in ("train_seconds", "num_test_images", "test/psnr_zero_filled"):
+        assert key.encode() in data, key
+    assert repr(metrics["train_seconds"]).encode() in data
+    assert list((run_dir / "files" / "media" / "images").rglob("*.png"))
