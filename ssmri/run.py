@@ -111,6 +111,8 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
 
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None else ""
+    if cfg.get("test_checkpoint", "best") == "last":
+        best = ""  # test the weights as training left them
     extra = {
         "loss": method,
         "epochs": trainer.current_epoch,

@@ -5,6 +5,7 @@ from pathlib import Path
 import hydra
 import pytest
 from conftest import FAST, compose_config
+from test_fastmri import write_fastmri_volume, write_slice_tensor
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -31,6 +32,13 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
     overrides = [o for o in FAST if not o.startswith(f"{group}=")]
     if group == "logger":
         overrides = [o for o in overrides if not o.startswith("logger=")]
+    if option == "fastmri_knee_simple":
+        write_slice_tensor(tmp_path / "knee.pt", count=30, size=40)
+        overrides.append(f"data.images.path={tmp_path / 'knee.pt'}")
+    if option == "fastmri_h5":
+        for i in range(5):
+            write_fastmri_volume(tmp_path / f"file{i}.h5", slices=4, seed=i)
+        overrides.append(f"data.images.root={tmp_path}")
     cfg = compose_config(tmp_path, [*overrides, f"{group}={option}"])
     OmegaConf.resolve(cfg)
     module, datamodule = build(cfg)

@@ -4,6 +4,7 @@ from ssmri.data.batch import MRIBatch, collate
 from ssmri.data.brain import BrainTemplateSlices
 from ssmri.data.cache import CacheError
 from ssmri.data.datamodule import MRIDataModule
+from ssmri.data.fastmri import FastMRISingleCoilFiles, FastMRISliceTensor
 from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.phantom import PhantomImages
 from ssmri.data.sources import ImageSource
@@ -11,6 +12,8 @@ from ssmri.data.sources import ImageSource
 __all__ = [
     "BrainTemplateSlices",
     "CacheError",
+    "FastMRISingleCoilFiles",
+    "FastMRISliceTensor",
     "ImageSource",
     "KspaceDataset",
     "MRIBatch",

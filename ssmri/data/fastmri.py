@@ -1,0 +1,221 @@
+"""fastMRI data from files a user already has: never downloaded, validated on entry.
+
+- :class:`FastMRISliceTensor` reads the tutorial's file: a torch tensor ``(N, H, W)`` of
+  magnitude slices normalised per slice (DeepInverse's ``SimpleFastMRISliceDataset`` format).
+- :class:`FastMRISingleCoilFiles` reads raw fastMRI single-coil HDF5 volumes (``kspace``,
+  ``reconstruction_esc``/``reconstruction_rss``; ``ismrmrd_header`` ignored).
+"""
+
+from pathlib import Path
+
+import h5py
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ssmri.data.sources import (
+    ImageSource,
+    check_image_size,
+    magnitude_to_complex,
+    normalise_magnitude,
+)
+from ssmri.physics.fft import ifft2c
+
+
+def _existing(path, what: str) -> Path:
+    path = Path(str(path)).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; set data.images.path to it")
+    return path
+
+
+def resize(images: Tensor, size: int) -> Tensor:
+    """``(N, C, H, W)`` -> ``(N, C, size, size)``, antialiased bilinear (torchvision's Resize)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def protocol_split(count: int, train_fraction: float, max_test: int | None, num_val: int) -> dict:
+    """Tutorial split: first ``train_fraction`` train, the rest test (at most ``max_test``).
+
+    ``num_val`` slices are taken from the end of the training part for checkpoint selection;
+    with ``num_val=0`` the validation split is the test split, as in the tutorial (which
+    evaluates on its test set every epoch; select the last checkpoint then, not the best).
+    """
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
+    boundary = int(train_fraction * count)
+    test = list(range(boundary, count))[: max_test or None]
+    train = list(range(boundary))
+    if num_val >= len(train):
+        raise ValueError(f"num_val={num_val} leaves no training slices out of {len(train)}")
+    val = train[len(train) - num_val :] if num_val else test
+    return {"train": train[: len(train) - num_val], "val": val, "test": test}
+
+
+class FastMRISliceTensor(ImageSource):
+    """The tutorial's fastMRI knee subset: a ``.pt`` tensor of magnitude slices.
+
+    Args:
+        path: the file (e.g. the tutorial's 973-slice knee file), loaded with ``weights_only=True``.
+        image_size: slices are resized to this (128 in the tutorial).
+        train_fraction: leading fraction used for training (0.8).
+        max_test: at most this many test slices (50).
+        num_val: validation slices from the end of the training part (0: validate on test).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        image_size: int = 128,
+        train_fraction: float = 0.8,
+        max_test: int | None = 50,
+        num_val: int = 0,
+    ):
+        self.path = _existing(path, "fastMRI slice file")
+        self.image_size = check_image_size(image_size, smallest=8, largest=1024)
+        self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+        self._slices: Tensor | None = None
+
+    def describe(self) -> dict:
+        return {
+            "source": "fastmri_knee_simple",
+            "file": str(self.path),
+            "bytes": self.path.stat().st_size,
+            "image_size": self.image_size,
+            "train_fraction": self.train_fraction,
+            "max_test": self.max_test,
+            "num_val": self.num_val,
+        }
+
+    def slices(self) -> Tensor:
+        if self._slices is None:
+            try:
+                data = torch.load(self.path, map_location="cpu", weights_only=True)
+            except Exception as error:
+                raise ValueError(f"cannot read {self.path} as a torch tensor file: {error}") from error
+            if (
+                not isinstance(data, Tensor)
+                or data.dim() not in (3, 4)
+                or (data.dim() == 4 and data.shape[1] != 1)
+            ):
+                shape = tuple(data.shape) if isinstance(data, Tensor) else type(data).__name__
+                raise ValueError(
+                    f"{self.path} holds {shape}; expected a tensor (N, H, W) of magnitude slices"
+                )
+            self._slices = data.reshape(len(data), 1, *data.shape[-2:]).float()
+        return self._slices
+
+    def images(self, split: str, count: int | None) -> Tensor:
+        self._check_split(split)
+        slices = self.slices()
+        chosen = protocol_split(len(slices), self.train_fraction, self.max_test, self.num_val)[split]
+        if count is not None:
+            if count > len(chosen):
+                raise ValueError(
+                    f"data.num_{split}={count} but the file gives only {len(chosen)} {split} slices"
+                )
+            chosen = chosen[:count]
+        return magnitude_to_complex(resize(slices[chosen], self.image_size)[:, 0])
+
+
+class FastMRISingleCoilFiles(ImageSource):
+    """Raw fastMRI single-coil volumes (``*.h5``) from a user directory, split by volume.
+
+    Ground truth per slice is ``target``: ``reconstruction_esc`` or ``reconstruction_rss``
+    (magnitude), or ``kspace`` (the complex image ``F⁻¹ kspace``, for files without
+    reconstructions); centre-cropped to ``crop_size`` and resized to ``image_size``.
+
+    Args:
+        root: folder of ``.h5`` files (sorted by name; the first ``train_fraction`` of the
+            volumes train, the rest test, so no volume is in two splits).
+        image_size: output side length.
+        target: which dataset holds the ground truth.
+        crop_size: centre crop before resizing (320 for fastMRI knee).
+        train_fraction, max_test, num_val: as in :func:`protocol_split`, over slices.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 128,
+        target: str = "reconstruction_esc",
+        crop_size: int = 320,
+        train_fraction: float = 0.8,
+        max_test: int | None = 50,
+        num_val: int = 0,
+    ):
+        self.root = _existing(root, "fastMRI folder")
+        if target not in ("reconstruction_esc", "reconstruction_rss", "kspace"):
+            raise ValueError(
+                f"target must be reconstruction_esc, reconstruction_rss or kspace, got {target!r}"
+            )
+        self.files = sorted(self.root.glob("*.h5"))
+        if not self.files:
+            raise FileNotFoundError(f"no .h5 files in {self.root}; point data.images.root at fastMRI volumes")
+        self.image_size = check_image_size(image_size, smallest=8, largest=1024)
+        self.target, self.crop_size = target, crop_size
+        self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+
+    def describe(self) -> dict:
+        return {
+            "source": "fastmri_h5",
+            "root": str(self.root),
+            "files": [f.name for f in self.files],
+            "bytes": sum(f.stat().st_size for f in self.files),
+            "target": self.target,
+            "crop_size": self.crop_size,
+            "image_size": self.image_size,
+            "train_fraction": self.train_fraction,
+            "max_test": self.max_test,
+            "num_val": self.num_val,
+        }
+
+    def _volume(self, path: Path) -> Tensor:
+        """``(S, 2, image_size, image_size)`` complex slices of one volume."""
+        with h5py.File(path, "r") as file:
+            if self.target not in file:
+                raise ValueError(
+                    f"{path} has no {self.target!r} dataset (has {sorted(file)}); set data.images.target"
+                )
+            data = torch.from_numpy(file[self.target][()])
+        if self.target == "kspace":
+            kspace = torch.stack((data.real, data.imag), dim=1).float()
+            images = ifft2c(kspace)
+        else:
+            images = torch.stack((data.float(), torch.zeros_like(data, dtype=torch.float32)), dim=1)
+        height, width = images.shape[-2:]
+        crop = min(self.crop_size, height, width)
+        top, left = (height - crop) // 2, (width - crop) // 2
+        images = images[..., top : top + crop, left : left + crop]
+        return normalise_magnitude(resize(images, self.image_size))
+
+    def images(self, split: str, count: int | None) -> Tensor:
+        self._check_split(split)
+        boundary = int(self.train_fraction * len(self.files))
+        if not 0 < boundary < len(self.files):
+            raise ValueError(
+                f"{len(self.files)} volumes cannot be split {self.train_fraction:g}/"
+                f"{1 - self.train_fraction:g}; add volumes or change train_fraction"
+            )
+        train_volumes = torch.cat([self._volume(f) for f in self.files[:boundary]])
+        test = torch.cat([self._volume(f) for f in self.files[boundary:]])[: self.max_test or None]
+        if self.num_val >= len(train_volumes):
+            raise ValueError(f"num_val={self.num_val} leaves no training slices")
+        cut = len(train_volumes) - self.num_val
+        chosen = {
+            "train": train_volumes[:cut],
+            "val": train_volumes[cut:] if self.num_val else test,
+            "test": test,
+        }[split]
+        if count is not None:
+            if count > len(chosen):
+                raise ValueError(
+                    f"data.num_{split}={count} but the files give only {len(chosen)} {split} slices"
+                )
+            chosen = chosen[:count]
+        return chosen
+
+
+__all__ = ["FastMRISingleCoilFiles", "FastMRISliceTensor"]

@@ -1,0 +1,73 @@
+"""Real-data loaders on small files the tests write in both fastMRI formats."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from ssmri.data import FastMRISingleCoilFiles, FastMRISliceTensor
+from ssmri.physics.fft import fft2c
+
+
+def write_slice_tensor(path, count=20, size=64):
+    generator = torch.Generator().manual_seed(0)
+    slices = torch.rand(count, size, size, generator=generator)
+    slices = slices / slices.amax(dim=(1, 2), keepdim=True)
+    torch.save(slices, path)
+    return slices
+
+
+def write_fastmri_volume(path, slices=4, height=40, width=36, seed=0):
+    """A fastMRI-layout single-coil file: complex kspace (S, H, W) and a 32x32 reconstruction."""
+    rng = np.random.default_rng(seed)
+    image = rng.random((slices, height, width)).astype(np.float32)
+    kspace = fft2c(torch.stack((torch.from_numpy(image), torch.zeros(slices, height, width)), dim=1))
+    with h5py.File(path, "w") as file:
+        file["kspace"] = (kspace[:, 0] + 1j * kspace[:, 1]).numpy().astype(np.complex64)
+        file["reconstruction_esc"] = image[:, 4:36, 2:34]
+        file["ismrmrd_header"] = np.bytes_(b"<ismrmrdHeader/>")
+    return image
+
+
+def test_slice_tensor_follows_the_tutorial_split(tmp_path):
+    slices = write_slice_tensor(tmp_path / "knee.pt")
+    source = FastMRISliceTensor(str(tmp_path / "knee.pt"), image_size=32, max_test=3)
+    train, test, val = source.images("train", None), source.images("test", None), source.images("val", None)
+    assert train.shape == (16, 2, 32, 32) and test.shape == (3, 2, 32, 32)
+    assert torch.equal(val, test)  # the tutorial evaluates on its test split
+    assert torch.allclose(train[:, 0].amax(dim=(1, 2)), torch.ones(16)) and train[:, 1].abs().max() == 0
+    same_size = FastMRISliceTensor(str(tmp_path / "knee.pt"), image_size=64, max_test=50)
+    torch.testing.assert_close(same_size.images("test", None)[:, 0], slices[16:])
+    held_out = FastMRISliceTensor(str(tmp_path / "knee.pt"), image_size=32, num_val=2)
+    assert held_out.images("train", None).shape[0] == 14 and held_out.images("val", None).shape[0] == 2
+
+
+def test_slice_tensor_bad_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        FastMRISliceTensor(str(tmp_path / "missing.pt"))
+    torch.save({"not": "a tensor"}, tmp_path / "dict.pt")
+    with pytest.raises(ValueError, match=r"expected a tensor \(N, H, W\)"):
+        FastMRISliceTensor(str(tmp_path / "dict.pt")).images("train", None)
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(ValueError, match="cannot read"):
+        FastMRISliceTensor(str(tmp_path / "junk.pt")).images("train", None)
+
+
+def test_fastmri_h5_volumes_split_by_volume(tmp_path):
+    images = [write_fastmri_volume(tmp_path / f"file{i}.h5", seed=i) for i in range(5)]
+    source = FastMRISingleCoilFiles(str(tmp_path), image_size=32, crop_size=32)
+    train, test = source.images("train", None), source.images("test", None)
+    assert train.shape == (16, 2, 32, 32) and test.shape == (4, 2, 32, 32)
+    expected = torch.from_numpy(images[4][:, 4:36, 2:34])
+    torch.testing.assert_close(test[:, 0], expected / expected.amax(dim=(1, 2), keepdim=True))
+    from_kspace = FastMRISingleCoilFiles(str(tmp_path), image_size=32, target="kspace", crop_size=32)
+    torch.testing.assert_close(from_kspace.images("test", None), test, atol=1e-5, rtol=1e-5)
+
+
+def test_fastmri_h5_bad_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .h5 files"):
+        FastMRISingleCoilFiles(str(tmp_path))
+    write_fastmri_volume(tmp_path / "a.h5")
+    write_fastmri_volume(tmp_path / "b.h5")
+    with pytest.raises(ValueError, match="no 'reconstruction_rss' dataset"):
+        FastMRISingleCoilFiles(str(tmp_path), target="reconstruction_rss").images("test", None)
