@@ -1,5 +1,7 @@
 """Training objectives: one interface, one file per method family (plain torch)."""
 
+from ssmri.losses.adversarial import UAIRLoss, UnsupervisedAdversarialLoss
+from ssmri.losses.augmentation import VORTEXLoss
 from ssmri.losses.base import AdversarialLoss, LossOutput, ReconstructionLoss, mse
 from ssmri.losses.consistency import MCLoss, SupervisedLoss, measurement_consistency
 
@@ -9,6 +11,9 @@ __all__ = [
     "MCLoss",
     "ReconstructionLoss",
     "SupervisedLoss",
+    "UAIRLoss",
+    "UnsupervisedAdversarialLoss",
+    "VORTEXLoss",
     "measurement_consistency",
     "mse",
 ]

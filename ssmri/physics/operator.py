@@ -67,9 +67,8 @@ class SingleCoilMRI(nn.Module):
         """Noisy measurements ``A x + M ⊙ ε``."""
         kspace = self.A(x, mask)
         if self.noise_std > 0:
-            noise = torch.randn(
-                kspace.shape, generator=generator, dtype=kspace.dtype, device=kspace.device
-            )
+            # Drawn on the CPU from the CPU generator, then moved: the same numbers on any device.
+            noise = torch.randn(kspace.shape, generator=generator, dtype=kspace.dtype).to(kspace.device)
             kspace = kspace + mask * self.noise_std * noise
         return kspace
 
