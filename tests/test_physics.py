@@ -47,3 +47,27 @@ def test_zero_filled_is_the_adjoint(generator):
     mask = physics.sample_mask(1, generator)
     y = physics.A(torch.randn(1, 2, 16, 16), mask)
     torch.testing.assert_close(physics.zero_filled(y, mask), physics.A_adjoint(y, mask))
+
+
+def test_ffts_and_dc_run_in_float32_under_bf16_autocast(monkeypatch, generator):
+    from ssmri.models import MoDL, UNet
+
+    seen = []
+    for name in ("fft2", "ifft2"):
+        original = getattr(torch.fft, name)
+
+        def spy(z, *args, _original=original, **kwargs):
+            seen.append(z.dtype)
+            return _original(z, *args, **kwargs)
+
+        monkeypatch.setattr(torch.fft, name, spy)
+    physics = SingleCoilMRI(16, 4)
+    mask = physics.sample_mask(2, generator)
+    y = physics.A(torch.randn(2, 2, 16, 16), mask)
+    model = MoDL(UNet(base_features=4, scales=2), num_iter=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x_hat = model(y, mask)
+        loss = (physics.A(x_hat, mask) - y).pow(2).mean()
+    loss.backward()
+    assert seen and set(seen) == {torch.complex64}, set(seen)
+    assert x_hat.dtype == torch.float32 and torch.isfinite(loss)
