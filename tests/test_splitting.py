@@ -1,0 +1,100 @@
+"""SSDU, Noise2Inverse and Weighted-SSDU: split masks, weights, inference rule, loss contract."""
+
+import pytest
+import torch
+
+from losses_common import check_loss_contract, small_problem, tiny_model
+from ssmri.losses.splitting import Noise2InverseLoss, SSDULoss, WeightedSSDULoss
+from ssmri.physics import GaussianMaskGenerator, SingleCoilMRI
+from ssmri.physics.splitting import BernoulliSplitter, GaussianSplitter, MultiplicativeSplitter
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [SSDULoss(), SSDULoss(BernoulliSplitter()), Noise2InverseLoss(num_splits=3), WeightedSSDULoss()],
+    ids=["ssdu", "ssdu_bernoulli", "noise2inverse", "weighted_ssdu"],
+)
+def test_loss_contract(loss):
+    check_loss_contract(loss)
+
+
+@pytest.mark.parametrize("splitter", [GaussianSplitter(), BernoulliSplitter(), GaussianSplitter(0.4)])
+def test_split_masks_are_disjoint_inside_and_of_the_right_size(splitter):
+    physics = SingleCoilMRI(64, 4)
+    mask = physics.sample_mask(6, torch.Generator().manual_seed(0))
+    input_mask = splitter.split(mask, torch.Generator().manual_seed(1))
+    held_out = mask - input_mask
+    assert set(input_mask.unique().tolist()) <= {0.0, 1.0} and (held_out >= 0).all()
+    assert ((input_mask * held_out) == 0).all()  # disjoint, and M1 inside M since M2 >= 0
+    acquired = mask.sum(dim=(1, 2, 3))
+    assert torch.equal(input_mask.sum(dim=(1, 2, 3)), torch.round(splitter.split_ratio * acquired))
+    assert not torch.equal(input_mask[0], input_mask[1])  # one split per sample
+
+
+def test_gaussian_split_keeps_the_centre_block():
+    mask = torch.ones(3, 1, 32, 32)
+    splitter = GaussianSplitter(split_ratio=0.2, center_block=(8, 8))
+    for seed in range(5):
+        input_mask = splitter.split(mask, torch.Generator().manual_seed(seed))
+        assert input_mask[:, :, 12:20, 12:20].all()
+    # and favours the centre of k-space over the edges
+    frequency = torch.stack([splitter.split(mask, torch.Generator().manual_seed(s)) for s in range(20)]).mean(0)
+    assert frequency[..., 10:22, 10:22].mean() > 2 * frequency[..., :4, :].mean()
+
+
+def test_multiplicative_split_is_cartesian_inside_the_mask():
+    physics = SingleCoilMRI(64, 4)
+    mask = physics.sample_mask(4, torch.Generator().manual_seed(0))
+    input_mask = MultiplicativeSplitter().split(mask, torch.Generator().manual_seed(1))
+    assert (input_mask <= mask).all() and (input_mask == input_mask[:, :, :1, :]).all()
+
+
+def test_weighted_ssdu_weight_matches_monte_carlo_k():
+    physics = SingleCoilMRI(64, 4)
+    loss = WeightedSSDULoss()
+    exact_k = loss.column_k(physics, 64, 64)
+    draws, generator = 40000, torch.Generator().manual_seed(0)
+    measured = physics.mask_generator.sample_columns(draws, generator).double()
+    second = GaussianMaskGenerator(64, 2).sample_columns(draws, generator).double()
+    # K = E[1 - M] / E[1 - M~ M] per column (M and M~ independent).
+    k = (1 - measured).mean(0) / (1 - second * measured).mean(0).clamp_min(1e-12)
+    assert (k - exact_k).abs().max() < 0.01, (k - exact_k).abs().max()
+    weight = loss.column_weight(physics, 64, 64)
+    torch.testing.assert_close(weight, (1 - exact_k).rsqrt())
+    centre = physics.mask_generator.column_probability() == 1
+    assert torch.allclose(weight[centre], torch.ones(int(centre.sum()), dtype=torch.float64))
+    # The reference's estimate from 2000 masks lands near the exact weights.
+    estimated = WeightedSSDULoss(estimate_with=2000).column_k(physics, 64, 64)
+    assert (estimated - exact_k).abs().max() < 0.05
+
+
+def test_noise2inverse_with_one_replayed_split_is_one_forward_pass():
+    physics, _, y, mask = small_problem()
+    model = tiny_model().eval()
+    loss = Noise2InverseLoss(num_splits=1)
+    with torch.no_grad():
+        averaged = loss.reconstruct(model, physics, y, mask, torch.Generator().manual_seed(7))
+        input_mask = loss.splitter.split(mask, torch.Generator().manual_seed(7))
+        single = model(input_mask * y, input_mask)
+    torch.testing.assert_close(averaged, single)
+
+
+def test_noise2inverse_averages_in_one_batched_pass():
+    physics, _, y, mask = small_problem(batch=2)
+    model = tiny_model().eval()
+    calls = []
+    model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    with torch.no_grad():
+        Noise2InverseLoss(num_splits=5).reconstruct(model, physics, y, mask, torch.Generator())
+    assert calls == [10]
+
+
+def test_ssdu_normalises_by_the_held_out_fraction():
+    physics, _, y, mask = small_problem()
+    loss = SSDULoss(BernoulliSplitter())
+    output = loss(tiny_model(), physics, y, mask, None, torch.Generator().manual_seed(0))
+    input_mask = BernoulliSplitter().split(mask, torch.Generator().manual_seed(0))
+    held_out = mask - input_mask
+    residual = held_out * (physics.A(output.x_hat, mask) - y)
+    expected = residual.pow(2).sum() / (2 * held_out.sum())  # mean over held-out real entries
+    torch.testing.assert_close(output.loss, expected, rtol=1e-5, atol=0)
