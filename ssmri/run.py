@@ -109,8 +109,8 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
     train_seconds = time.perf_counter() - started
 
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None else ""
+    monitored = [c for c in trainer.checkpoint_callbacks if c.monitor is not None]
+    best = monitored[0].best_model_path if monitored else ""
     if cfg.get("test_checkpoint", "best") == "last":
         best = ""  # test the weights as training left them
     extra = {

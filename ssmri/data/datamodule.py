@@ -1,14 +1,17 @@
 """LightningDataModule: simulate (or reuse) the k-space cache, then serve typed batches."""
 
+import warnings
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 import torch
 from torch.utils.data import DataLoader
 
 from ssmri.data.batch import collate
 from ssmri.data.cache import CacheError, check_cache, check_finite, config_hash, write_cache
 from ssmri.data.kspace_dataset import KspaceDataset
+from ssmri.data.sampler import ResumableSampler
 from ssmri.data.sources import SPLITS, ImageSource
 from ssmri.physics.operator import SingleCoilMRI
 
@@ -75,6 +78,7 @@ class MRIDataModule(L.LightningDataModule):
         self.rebuild_cache = rebuild_cache
         self.train_ground_truth = train_ground_truth
         self.datasets: dict[str, KspaceDataset] = {}
+        self._resume: tuple[int, int] | None = None
 
     def cache_spec(self) -> dict:
         """Everything the cached measurements depend on."""
@@ -123,21 +127,43 @@ class MRIDataModule(L.LightningDataModule):
             "test": KspaceDataset(path, "test", with_target=True),
         }
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, sampler=None) -> DataLoader:
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            shuffle=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=collate,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        # Built after the process group exists, so the sampler shards across DDP ranks.
+        sampler = ResumableSampler(self.datasets["train"], self.batch_size, seed=self.seed)
+        if self._resume is not None:
+            sampler.resume_at(*self._resume)
+            self._resume = None
+        return self._loader("train", sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
+
+    # -- mid-epoch resumption ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Where training stands in the current epoch, saved in every checkpoint."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        completed = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        return {"epoch": trainer.current_epoch, "batches_done": completed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume the interrupted epoch after the batches it already trained on."""
+        if state:
+            self._resume = (state["epoch"], state["batches_done"])
+            # Lightning cannot see that our sampler skips the finished batches and would warn.
+            warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")

@@ -10,6 +10,7 @@ from ssmri.data.batch import MRIBatch
 from ssmri.losses.base import AdversarialLoss, ReconstructionLoss
 from ssmri.metrics import PerImageQuality, summarise
 from ssmri.physics.operator import SingleCoilMRI
+from ssmri.seeding import seeded_generator
 
 
 class ReconstructionModule(L.LightningModule):
@@ -60,29 +61,20 @@ class ReconstructionModule(L.LightningModule):
         self.test_quality = PerImageQuality()
         self.test_results: dict[str, Tensor] = {}
         self.test_samples: dict[str, Tensor] = {}
-        self._generator: torch.Generator | None = None
 
     # -- randomness ------------------------------------------------------------------------
-    @property
-    def generator(self) -> torch.Generator:
-        """The loss's CPU random stream, different on every rank."""
-        if self._generator is None:
-            self._generator = torch.Generator().manual_seed(
-                self.seed * 7919 + 104729 * self.global_rank + 1
-            )
-        return self._generator
+    def training_generator(self, batch_idx: int) -> torch.Generator:
+        """The loss's random stream for one step: a function of (seed, rank, epoch, batch).
 
-    def _eval_generator(self, batch: MRIBatch) -> torch.Generator:
-        # Evaluation randomness (Noise2Inverse splits) depends on the images only, so a
-        # checkpoint evaluates to the same numbers wherever and whenever it is run.
-        return torch.Generator().manual_seed(self.seed * 7919 + int(batch.index[0]))
+        Different on every rank, and the same after resuming from a checkpoint (even one
+        written mid-epoch) as in an uninterrupted run, with no generator state to save.
+        """
+        return seeded_generator(self.seed, self.global_rank, self.current_epoch, batch_idx)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["loss_generator_state"] = self.generator.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "loss_generator_state" in checkpoint:
-            self.generator.set_state(checkpoint["loss_generator_state"])
+    def evaluation_generator(self, image_index: int) -> torch.Generator:
+        """Evaluation randomness (Noise2Inverse splits) depends on the image alone, so a
+        checkpoint evaluates to the same numbers with any batch size or number of ranks."""
+        return seeded_generator(self.seed, int(image_index))
 
     # -- training --------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -102,7 +94,8 @@ class ReconstructionModule(L.LightningModule):
 
     def training_step(self, batch: MRIBatch, batch_idx: int) -> Tensor | None:
         target = batch.x if self.loss.needs_ground_truth else None
-        output = self.loss(self.model, self.physics, batch.y, batch.mask, target, self.generator)
+        generator = self.training_generator(batch_idx)
+        output = self.loss(self.model, self.physics, batch.y, batch.mask, target, generator)
         if not torch.isfinite(output.loss):
             raise FloatingPointError(
                 f"training loss is {output.loss.item()} at step {self.global_step}; lower "
@@ -113,10 +106,10 @@ class ReconstructionModule(L.LightningModule):
             self.log(f"train/{name}", value, batch_size=len(batch))
         if not self.adversarial:
             return output.loss
-        self._adversarial_step(batch, output)
+        self._adversarial_step(batch, output, generator)
         return None
 
-    def _adversarial_step(self, batch: MRIBatch, output) -> None:
+    def _adversarial_step(self, batch: MRIBatch, output, generator: torch.Generator) -> None:
         generator_optimizer, discriminator_optimizer = self.optimizers()
         generator_optimizer.zero_grad()
         self.manual_backward(output.loss)
@@ -124,7 +117,7 @@ class ReconstructionModule(L.LightningModule):
         generator_optimizer.step()
 
         discriminator_loss = self.loss.discriminator_loss(
-            self.physics, batch.y, batch.mask, output, self.generator
+            self.physics, batch.y, batch.mask, output, generator
         )
         discriminator_optimizer.zero_grad()
         self.manual_backward(discriminator_loss)
@@ -153,9 +146,16 @@ class ReconstructionModule(L.LightningModule):
     # -- evaluation ------------------------------------------------------------------------
     def reconstruct(self, batch: MRIBatch) -> Tensor:
         """The method's inference rule on one batch."""
-        return self.loss.reconstruct(
-            self.model, self.physics, batch.y, batch.mask, self._eval_generator(batch)
-        )
+        if not self.loss.random_inference:
+            return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask)
+        # One random stream per image, so the result never depends on how images are batched.
+        return torch.cat([
+            self.loss.reconstruct(
+                self.model, self.physics, batch.y[i : i + 1], batch.mask[i : i + 1],
+                self.evaluation_generator(index),
+            )
+            for i, index in enumerate(batch.index.tolist())
+        ])
 
     def _evaluate(self, batch: MRIBatch, quality: PerImageQuality) -> tuple[Tensor, Tensor]:
         x_hat = self.reconstruct(batch)

@@ -82,7 +82,14 @@ class UnsupervisedAdversarialLoss(AdversarialLoss):
         self.adversarial_weight = float(adversarial_weight)
         self.mc_weight = float(mc_weight)
         self.real_source = real_source
-        self._previous_real: Tensor | None = None  # not a buffer: no state in checkpoints
+        self._previous_real: Tensor | None = None
+
+    def get_extra_state(self) -> dict:
+        # Saved in checkpoints, so a resumed run judges the same reals as an uninterrupted one.
+        return {"previous_real": self._previous_real}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._previous_real = state.get("previous_real")
 
     def real_images(self, physics, y: Tensor, mask: Tensor) -> Tensor:
         """The reals of this step; remembers this batch's zero-filled images when training."""

@@ -46,6 +46,9 @@ class ReconstructionLoss(nn.Module):
     """
 
     needs_ground_truth: bool = False
+    #: The inference rule draws random numbers (then it is run one image at a time, each
+    #: with its own seeded stream, so results never depend on batching or ranks).
+    random_inference: bool = False
 
     def forward(
         self,

@@ -54,6 +54,8 @@ class Noise2InverseLoss(SSDULoss):
         num_splits: ``N`` (20 in the tutorial's table).
     """
 
+    random_inference = True
+
     def __init__(self, splitter=None, num_splits: int = 20):
         super().__init__(splitter)
         if num_splits < 1:

@@ -1,0 +1,56 @@
+"""Callbacks at the Lightning edge: a clean checkpoint when a run is told to stop."""
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """On SIGTERM or SIGINT: finish the current batch, write ``last.ckpt``, exit cleanly.
+
+    Lightning already turns SIGTERM into a stop at the next batch boundary (on every rank);
+    this callback routes the first SIGINT (Ctrl-C) through the same path instead of
+    interrupting a half-done optimiser step, and writes the checkpoint that
+    ``ckpt_path=last`` resumes from. A second SIGINT interrupts at once.
+
+    Args:
+        dirpath: folder of the checkpoint (the run's ``checkpoints/``).
+        filename: its name; ``last.ckpt`` is what ``ckpt_path=last`` reads.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last.ckpt"):
+        self.path = Path(dirpath) / filename
+        self._previous_sigint = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._stop_gracefully)
+
+    def _stop_gracefully(self, signum, frame) -> None:
+        log.warning("SIGINT: stopping after the current batch (press Ctrl-C again to abort now)")
+        signal.signal(signal.SIGINT, self._previous_sigint or signal.default_int_handler)
+        signal.raise_signal(signal.SIGTERM)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous_sigint is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return  # a failure (e.g. a NaN loss) keeps the last good checkpoint untouched
+        trainer.save_checkpoint(self.path)
+        rank_zero_info(
+            f"Stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+            f"wrote {self.path}. Resume with the same overrides plus ckpt_path=last "
+            f"hydra.run.dir={self.path.parent.parent}"
+        )
