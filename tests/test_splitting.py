@@ -27,7 +27,8 @@ def test_split_masks_are_disjoint_inside_and_of_the_right_size(splitter):
     assert set(input_mask.unique().tolist()) <= {0.0, 1.0} and (held_out >= 0).all()
     assert ((input_mask * held_out) == 0).all()  # disjoint, and M1 inside M since M2 >= 0
     acquired = mask.sum(dim=(1, 2, 3))
-    assert torch.equal(input_mask.sum(dim=(1, 2, 3)), torch.round(splitter.split_ratio * acquired))
+    # M2 holds out ceil((1 - rho) |M|) points, so |M1| = floor(rho |M|) as in the reference.
+    assert torch.equal(input_mask.sum(dim=(1, 2, 3)), torch.floor(splitter.split_ratio * acquired))
     assert not torch.equal(input_mask[0], input_mask[1])  # one split per sample
 
 
@@ -37,9 +38,11 @@ def test_gaussian_split_keeps_the_centre_block():
     for seed in range(5):
         input_mask = splitter.split(mask, torch.Generator().manual_seed(seed))
         assert input_mask[:, :, 12:20, 12:20].all()
-    # and favours the centre of k-space over the edges
-    frequency = torch.stack([splitter.split(mask, torch.Generator().manual_seed(s)) for s in range(20)]).mean(0)
-    assert frequency[..., 10:22, 10:22].mean() > 2 * frequency[..., :4, :].mean()
+    # and holds out the centre of k-space (outside the block) more often than the edges
+    held_out = torch.stack([mask - splitter.split(mask, torch.Generator().manual_seed(s)) for s in range(20)])
+    frequency = held_out.mean(0)
+    ring = frequency[..., 9:23, 9:23].sum() - frequency[..., 12:20, 12:20].sum()  # 14x14 minus the block
+    assert ring / (14 * 14 - 8 * 8) > 2 * frequency[..., :4, :].mean()
 
 
 def test_multiplicative_split_is_cartesian_inside_the_mask():

@@ -35,7 +35,7 @@ class UNet(nn.Module):
     upsampling and a 3x3 conv go up, skips are concatenated and a 1x1 conv maps to the output.
     With 2 channels, 3 scales and 64 base features (64/128/256) it has 2,070,082 parameters,
     the denoiser of the benchmark's MoDL (Wang & Davies, 2025). Inputs whose size is not a
-    multiple of ``2**(scales-1)`` are reflect-padded and cropped back.
+    multiple of ``2**(scales-1)`` are edge-padded (replicate, as the reference) and cropped back.
 
     Args:
         in_channels: input channels (2 for a complex image).
@@ -74,7 +74,7 @@ class UNet(nn.Module):
         height, width = x.shape[-2:]
         multiple = 2 ** (self.scales - 1)
         pad_h, pad_w = -height % multiple, -width % multiple
-        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x
+        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
         skips = []
         features = padded

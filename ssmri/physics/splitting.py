@@ -4,6 +4,8 @@ Splitters act on the acquired points of each sample's own mask; ``split(mask, ge
 returns ``M₁`` ``(B, 1, H, W)``, one fresh split per sample.
 """
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -17,9 +19,12 @@ def _check_ratio(split_ratio: float) -> float:
 
 
 class BernoulliSplitter:
-    r"""Uniform point-wise split: ``M₁`` keeps ``round(ρ |M|)`` acquired points chosen uniformly.
+    r"""Uniform point-wise split: ``M₁`` keeps ``⌊ρ |M|⌋`` acquired points chosen uniformly.
 
-    SSIBench's splitting (DeepInverse ``BernoulliSplittingMaskGenerator``, pixel-wise).
+    SSIBench's splitting (DeepInverse ``BernoulliSplittingMaskGenerator``, pixel-wise). Every
+    splitter draws the held-out points: ``M₂`` takes ``⌈(1 - ρ) |M|⌉`` acquired points outside
+    the protected set, without replacement and with probability ∝ :meth:`weights`, and
+    ``M₁ = M - M₂``.
 
     Args:
         split_ratio: ``ρ = |M₁| / |M|`` (0.6).
@@ -29,35 +34,42 @@ class BernoulliSplitter:
         self.split_ratio = _check_ratio(split_ratio)
 
     def weights(self, height: int, width: int) -> Tensor:
+        """``(H, W)`` relative probability of each point to be held out."""
         return torch.ones(height, width, dtype=torch.float64)
 
     def protected(self, height: int, width: int) -> Tensor:
+        """``(H, W)`` points that are never held out."""
         return torch.zeros(height, width, dtype=torch.bool)
+
+    def held_out_count(self, acquired: int) -> int:
+        """``⌈(1 - ρ) |M|⌉``; the tolerance stops e.g. ``(1 - 0.7)·10 = 3.0000000000000004`` rounding up."""
+        return math.ceil((1 - self.split_ratio) * acquired - 1e-9)
 
     def split(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
         height, width = mask.shape[-2:]
         weights, protected = self.weights(height, width).flatten(), self.protected(height, width).flatten()
-        input_masks = torch.zeros(len(mask), height * width)
-        for row, acquired in zip(input_masks, mask.detach().cpu().reshape(len(mask), -1) > 0):
-            kept = acquired & protected
+        input_masks = (mask.detach().cpu().reshape(len(mask), -1) > 0).float()
+        for row in input_masks:
+            acquired = row > 0
             candidates = torch.nonzero(acquired & ~protected).flatten()
-            count = int(round(self.split_ratio * int(acquired.sum()))) - int(kept.sum())
-            row[kept] = 1.0
+            count = self.held_out_count(int(acquired.sum()))
             if count > 0 and len(candidates) > 0:
                 chosen = torch.multinomial(
                     weights[candidates], min(count, len(candidates)), False, generator=generator
                 )
-                row[candidates[chosen]] = 1.0
+                row[candidates[chosen]] = 0.0
         return input_masks.reshape(mask.shape).to(device=mask.device, dtype=mask.dtype)
 
 
 class GaussianSplitter(BernoulliSplitter):
     r"""2-D Gaussian-weighted point split that never removes the central block (tutorial).
 
-    Acquired points outside a protected centre block are drawn without replacement with
-    probability ∝ :math:`\exp(-\tfrac{(k_h - H/2)^2}{2 (H/s)^2} - \tfrac{(k_w - W/2)^2}{2 (W/s)^2})`
-    until ``|M₁| = round(ρ |M|)``; the acquired points of the block always stay in ``M₁``
-    (DeepInverse ``GaussianSplittingMaskGenerator``, ``std_scale = 4``, centre 8x8).
+    The ``⌈(1 - ρ) |M|⌉`` held-out points ``M₂`` are drawn without replacement from the
+    acquired points outside a protected centre block, with probability
+    ∝ :math:`\exp(-\tfrac{(k_h - \lfloor H/2 \rfloor)^2}{2 (H/s)^2}
+    - \tfrac{(k_w - \lfloor W/2 \rfloor)^2}{2 (W/s)^2})`, so held-out points crowd the centre
+    of k-space; ``M₁ = M - M₂`` keeps the block (SSDU's loss-mask selection, Yaman et al. 2020;
+    DeepInverse ``GaussianSplittingMaskGenerator``, ``std_scale = 4``, centre 8x8).
 
     Args:
         split_ratio: ``ρ`` (0.6).
@@ -71,8 +83,8 @@ class GaussianSplitter(BernoulliSplitter):
         self.center_block = tuple(int(c) for c in center_block)
 
     def weights(self, height: int, width: int) -> Tensor:
-        rows = torch.arange(height, dtype=torch.float64) - height / 2
-        columns = torch.arange(width, dtype=torch.float64) - width / 2
+        rows = torch.arange(height, dtype=torch.float64) - height // 2
+        columns = torch.arange(width, dtype=torch.float64) - width // 2
         sigma_h, sigma_w = height / self.std_scale, width / self.std_scale
         return torch.exp(-(rows[:, None] ** 2) / (2 * sigma_h**2) - columns[None] ** 2 / (2 * sigma_w**2))
 

@@ -66,8 +66,11 @@ class Rotate(nn.Module):
             return torch.stack(
                 [torch.rot90(image, int(k), dims=(-2, -1)) for image, k in zip(x, quarter_turns)]
             )
-        radians = torch.deg2rad(angles).to(device=x.device, dtype=torch.float32)
-        cos, sin = torch.cos(radians), torch.sin(radians)
+        # cos/sin in float64, then float32: nearest-neighbour ties (e.g. at 225°) then break
+        # exactly as in the reference (torchvision builds its matrix in double precision).
+        radians = torch.deg2rad(angles.to(torch.float64))
+        cos = torch.cos(radians).to(device=x.device, dtype=torch.float32)
+        sin = torch.sin(radians).to(device=x.device, dtype=torch.float32)
         height, width = x.shape[-2:]
         # grid_sample works in normalised coordinates; correct for non-square aspect ratios.
         aspect = height / width
