@@ -46,6 +46,10 @@ class MoDL(nn.Module):
             reference MoDL of DeepInverse 0.5 does (its output is then the denoiser's and not
             data consistent). Default ``False`` is the paper's denoiser-then-DC order.
         lambda_init: initial value of every ``λ_k``.
+        channels_last: run the denoiser in NHWC memory format (its weights and inputs), which
+            oneDNN on CPUs and tensor cores on GPUs convolve faster; results are unchanged.
+        compile: compile the real-valued denoiser with ``torch.compile`` (in place, so
+            checkpoints stay interchangeable); the complex FFTs and data consistency stay eager.
     """
 
     def __init__(
@@ -54,6 +58,8 @@ class MoDL(nn.Module):
         num_iter: int = 3,
         dc_first: bool = False,
         lambda_init: float = 1.0,
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         if num_iter < 1:
@@ -66,17 +72,28 @@ class MoDL(nn.Module):
         # Inverse softplus, so that softplus(rho) == lambda_init.
         rho = torch.log(torch.expm1(torch.tensor(float(lambda_init))))
         self.rho = nn.Parameter(rho.repeat(num_iter))
+        self.channels_last = channels_last
+        if channels_last:
+            self.denoiser.to(memory_format=torch.channels_last)
+        if compile:
+            self.denoiser.compile()
 
     @property
     def lambdas(self) -> Tensor:
         return F.softplus(self.rho)
+
+    def denoise(self, x: Tensor) -> Tensor:
+        """``D(x)`` in the configured memory format."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.denoiser(x)
 
     def forward(self, y: Tensor, mask: Tensor) -> Tensor:
         x = ifft2c(mask * y)
         lambdas = self.lambdas
         for k in range(self.num_iter):
             if self.dc_first:
-                x = self.denoiser(data_consistency(x, y, mask, lambdas[k]))
+                x = self.denoise(data_consistency(x, y, mask, lambdas[k]))
             else:
-                x = data_consistency(self.denoiser(x), y, mask, lambdas[k])
+                x = data_consistency(self.denoise(x), y, mask, lambdas[k])
         return x

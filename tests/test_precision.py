@@ -1,0 +1,68 @@
+"""Speed switches change speed, not results: bf16 autocast, channels_last, torch.compile, seeding."""
+
+import pytest
+import torch
+from conftest import FAST, compose_config
+
+from losses_common import small_problem
+from ssmri.lit.module import ReconstructionModule
+from ssmri.models import MoDL, UNet
+from ssmri.run import train
+
+
+def test_bf16_mixed_training_on_cpu_runs_and_its_ffts_see_float32(tmp_path, monkeypatch):
+    seen = set()
+    for name in ("fft2", "ifft2"):
+        original = getattr(torch.fft, name)
+
+        def recording(z, *args, _original=original, **kwargs):
+            seen.add(z.dtype)
+            return _original(z, *args, **kwargs)
+
+        monkeypatch.setattr(torch.fft, name, recording)
+    cfg = compose_config(tmp_path, [*FAST, "loss=mo_ei", "trainer.precision=bf16-mixed",
+                                    "trainer.max_epochs=1"])
+    metrics = train(cfg)
+    assert seen == {torch.complex64}, seen  # never bf16 or half: complex64 = two float32
+    assert torch.isfinite(torch.tensor(metrics["test/psnr"]))
+
+
+def test_channels_last_changes_the_layout_not_the_result():
+    _, _, y, mask = small_problem()
+    torch.manual_seed(0)
+    plain = MoDL(UNet(base_features=8, scales=2), num_iter=2).eval()
+    nhwc = MoDL(UNet(base_features=8, scales=2), num_iter=2, channels_last=True).eval()
+    nhwc.load_state_dict(plain.state_dict())
+    conv = nhwc.denoiser.down[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(y, mask), plain(y, mask), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compile_compiles_only_the_denoiser_and_keeps_checkpoints_interchangeable():
+    _, _, y, mask = small_problem(batch=2)
+    torch.manual_seed(0)
+    eager = MoDL(UNet(base_features=8, scales=2), num_iter=2)
+    compiled = MoDL(UNet(base_features=8, scales=2), num_iter=2, compile=True)
+    compiled.load_state_dict(eager.state_dict())  # same keys: no "_orig_mod." prefix
+    assert compiled.denoiser._compiled_call_impl is not None
+    assert getattr(compiled, "_compiled_call_impl", None) is None  # FFTs and DC stay eager
+    out_eager, out_compiled = eager(y, mask), compiled(y, mask)
+    torch.testing.assert_close(out_compiled, out_eager, rtol=1e-4, atol=1e-5)
+    out_compiled.square().mean().backward()
+    assert all(p.grad is not None for p in compiled.parameters())
+
+
+def test_loss_randomness_differs_across_ranks_and_replays_exactly(monkeypatch):
+    module = ReconstructionModule(model=None, loss=None, physics=None, optimizer=None, seed=3)
+
+    def draws(rank: int, epoch: int, batch_idx: int) -> torch.Tensor:
+        monkeypatch.setattr(ReconstructionModule, "global_rank", property(lambda self: rank))
+        monkeypatch.setattr(ReconstructionModule, "current_epoch", property(lambda self: epoch))
+        return torch.rand(8, generator=module.training_generator(batch_idx))
+
+    assert torch.equal(draws(0, 1, 5), draws(0, 1, 5))
+    assert not torch.equal(draws(0, 1, 5), draws(1, 1, 5))  # ranks never share masks
+    assert not torch.equal(draws(0, 1, 5), draws(0, 2, 5))
+    assert not torch.equal(draws(0, 1, 5), draws(0, 1, 6))
