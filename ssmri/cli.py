@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from ssmri.distributed import job_scope
 from ssmri.outputs import write_metrics
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ def _close_wandb() -> None:
 
 def _record_failure(cfg: DictConfig, error: BaseException) -> None:
     """In a sweep, a failed job leaves ``failed.json`` and the other jobs go on."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return  # under SLURM every rank runs the job function; one of them writes
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     failure = {"loss": _method(), "seed": cfg.get("seed"), "error": "".join(
         traceback.format_exception(type(error), error, error.__traceback__))}
@@ -42,7 +47,8 @@ def train_main(cfg: DictConfig) -> float | None:
     from ssmri.run import train
 
     try:
-        metrics = train(cfg, method=_method())
+        with job_scope(cfg):
+            metrics = train(cfg, method=_method())
     except Exception as error:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
@@ -58,6 +64,7 @@ def eval_main(cfg: DictConfig) -> None:
     from ssmri.run import evaluate
 
     try:
-        evaluate(cfg, method=_method())
+        with job_scope(cfg):
+            evaluate(cfg, method=_method())
     finally:
         _close_wandb()

@@ -111,19 +111,24 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
 
     monitored = [c for c in trainer.checkpoint_callbacks if c.monitor is not None]
     best = monitored[0].best_model_path if monitored else ""
+    tested = best
     if cfg.get("test_checkpoint", "best") == "last":
-        best = ""  # test the weights as training left them
+        # The weights as training left them, named explicitly: with no path, Lightning on
+        # SLURM would load its (older) hpc checkpoint instead.
+        last = output_dir / "checkpoints" / "last.ckpt"
+        tested = str(last) if last.is_file() else ""
     extra = {
         "loss": method,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
         "best_checkpoint": best,
+        "tested_checkpoint": tested or "weights at the end of training",
         "seed": cfg.seed,
     }
     title = f"{method}, R={module.physics.acceleration:g}"
     metrics = test_and_report(
-        trainer, module, datamodule, output_dir, best or None, extra, title
+        trainer, module, datamodule, output_dir, tested or None, extra, title
     )
     log.info(
         "test PSNR %.3f dB (zero-filled %.3f dB), SSIM %.4f; outputs in %s",

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import lightning as L
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
@@ -49,6 +50,9 @@ class CheckpointOnInterrupt(L.Callback):
         if not isinstance(exception, SIGTERMException):
             return  # a failure (e.g. a NaN loss) keeps the last good checkpoint untouched
         trainer.save_checkpoint(self.path)
+        if SLURMEnvironment.detect():
+            # A preempted SLURM job is requeued and resumes from Lightning's hpc checkpoint.
+            trainer.save_checkpoint(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir))
         rank_zero_info(
             f"Stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}; "
             f"wrote {self.path}. Resume with the same overrides plus ckpt_path=last "

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import lightning as L
+from lightning.pytorch.strategies import DDPStrategy
 import torch
 from torch import Tensor, nn
 
@@ -91,6 +92,14 @@ class ReconstructionModule(L.LightningModule):
                     f"(trainer.accumulate_grad_batches={self.trainer.accumulate_grad_batches}); "
                     "set it to 1 and raise data.batch_size instead"
                 )
+            strategy = self.trainer.strategy
+            if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters"):
+                # The generator step leaves the discriminator without gradients (and the other
+                # way round), which DDP only accepts when it looks for unused parameters.
+                raise ValueError(
+                    "adversarial losses under DDP need trainer.strategy.find_unused_parameters=true "
+                    "(each of the two steps leaves the other network's parameters unused)"
+                )
 
     def training_step(self, batch: MRIBatch, batch_idx: int) -> Tensor | None:
         target = batch.x if self.loss.needs_ground_truth else None
@@ -170,7 +179,9 @@ class ReconstructionModule(L.LightningModule):
         summary = summarise(self.val_quality.compute(), "val")
         self.val_quality.reset()
         for name in ("val/psnr", "val/ssim", "val/psnr_zero_filled"):
-            self.log(name, summary[name], prog_bar=name == "val/psnr", sync_dist=False)
+            # Already global (the metric gathers every rank's images): sync_dist only averages
+            # equal values, and keeps Lightning from warning under DDP.
+            self.log(name, summary[name], prog_bar=name == "val/psnr", sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self.test_samples = {}
@@ -193,4 +204,22 @@ class ReconstructionModule(L.LightningModule):
         self.test_quality.reset()
         summary = summarise(self.test_results, "test")
         for name, value in summary.items():
-            self.log(name, value, sync_dist=False)
+            self.log(name, value, sync_dist=True)
+        self.test_samples = gather_samples(self.test_samples, self.trainer.world_size)
+
+
+def gather_samples(samples: dict[str, Tensor], world_size: int) -> dict[str, Tensor]:
+    """Every rank's sample images, each test image once, in index order (identity on one rank)."""
+    if world_size == 1 or not torch.distributed.is_initialized():
+        return samples
+    gathered: list[dict] = [{} for _ in range(world_size)]
+    torch.distributed.all_gather_object(gathered, samples)
+    parts = [part for part in gathered if part]
+    if not parts:
+        return {}
+    merged = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    index, first = merged["index"], {}
+    for position, value in enumerate(index.tolist()):
+        first.setdefault(value, position)  # the distributed sampler pads with repeated images
+    keep = torch.tensor([first[value] for value in sorted(first)])
+    return {name: value[keep] for name, value in merged.items()}
