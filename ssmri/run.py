@@ -8,7 +8,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ssmri.figures import save_samples
 from ssmri.lit.module import ReconstructionModule
@@ -28,13 +28,21 @@ def instantiate(node, **kwargs):
         raise
 
 
-def build(cfg: DictConfig):
+def build(cfg: DictConfig, method: str = "run"):
     """Instantiate physics, loss, data, model and the LightningModule from ``cfg``."""
     physics = instantiate(cfg.physics)
     loss = instantiate(cfg.loss)
     datamodule = instantiate(cfg.data, physics=physics, train_ground_truth=loss.needs_ground_truth)
     model = instantiate(cfg.model)
     module = instantiate(cfg.module, model=model, loss=loss, physics=physics)
+    # Saved in every checkpoint: what the weights are and how the method reconstructs, so that
+    # eval.py rebuilds the same network and inference rule whatever data and physics it is given.
+    module.save_hyperparameters({
+        "method": method,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+        "seed": cfg.seed,
+    }, logger=False)
     return module, datamodule
 
 
@@ -100,7 +108,7 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
-    module, datamodule = build(cfg)
+    module, datamodule = build(cfg, method)
     trainer = build_trainer(cfg, output_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -139,7 +147,12 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
 
 
 def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
-    """Test the checkpoint ``cfg.ckpt_path`` under ``cfg``'s data and physics."""
+    """Test the checkpoint ``cfg.ckpt_path`` under ``cfg``'s data and physics.
+
+    The network, the loss (whose inference rule is used) and the seed of its inference come
+    from the checkpoint; the data and physics from ``cfg``, so a model can be tested e.g. at
+    another acceleration than it was trained at.
+    """
     if not cfg.get("ckpt_path"):
         raise ValueError("eval needs a checkpoint: pass ckpt_path=<path/to/best.ckpt>")
     checkpoint_path = Path(cfg.ckpt_path).expanduser()
@@ -147,9 +160,15 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
         raise FileNotFoundError(f"ckpt_path={str(checkpoint_path)!r} does not exist")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True)
-    module, datamodule = build(cfg)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    trained = state.get("hyper_parameters", {})
+    if "model" in trained and "loss" in trained:
+        with open_dict(cfg):
+            cfg.model, cfg.loss = OmegaConf.create(trained["model"]), OmegaConf.create(trained["loss"])
+            cfg.seed = trained.get("seed", cfg.seed)
+        method = trained.get("method", method)
+    L.seed_everything(cfg.seed, workers=True)
+    module, datamodule = build(cfg, method)
     module.load_state_dict(state["state_dict"])
     trainer = hydra.utils.instantiate(
         cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir)

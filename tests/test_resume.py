@@ -84,7 +84,8 @@ def test_signal_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, los
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
-    cfg = compose_config(tmp_path, [*SMALL, f"loss._target_={__name__}.NaNAfter", "+loss.steps=10"])
+    cfg = compose_config(tmp_path, [*SMALL, "loss=mc", f"loss._target_={__name__}.NaNAfter",
+                                    "+loss.steps=10"])
     with pytest.raises(FloatingPointError, match=r"training loss is nan at step 10.*last good checkpoint"):
         train(cfg)
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)

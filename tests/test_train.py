@@ -27,17 +27,17 @@ def test_fast_dev_run_through_the_real_entry_point(tmp_path):
     result = run_cli(["debug=fast_dev_run", "model.denoiser.base_features=8"], tmp_path,
                      tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = list((tmp_path / "outputs" / "train" / "sup").iterdir())
+    runs = list((tmp_path / "outputs" / "train" / "mo_ei").iterdir())  # the default method
     assert len(runs) == 1
     metrics = json.loads((runs[0] / "metrics.json").read_text())
-    assert metrics["num_test_images"] == 2 and metrics["loss"] == "sup"
+    assert metrics["num_test_images"] == 2 and metrics["loss"] == "mo_ei"
     for name in ("test_per_image.csv", "samples.png", ".hydra/config.yaml"):
         assert (runs[0] / name).is_file(), name
 
 
 def test_short_supervised_run_beats_zero_filled_and_writes_every_output(tmp_path):
     cfg = compose_config(tmp_path, [
-        *FAST, "data=brain", "logger=csv", "data.num_train=48", "data.num_val=4", "data.num_test=8",
+        *FAST, "loss=sup", "data=brain", "logger=csv", "data.num_train=48", "data.num_val=4", "data.num_test=8",
         "model.denoiser.base_features=16", "model.denoiser.scales=2", "trainer.max_epochs=6",
         "module.optimizer.lr=3e-3",
     ])
@@ -106,13 +106,17 @@ def test_corrupt_cache_stops_the_run_before_training(tmp_path):
     assert train(cfg)["num_test_images"] == 4
 
 
-def test_eval_of_a_checkpoint_reproduces_the_test_psnr(tmp_path):
-    cfg = compose_config(tmp_path / "a", [*FAST, "trainer.max_epochs=2"])
-    trained = train(cfg, method="sup")
+@pytest.mark.parametrize("loss", ["sup", "noise2inverse"])
+def test_eval_of_a_checkpoint_reproduces_the_test_psnr(tmp_path, loss):
+    extra = ["loss.num_splits=3"] if loss == "noise2inverse" else []
+    cfg = compose_config(tmp_path / "a", [*FAST, "trainer.max_epochs=2", f"loss={loss}", *extra])
+    trained = train(cfg, method=loss)
     overrides = [o for o in FAST if not o.startswith("logger")]
+    # eval's own defaults name another loss: the checkpoint's network and inference rule win
     again = compose_config(tmp_path / "b", [*overrides, f"ckpt_path={trained['best_checkpoint']}"],
                            config_name="eval")
-    evaluated = evaluate(again, method="sup")
+    evaluated = evaluate(again)
+    assert evaluated["loss"] == loss
     assert abs(evaluated["test/psnr"] - trained["test/psnr"]) < 1e-4
     assert abs(evaluated["test/ssim"] - trained["test/ssim"]) < 1e-6
     assert (tmp_path / "b" / "run" / "metrics.json").is_file()
