@@ -5,9 +5,9 @@ from pathlib import Path
 import hydra
 import pytest
 from conftest import FAST, compose_config
-from test_fastmri import write_fastmri_volume, write_slice_tensor
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+from test_fastmri import write_fastmri_volume, write_slice_tensor
 
 from ssmri.run import build, build_trainer
 

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-
 from losses_common import check_loss_contract, small_problem, tiny_model
-from ssmri.losses.equivariance import EILoss, MOEILoss, MOILoss, fresh_masks
+
 from ssmri.losses.base import mse
+from ssmri.losses.equivariance import EILoss, MOEILoss, MOILoss, fresh_masks
 from ssmri.physics.transforms import Diffeomorphism, Rotate
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 from conftest import FAST, compose_config
-
 from losses_common import small_problem
+
 from ssmri.lit.module import ReconstructionModule
 from ssmri.models import MoDL, UNet
 from ssmri.run import train

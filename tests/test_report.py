@@ -36,7 +36,8 @@ def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
     fake_job(tmp_path, "3-mc-s0", "mc", 0, [20.0, 20.5, 19.5, 20.0])
     failed = tmp_path / "4-vortex-s0"
     failed.mkdir()
-    write_metrics(failed / "failed.json", {"loss": "vortex", "seed": 0, "error": "Traceback\nValueError: boom"})
+    failure = {"loss": "vortex", "seed": 0, "error": "Traceback\nValueError: boom"}
+    write_metrics(failed / "failed.json", failure)
     rows = write_results(tmp_path)
     assert [r["method"] for r in rows] == ["sup", "ei", "mc", "vortex"]
     ei = rows[1]

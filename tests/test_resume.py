@@ -79,7 +79,7 @@ def test_signal_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, los
     got = final_weights(tmp_path / "cut" / "run")
     assert expected.keys() == got.keys()
     for name, value in expected.items():
-        torch.testing.assert_close(got[name], value, rtol=0, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(got[name], value, rtol=0, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
     assert abs(resumed["test/psnr"] - straight["test/psnr"]) < 1e-4
 
 

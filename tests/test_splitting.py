@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from losses_common import check_loss_contract, small_problem, tiny_model
+
 from ssmri.losses.splitting import Noise2InverseLoss, SSDULoss, WeightedSSDULoss
 from ssmri.physics import GaussianMaskGenerator, SingleCoilMRI
 from ssmri.physics.splitting import BernoulliSplitter, GaussianSplitter, MultiplicativeSplitter

@@ -37,7 +37,8 @@ def test_fast_dev_run_through_the_real_entry_point(tmp_path):
 
 def test_short_supervised_run_beats_zero_filled_and_writes_every_output(tmp_path):
     cfg = compose_config(tmp_path, [
-        *FAST, "loss=sup", "data=brain", "logger=csv", "data.num_train=48", "data.num_val=4", "data.num_test=8",
+        *FAST, "loss=sup", "data=brain", "logger=csv", "data.num_train=48", "data.num_val=4",
+        "data.num_test=8",
         "model.denoiser.base_features=16", "model.denoiser.scales=2", "trainer.max_epochs=6",
         "module.optimizer.lr=3e-3",
     ])

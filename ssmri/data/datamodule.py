@@ -4,8 +4,8 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.trainer.states import TrainerFn
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from ssmri.data.batch import collate

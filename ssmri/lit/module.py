@@ -3,8 +3,8 @@
 from collections.abc import Callable
 
 import lightning as L
-from lightning.pytorch.strategies import DDPStrategy
 import torch
+from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 
 from ssmri.data.batch import MRIBatch
