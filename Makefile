@@ -7,7 +7,7 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: setup train test test-slow test-reference sweep bench lint clean
+.PHONY: setup train test test-slow test-reference sweep bench bench-reference lint clean
 
 setup: $(STAMP)
 
@@ -44,8 +44,13 @@ test-reference: $(REF_STAMP)
 sweep: $(STAMP)
 	$(PY) train.py -m experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair $(ARGS)
 
+# Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
 bench: $(STAMP)
 	$(PY) -m ssmri.bench $(ARGS)
+
+# The whole benchmark inside .venv-reference: both sides on the same torch.
+bench-reference: $(REF_STAMP)
+	$(REF_VENV)/bin/python -m ssmri.bench $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check ssmri tests train.py eval.py

@@ -1,0 +1,151 @@
+"""``python -m ssmri.bench``: every method's training throughput, efficiency and memory, vs DeepInverse.
+
+For each method and batch size, one fresh subprocess measures the ssmri side and (when an
+interpreter with DeepInverse 0.5 is found) another measures DeepInverse on the same work;
+the results, this machine's matrix-multiply rate and the targets go to ``bench/results.md``.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from ssmri.bench.harness import RESULT_MARKER
+from ssmri.bench.report import compare, efficiency, matmul_rates, write_results
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``ssmri/``
+METHODS = sorted(p.stem for p in (PACKAGE_ROOT / "ssmri" / "conf" / "loss").glob("*.yaml"))
+REFERENCE_VENV_PYTHON = Path(".venv-reference") / "bin" / "python"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ssmri.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated loss configs")
+    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated (default 1,8)")
+    parser.add_argument("--size", type=int, default=128, help="image side (default 128)")
+    parser.add_argument("--steps", type=int, default=5, help="timed optimiser steps (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="intra-op threads of every worker (default: torch's default here)")
+    parser.add_argument("--out", default="bench/results.md", help="the table (default bench/results.md)")
+    parser.add_argument("--reference-python", default=None,
+                        help="interpreter for the DeepInverse side, or 'none' (default: this one if "
+                        "`import deepinv` works, else .venv-reference/bin/python if it exists)")
+    parser.add_argument("--worker", nargs=3, metavar=("SIDE", "METHOD", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.methods = [m for m in args.methods.split(",") if m]
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {METHODS}")
+    if args.size < 8 or args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1:
+        parser.error("need --size >= 8, --steps >= 1, --warmup >= 0 and batch sizes >= 1")
+    return args
+
+
+def imports_deepinv(python: str) -> bool:
+    """Whether ``python`` can import deepinv and this ssmri (checked in a subprocess)."""
+    check = [python, "-c", "import deepinv, ssmri.bench.reference"]
+    try:
+        return subprocess.run(check, capture_output=True, env=worker_env(), timeout=300).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def find_reference_python(requested: str | None) -> tuple[str | None, str]:
+    """The interpreter for the DeepInverse side and a one-line note on the choice."""
+    if requested and requested.lower() == "none":
+        return None, "skipped (--reference-python none)."
+    if requested:
+        if imports_deepinv(requested):
+            return requested, f"{requested}."
+        return None, f"skipped: {requested} cannot import deepinv and ssmri."
+    if imports_deepinv(sys.executable):
+        return sys.executable, "this interpreter (same torch on both sides)."
+    for candidate in (REFERENCE_VENV_PYTHON, PACKAGE_ROOT / REFERENCE_VENV_PYTHON):
+        if candidate.is_file() and imports_deepinv(str(candidate)):
+            return str(candidate), f"{candidate} (its own torch: compare peaks with care)."
+    return None, ("skipped: deepinv imports neither here nor in a .venv-reference (the `bench` "
+                  "extra needs torchvision, hence torch 2.14.1: see `make bench-reference`).")
+
+
+def worker_env() -> dict:
+    """The environment of a worker: this checkout's ssmri first on the path."""
+    path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def run_worker(python: str, side: str, method: str, batch_size: int, args) -> dict:
+    """One measurement in a fresh process; ``{"error": ...}`` if it failed."""
+    command = [python, "-m", "ssmri.bench", "--worker", side, method, str(batch_size),
+               "--size", str(args.size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--threads", str(args.threads)]
+    result = subprocess.run(command, capture_output=True, text=True, env=worker_env())
+    for line in result.stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER):])
+    error = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+    print(f"  {side} {method} b={batch_size} failed:\n{result.stderr[-3000:]}", file=sys.stderr)
+    return {"error": error}
+
+
+def worker(args) -> None:
+    side, method, batch_size = args.worker[0], args.worker[1], int(args.worker[2])
+    if side == "ssmri":
+        from ssmri.bench.ours import run
+    elif side == "deepinv":
+        from ssmri.bench.reference import run
+    else:
+        raise SystemExit(f"unknown side {side!r}")
+    result = run(method, batch_size, args.size, args.steps, args.warmup, args.threads)
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+
+
+def summary(row: dict, rate: float) -> str:
+    ours, theirs = row["ssmri"], row["deepinv"]
+    text = f"{row['method']:>14} b={row['batch_size']}: "
+    text += "failed" if "error" in ours else (
+        f"{ours['images_per_second']:.2f} img/s, efficiency {100 * efficiency(ours, rate):.0f} %, "
+        f"peak {ours['peak_memory_gib']:.2f} GiB"
+    )
+    if theirs is not None:
+        text += "; DeepInverse "
+        text += "failed" if "error" in theirs else f"{theirs['images_per_second']:.2f} img/s"
+        if row["ratios"]:
+            text += f" ({row['ratios']['speedup']:.2f}x, memory {row['ratios']['memory_ratio']:.2f}x)"
+    return text
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        worker(args)
+        return
+    reference_python, reference_note = find_reference_python(args.reference_python)
+    print(f"DeepInverse side: {reference_note}", flush=True)
+    torch.set_num_threads(args.threads)
+    rates = matmul_rates()
+    print(f"matmul {rates['matmul'] / 1e9:.0f} GFLOP/s, oneDNN 1x1 conv "
+          f"{rates['onednn_conv1x1'] / 1e9:.0f} GFLOP/s", flush=True)
+    rows = []
+    for method in args.methods:
+        for batch_size in args.batch_sizes:
+            ours = run_worker(sys.executable, "ssmri", method, batch_size, args)
+            theirs = None
+            if reference_python:
+                theirs = run_worker(reference_python, "deepinv", method, batch_size, args)
+            row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": theirs,
+                   "ratios": compare(ours, theirs)}
+            rows.append(row)
+            print(summary(row, rates["rate"]), flush=True)
+    settings = {"size": args.size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads}
+    write_results(Path(args.out), rows, rates, settings, reference_note)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""What both benchmark workers share: the data, the timing protocol, FLOP counting and memory.
+
+A worker (``ours`` or ``reference``) builds its side's model, loss and optimiser for one
+(method, batch size) and hands :func:`measure` two closures: one full optimiser step and the
+method's inference on the batch. :func:`measure` then runs warm-up steps, counts the FLOPs of
+one step with ``FlopCounterMode``, times ``steps`` more steps and a few inference passes, and
+reads the process's peak resident memory, so both sides are timed by the very same code.
+"""
+
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+#: The first line of a worker's result on stdout; everything before it (warnings) is ignored.
+RESULT_MARKER = "SSMRI_BENCH_RESULT "
+#: Inference passes timed per measurement (Noise2Inverse at batch 8 is 160 MoDL passes).
+INFERENCE_RUNS = 3
+
+
+@dataclass
+class Workload:
+    """One side's work for one (method, batch size).
+
+    Attributes:
+        step: one full optimiser step (generator and discriminator steps for adversarial
+            methods); called with the step's index, which seeds its random choices.
+        infer: the method's inference rule on the batch, without gradients.
+        notes: how this side was mapped, when it is not the obvious one (shown in the table).
+    """
+
+    step: Callable[[int], None]
+    infer: Callable[[], Tensor]
+    notes: str = ""
+
+
+def phantom_batch(size: int, batch_size: int, split: str = "train") -> Tensor:
+    """``(B, 2, H, W)`` complex phantom images, the same on both sides."""
+    from ssmri.data.phantom import PhantomImages
+
+    return PhantomImages(size).images(split, batch_size)
+
+
+def resident_memory_gib() -> float:
+    """The process's current resident set (GiB); the peak where /proc is unavailable."""
+    statm = Path("/proc/self/statm")
+    if statm.is_file():
+        pages = int(statm.read_text().split()[1])
+        return pages * resource.getpagesize() / 2**30
+    return peak_memory_gib()
+
+
+def peak_memory_gib() -> float:
+    """The process's peak resident set, ``ru_maxrss`` (KiB on Linux, bytes on macOS), in GiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
+
+
+def measure(
+    build: Callable[[], Workload],
+    *,
+    side: str,
+    method: str,
+    batch_size: int,
+    size: int,
+    steps: int,
+    warmup: int,
+    threads: int | None = None,
+) -> dict:
+    """Time one workload; meant to run in a fresh process so that the peak memory is its own.
+
+    Args:
+        build: makes the :class:`Workload` (model, loss, optimisers, data); not timed.
+        side: ``"ssmri"`` or ``"deepinv"``, recorded in the result.
+        method, batch_size, size: what is measured, recorded in the result.
+        steps: timed optimiser steps; the step time is their median.
+        warmup: untimed steps first (allocator, oneDNN kernel selection, lazy buffers).
+        threads: intra-op threads for this process (``None``: torch's default).
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    baseline = resident_memory_gib()
+    workload = build()
+    for index in range(warmup):
+        workload.step(index)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        workload.step(warmup)
+    times = []
+    for index in range(warmup + 1, warmup + 1 + steps):
+        started = time.perf_counter()
+        workload.step(index)
+        times.append(time.perf_counter() - started)
+    workload.infer()  # warm-up of the evaluation-mode kernels
+    inference = []
+    for _ in range(min(steps, INFERENCE_RUNS)):
+        started = time.perf_counter()
+        workload.infer()
+        inference.append(time.perf_counter() - started)
+    step_seconds = statistics.median(times)
+    return {
+        "side": side,
+        "method": method,
+        "batch_size": batch_size,
+        "size": size,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "step_seconds": step_seconds,
+        "step_seconds_all": times,
+        "images_per_second": batch_size / step_seconds,
+        "step_gflop": counter.get_total_flops() / 1e9,
+        "inference_ms_per_image": 1e3 * statistics.median(inference) / batch_size,
+        "peak_memory_gib": peak_memory_gib(),
+        "baseline_memory_gib": baseline,
+        "notes": workload.notes,
+    }

@@ -1,0 +1,90 @@
+"""The ssmri side of the benchmark: one method's training step and inference, built as a run builds them.
+
+Model, loss, physics and optimisers come from the Hydra configs through the same
+``instantiate`` calls as ``ssmri.run.build`` (so ``model.channels_last`` and every other
+default apply); the step is the LightningModule's: the loss on the batch with the step's
+seeded generator, backward, optimiser step, then for adversarial losses the discriminator's
+step with its own optimiser. Inference is the module's ``reconstruct`` (Noise2Inverse: N
+splits per image, one seeded stream per image).
+"""
+
+from collections.abc import Sequence
+
+import torch
+from omegaconf import DictConfig
+
+from ssmri.bench.harness import Workload, measure, phantom_batch
+
+
+def compose_config(method: str, size: int, overrides: Sequence[str] = ()) -> DictConfig:
+    """The training config of ``loss=method`` on phantom images of side ``size``."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(version_base="1.3", config_module="ssmri.conf"):
+        return compose(
+            "train",
+            overrides=[f"loss={method}", "data=phantom", f"data.image_size={size}", *overrides],
+        )
+
+
+def build_workload(method: str, batch_size: int, size: int, overrides: Sequence[str] = ()) -> Workload:
+    """Model, loss and optimisers from the configs, a phantom batch, and the two closures."""
+    from ssmri.data.batch import MRIBatch
+    from ssmri.run import instantiate
+    from ssmri.seeding import seeded_generator
+
+    cfg = compose_config(method, size, overrides)
+    physics = instantiate(cfg.physics)
+    loss = instantiate(cfg.loss)
+    model = instantiate(cfg.model)
+    module = instantiate(cfg.module, model=model, loss=loss, physics=physics)
+    optimizers = module.configure_optimizers()
+    optimizer = optimizers[0]
+    discriminator_optimizer = optimizers[1] if module.adversarial else None
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    x = phantom_batch(size, batch_size)
+    mask = physics.sample_mask(batch_size, generator)
+    batch = MRIBatch(physics.simulate(x, mask, generator), mask, torch.arange(batch_size), x)
+    target = batch.x if loss.needs_ground_truth else None
+
+    def step(index: int) -> None:
+        module.train()
+        stream = seeded_generator(cfg.seed, 0, 0, index)  # the module's (seed, rank, epoch, batch)
+        output = loss(model, physics, batch.y, batch.mask, target, stream)
+        optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimizer.step()
+        if discriminator_optimizer is not None:
+            discriminator_loss = loss.discriminator_loss(physics, batch.y, batch.mask, output, stream)
+            discriminator_optimizer.zero_grad(set_to_none=True)
+            discriminator_loss.backward()
+            discriminator_optimizer.step()
+
+    def infer() -> torch.Tensor:
+        module.eval()
+        with torch.no_grad():
+            return module.reconstruct(batch)
+
+    return Workload(step, infer)
+
+
+def run(
+    method: str,
+    batch_size: int,
+    size: int = 128,
+    steps: int = 5,
+    warmup: int = 2,
+    threads: int | None = None,
+    overrides: Sequence[str] = (),
+) -> dict:
+    """One measurement of the ssmri side (see :func:`ssmri.bench.harness.measure`)."""
+    import ssmri.run  # noqa: F401  (Lightning, Hydra: imported before the baseline memory is read)
+
+    return measure(
+        lambda: build_workload(method, batch_size, size, overrides),
+        side="ssmri", method=method, batch_size=batch_size, size=size,
+        steps=steps, warmup=warmup, threads=threads,
+    )

@@ -1,0 +1,208 @@
+"""This machine's float32 matrix-multiply rate, the efficiency arithmetic and ``bench/results.md``.
+
+Efficiency = FLOPs of one training step (``FlopCounterMode``) / (median step time x rate).
+The rate is measured two ways, because they differ by 2x on AMD CPUs: ``torch.matmul``
+(MKL sgemm, which takes a slow path there) and a large 1x1 convolution in channels_last,
+which is a plain matrix multiply run by oneDNN, the library that runs our convolutions. The
+higher of the two is "this machine's rate"; the table shows both.
+"""
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+#: (description, batch size, what is compared, threshold); see :func:`target_lines`.
+TARGETS = (
+    ("efficiency >= 85 % at batch 1", 1, "efficiency", 0.85),
+    ("efficiency >= 75 % at batch 8", 8, "efficiency", 0.75),
+    ("throughput >= 1.0x DeepInverse at batch 1", 1, "speedup", 1.0),
+    ("throughput >= 1.4x DeepInverse at batch 8", 8, "speedup", 1.4),
+    ("peak memory <= DeepInverse's", None, "memory_ratio", 1.0),
+)
+
+
+def _best_seconds(run, repeats: int) -> float:
+    run()  # warm-up: allocation and kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def matmul_rates(matmul_size: int = 4096, repeats: int = 5) -> dict[str, float]:
+    """Float32 FLOP/s of ``torch.matmul`` on square matrices and of oneDNN's GEMM (1x1 conv)."""
+    a, b = torch.randn(matmul_size, matmul_size), torch.randn(matmul_size, matmul_size)
+    matmul = 2 * matmul_size**3 / _best_seconds(lambda: a @ b, repeats)
+    # (4, 1024, 64, 64) x (1024 -> 1024): a (16384 x 1024) @ (1024 x 1024) product, NHWC.
+    batch, channels, side = 4, 1024, 64
+    x = torch.randn(batch, channels, side, side).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, channels, 1, 1).contiguous(memory_format=torch.channels_last)
+    conv = 2 * batch * side * side * channels**2 / _best_seconds(lambda: F.conv2d(x, w), repeats)
+    return {"matmul": matmul, "onednn_conv1x1": conv, "rate": max(matmul, conv)}
+
+
+def efficiency(row: dict, rate: float) -> float:
+    """FLOPs of one step / (median step time x rate), as a fraction."""
+    return row["step_gflop"] * 1e9 / (row["step_seconds"] * rate)
+
+
+def compare(ours: dict, theirs: dict | None) -> dict:
+    """Ratios of one (method, batch) against DeepInverse: speedup and memory ratio."""
+    if not theirs or "error" in theirs or "error" in ours:
+        return {}
+    return {
+        "speedup": ours["images_per_second"] / theirs["images_per_second"],
+        "memory_ratio": ours["peak_memory_gib"] / theirs["peak_memory_gib"],
+    }
+
+
+def target_lines(rows: list[dict], rate: float, reference_ran: bool) -> list[str]:
+    """One line per target: met, not met (with the misses), or not measured."""
+    lines = []
+    for description, batch_size, key, threshold in TARGETS:
+        selected = [r for r in rows if batch_size is None or r["batch_size"] == batch_size]
+        if key != "efficiency" and not reference_ran:
+            lines.append(f"- {description}: not measured (DeepInverse side skipped)")
+            continue
+        values = {}  # None where a side failed
+        for r in selected:
+            if key == "efficiency":
+                value = None if "error" in r["ssmri"] else efficiency(r["ssmri"], rate)
+            else:
+                value = r["ratios"].get(key)
+            values[f"{r['method']} b={r['batch_size']}"] = value
+        if not values:
+            lines.append(f"- {description}: not measured (batch size not run)")
+            continue
+        below = key != "memory_ratio"
+        missed = {k: v for k, v in values.items()
+                  if v is None or (v < threshold if below else v > threshold)}
+        if not missed:
+            lines.append(f"- {description}: **met**")
+            continue
+        shown = ", ".join(f"{k} ({'failed' if v is None else _format(key, v)})" for k, v in missed.items())
+        lines.append(f"- {description}: **not met**: {shown}")
+    return lines
+
+
+def _format(key: str, value: float) -> str:
+    return f"{100 * value:.0f} %" if key == "efficiency" else f"{value:.2f}x"
+
+
+def _cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _succeeded(rows: list[dict], side: str) -> list[dict]:
+    return [r[side] for r in rows if r[side] and "error" not in r[side]]
+
+
+def _versions(rows: list[dict]) -> str:
+    versions = {f"ssmri side torch {r['torch']}" for r in _succeeded(rows, "ssmri")}
+    versions |= {f"DeepInverse side torch {r['torch']}, deepinv {r.get('deepinv', '?')}"
+                 for r in _succeeded(rows, "deepinv")}
+    return "; ".join(sorted(versions, reverse=True))
+
+
+def _cells(row: dict, rate: float, reference_ran: bool) -> list[str]:
+    ours, theirs = row["ssmri"], row["deepinv"]
+    cells = [row["method"], str(row["batch_size"])]
+    if "error" in ours:
+        cells += ["failed"] + [""] * 5
+    else:
+        cells += [
+            f"{ours['images_per_second']:.2f}", f"{1e3 * ours['step_seconds']:.0f}",
+            f"{ours['step_gflop']:.1f}", f"{100 * efficiency(ours, rate):.0f} %",
+            f"{ours['inference_ms_per_image']:.1f}", f"{ours['peak_memory_gib']:.2f}",
+        ]
+    if not reference_ran:
+        return cells
+    if not theirs or "error" in theirs:
+        return cells + ["failed" if theirs else "n/a"] + [""] * 5
+    ratios = row["ratios"]
+    return cells + [
+        f"{theirs['images_per_second']:.2f}", f"{theirs['step_gflop']:.1f}",
+        f"{theirs['inference_ms_per_image']:.1f}", f"{theirs['peak_memory_gib']:.2f}",
+        f"{ratios['speedup']:.2f}x" if ratios else "", f"{ratios['memory_ratio']:.2f}x" if ratios else "",
+    ]
+
+
+def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -> str:
+    """The markdown of ``bench/results.md``.
+
+    Args:
+        rows: one dict per (method, batch): ``method``, ``batch_size``, ``ssmri`` (a worker
+            result or ``{"error": ...}``), ``deepinv`` (the same, or ``None`` when skipped)
+            and ``ratios`` (:func:`compare`).
+        rates: :func:`matmul_rates`.
+        settings: ``size``, ``steps``, ``warmup``, ``threads``.
+        reference_note: how the DeepInverse side ran, or why it did not.
+    """
+    rate, size = rates["rate"], settings["size"]
+    reference_ran = any(r["deepinv"] is not None for r in rows)
+    lines = [
+        f"# Training and inference benchmark: {size}x{size}, Gaussian masks R = 4, MoDL "
+        "(3 iterations, 2,070,082-parameter U-Net), Adam lr 1e-3",
+        "",
+        f"Machine: {_cpu_name()}, {settings['threads']} threads; {_versions(rows)}.",
+        "",
+        f"Float32 matrix-multiply rate: torch.matmul (MKL sgemm, 4096x4096) {rates['matmul'] / 1e9:.0f} "
+        f"GFLOP/s; oneDNN GEMM (1x1 convolution 1024->1024 on 4x64x64, channels_last) "
+        f"{rates['onednn_conv1x1'] / 1e9:.0f} GFLOP/s. Efficiency uses the higher, {rate / 1e9:.0f} "
+        "GFLOP/s: FLOPs of one full training step (FlopCounterMode: convolutions and matrix "
+        "products) / (median step time x that rate).",
+        "",
+        f"Each row is one fresh process per side: {settings['warmup']} warm-up steps, then the median "
+        f"of {settings['steps']} timed optimiser steps (generator and discriminator steps for the "
+        "adversarial methods). Inference: the method's rule without gradients (Noise2Inverse averages "
+        "N = 20 splits), per image. Peak memory: the process's maximum resident set (ru_maxrss), "
+        "imports included. DeepInverse side: " + reference_note,
+        "",
+    ]
+    header = ["method", "batch", "images/s", "step (ms)", "GFLOP/step", "efficiency",
+              "inference (ms/img)", "peak (GiB)"]
+    if reference_ran:
+        header += ["DI images/s", "DI GFLOP/step", "DI inference (ms/img)", "DI peak (GiB)",
+                   "throughput vs DI", "memory vs DI"]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cells(r, rate, reference_ran)) + " |" for r in rows]
+    baselines = [
+        f"{side} {min(r['baseline_memory_gib'] for r in _succeeded(rows, side)):.2f} GiB"
+        for side in ("ssmri", "deepinv") if _succeeded(rows, side)
+    ]
+    if baselines:
+        lines += ["", "Resident memory after imports, before building (part of every peak): "
+                  + ", ".join(baselines) + "."]
+    notes = {r["method"]: r["deepinv"]["notes"] for r in rows
+             if r["deepinv"] and r["deepinv"].get("notes")}
+    if notes:
+        lines += ["", "DeepInverse mapping notes:"] + [f"- {m}: {n}." for m, n in notes.items()]
+    lines += ["", "Targets (CPU):"] + target_lines(rows, rate, reference_ran)
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def write_results(path: Path, rows: list[dict], rates: dict, settings: dict, reference_note: str) -> None:
+    """``results.md`` at ``path`` and the raw rows beside it as ``<stem>.json`` (git-ignored)."""
+    write_atomically(path, render(rows, rates, settings, reference_note))
+    raw = {"rates": rates, "settings": settings, "reference": reference_note, "rows": rows}
+    write_atomically(path.with_suffix(".json"), json.dumps(raw, indent=1) + "\n")

@@ -1,0 +1,86 @@
+"""The benchmark's arithmetic and table on fake rows, and one real tiny measurement of our side."""
+
+import math
+
+import pytest
+
+from ssmri.bench.__main__ import find_reference_python, parse_args
+from ssmri.bench.ours import run
+from ssmri.bench.report import compare, efficiency, render, target_lines, write_results
+
+RATES = {"matmul": 230e9, "onednn_conv1x1": 500e9, "rate": 500e9}
+SETTINGS = {"size": 128, "steps": 5, "warmup": 2, "threads": 2}
+
+
+def fake(side: str, step_seconds: float, gflop: float, peak: float, batch_size: int = 1, **extra) -> dict:
+    return {
+        "side": side, "batch_size": batch_size, "torch": "2.13.0+cpu", "step_seconds": step_seconds,
+        "images_per_second": batch_size / step_seconds, "step_gflop": gflop,
+        "inference_ms_per_image": 40.0, "peak_memory_gib": peak, "baseline_memory_gib": 0.5,
+        "notes": "", **extra,
+    }
+
+
+def row(method: str, batch_size: int, ours: dict, theirs: dict | None) -> dict:
+    return {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": theirs,
+            "ratios": compare(ours, theirs)}
+
+
+def test_efficiency_is_flops_over_time_times_rate():
+    assert efficiency(fake("ssmri", 0.5, 100.0, 1.0), 250e9) == pytest.approx(0.8)
+    ours, theirs = fake("ssmri", 0.2, 100.0, 1.0, 8), fake("deepinv", 0.4, 100.0, 2.0, 8)
+    assert compare(ours, theirs) == pytest.approx({"speedup": 2.0, "memory_ratio": 0.5})
+    assert compare(ours, None) == {} and compare(ours, {"error": "boom"}) == {}
+
+
+def test_targets_say_met_not_met_and_not_measured():
+    rows = [
+        row("sup", 1, fake("ssmri", 0.25, 110.0, 1.0), fake("deepinv", 0.3, 110.0, 1.2)),  # 88 %
+        row("mc", 1, fake("ssmri", 0.5, 110.0, 1.5), fake("deepinv", 0.4, 110.0, 1.2)),  # 44 %, slower
+    ]
+    lines = target_lines(rows, 500e9, reference_ran=True)
+    assert lines[0].startswith("- efficiency >= 85 % at batch 1: **not met**: mc b=1 (44 %)")
+    assert "not measured" in lines[1]  # no batch 8 rows
+    assert "**not met**: mc b=1 (0.80x)" in lines[2]
+    assert "**not met**: mc b=1 (1.25x)" in lines[4] and "sup" not in lines[4]
+    skipped = target_lines(rows, 500e9, reference_ran=False)
+    assert all("DeepInverse side skipped" in line for line in skipped[2:])
+
+
+def test_table_with_and_without_the_reference(tmp_path):
+    rows = [
+        row("sup", 1, fake("ssmri", 0.25, 110.0, 1.0), fake("deepinv", 0.3, 110.0, 1.2, deepinv="0.5.0")),
+        row("diffeo_ei", 8, fake("ssmri", 1.0, 400.0, 2.0, 8),
+            fake("deepinv", 1.6, 400.0, 2.5, 8, notes="ssmri's transform")),
+        row("uair", 1, {"error": "RuntimeError: boom"}, {"error": "ValueError: no"}),
+    ]
+    path = tmp_path / "bench" / "results.md"
+    write_results(path, rows, RATES, SETTINGS, "the reference venv.")
+    text = path.read_text()
+    assert "230 GFLOP/s" in text and "500 GFLOP/s" in text  # both rates, the higher used
+    ours_cells = "| sup | 1 | 4.00 | 250 | 110.0 | 88 % | 40.0 | 1.00 |"
+    assert ours_cells + " 3.33 | 110.0 | 40.0 | 1.20 | 1.20x | 0.83x |" in text
+    assert "- diffeo_ei: ssmri's transform." in text
+    assert "| uair | 1 | failed" in text
+    assert "- throughput >= 1.4x DeepInverse at batch 8: **met**" in text
+    assert (tmp_path / "bench" / "results.json").is_file()
+    assert not list(path.parent.glob(".*tmp"))  # written through a temporary file and a rename
+
+    alone = render([row("sup", 1, fake("ssmri", 0.25, 110.0, 1.0), None)], RATES, SETTINGS, "skipped.")
+    assert "DI images/s" not in alone and "| sup | 1 | 4.00 |" in alone
+
+
+def test_command_line_and_skipping_the_reference():
+    args = parse_args(["--methods", "sup,mo_ei", "--batch-sizes", "1,2", "--size", "32"])
+    assert args.methods == ["sup", "mo_ei"] and args.batch_sizes == [1, 2] and args.steps >= 1
+    with pytest.raises(SystemExit):
+        parse_args(["--methods", "nonsense"])
+    assert find_reference_python("none") == (None, "skipped (--reference-python none).")
+
+
+def test_a_tiny_real_measurement_in_process():
+    result = run("sup", 2, size=32, steps=1, warmup=1, overrides=["model.denoiser.base_features=8"])
+    for key in ("step_seconds", "images_per_second", "step_gflop", "inference_ms_per_image",
+                "peak_memory_gib", "baseline_memory_gib"):
+        assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
+    assert result["side"] == "ssmri" and result["batch_size"] == 2 and len(result["step_seconds_all"]) == 1
