@@ -39,17 +39,6 @@ LAUNCHER_ENVIRONMENT = (
 _NOT_FOR_RANKS = ("hydra.mode", "hydra.run.dir", "hydra.job.name", "hydra.output_subdir")
 
 
-def num_gpus() -> int:
-    """GPUs this process can use, counted without initialising CUDA (Lightning's NVML count)."""
-    from lightning.pytorch.accelerators import CUDAAccelerator
-
-    return CUDAAccelerator.auto_device_count() if CUDAAccelerator.is_available() else 0
-
-
-# `${ssmri.num_gpus:}` in hydra/launcher/local_parallel.yaml.
-OmegaConf.register_new_resolver("ssmri.num_gpus", num_gpus, replace=True)
-
-
 def rank_command_overrides(hydra_cfg: DictConfig) -> list[str]:
     """The overrides that rebuild the running job, and only it, in run mode.
 

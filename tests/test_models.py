@@ -63,6 +63,18 @@ def test_modl_output_is_data_consistent_in_paper_order(generator):
     assert (physics.A(model(y, mask), mask) - y).abs().max() > 1e-2
 
 
+def test_zero_initialised_output_makes_the_untrained_modl_the_zero_filled_image(generator):
+    physics = SingleCoilMRI(16, 4)
+    mask = physics.sample_mask(2, generator)
+    y = physics.A(torch.randn(2, 2, 16, 16), mask)
+    model = MoDL(UNet(base_features=4, scales=2, zero_init_output=True), num_iter=3)
+    torch.testing.assert_close(model(y, mask), physics.zero_filled(y, mask), atol=1e-6, rtol=0)
+    model.denoiser(torch.randn(2, 2, 16, 16)).sum().backward()
+    assert model.denoiser.head.weight.grad.abs().sum() > 0  # and it learns from there
+    reference = MoDL(UNet(base_features=4, scales=2), num_iter=3)  # PyTorch's init, as the reference
+    assert (reference(y, mask) - physics.zero_filled(y, mask)).abs().max() > 1e-3
+
+
 def test_lambdas_are_positive_and_learnable():
     model = MoDL(UNet(base_features=4, scales=2), num_iter=3, lambda_init=0.05)
     torch.testing.assert_close(model.lambdas, torch.full((3,), 0.05))

@@ -43,6 +43,9 @@ class UNet(nn.Module):
         scales: number of resolutions.
         base_features: features at the finest scale, doubled at each coarser one.
         residual: add the input to the output.
+        zero_init_output: start the output convolution at zero, so that the untrained
+            residual network is the identity (and MoDL around it the zero-filled
+            reconstruction). ``False`` keeps PyTorch's default initialisation, as the reference.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class UNet(nn.Module):
         scales: int = 3,
         base_features: int = 64,
         residual: bool = True,
+        zero_init_output: bool = False,
     ):
         super().__init__()
         if scales < 1:
@@ -69,6 +73,9 @@ class UNet(nn.Module):
             _DoubleConv(2 * features[s], features[s]) for s in reversed(range(scales - 1))
         )
         self.head = nn.Conv2d(features[0], out_channels, kernel_size=1)
+        if zero_init_output:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
