@@ -101,3 +101,22 @@ def test_ssdu_normalises_by_the_held_out_fraction():
     residual = held_out * (physics.A(output.x_hat, mask) - y)
     expected = residual.pow(2).sum() / (2 * held_out.sum())  # mean over held-out real entries
     torch.testing.assert_close(output.loss, expected, rtol=1e-5, atol=0)
+
+
+def test_noise2inverse_with_one_generator_per_image_does_not_depend_on_the_batch():
+    physics, _, y, mask = small_problem(batch=4)
+    model = tiny_model().eval()
+    loss = Noise2InverseLoss(num_splits=4)
+
+    def generators(indices):
+        return [torch.Generator().manual_seed(100 + i) for i in indices]
+
+    with torch.no_grad():
+        together = loss.reconstruct(model, physics, y, mask, generators(range(4)))
+        apart = [loss.reconstruct(model, physics, y[i : i + 1], mask[i : i + 1], generators([i]))
+                 for i in range(4)]
+        shuffled = loss.reconstruct(model, physics, y[[2, 0]], mask[[2, 0]], generators([2, 0]))
+    torch.testing.assert_close(together, torch.cat(apart), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shuffled, together[[2, 0]], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="3 generators for 4 images"):
+        loss.reconstruct(model, physics, y, mask, generators(range(3)))

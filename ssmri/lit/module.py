@@ -158,13 +158,8 @@ class ReconstructionModule(L.LightningModule):
         if not self.loss.random_inference:
             return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask)
         # One random stream per image, so the result never depends on how images are batched.
-        return torch.cat([
-            self.loss.reconstruct(
-                self.model, self.physics, batch.y[i : i + 1], batch.mask[i : i + 1],
-                self.evaluation_generator(index),
-            )
-            for i, index in enumerate(batch.index.tolist())
-        ])
+        generators = [self.evaluation_generator(index) for index in batch.index.tolist()]
+        return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask, generators)
 
     def _evaluate(self, batch: MRIBatch, quality: PerImageQuality) -> tuple[Tensor, Tensor]:
         x_hat = self.reconstruct(batch)

@@ -46,8 +46,8 @@ class ReconstructionLoss(nn.Module):
     """
 
     needs_ground_truth: bool = False
-    #: The inference rule draws random numbers (then it is run one image at a time, each
-    #: with its own seeded stream, so results never depend on batching or ranks).
+    #: The inference rule draws random numbers; it then gets one seeded generator per image,
+    #: so that results never depend on batching or on the number of ranks.
     random_inference: bool = False
 
     def forward(
@@ -78,9 +78,12 @@ class ReconstructionLoss(nn.Module):
         physics: SingleCoilMRI,
         y: Tensor,
         mask: Tensor,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> Tensor:
-        """The method's inference rule; ``f(y, A)`` unless the method says otherwise."""
+        """The method's inference rule; ``f(y, A)`` unless the method says otherwise.
+
+        A method with ``random_inference`` accepts one generator per image of the batch.
+        """
         return model(y, mask)
 
 

@@ -63,10 +63,18 @@ class Noise2InverseLoss(SSDULoss):
         self.num_splits = int(num_splits)
 
     def reconstruct(self, model, physics, y, mask, generator=None) -> Tensor:
-        repeated_y = y.repeat(self.num_splits, 1, 1, 1)
-        input_masks = self.splitter.split(mask.repeat(self.num_splits, 1, 1, 1), generator)
-        reconstructions = model(input_masks * repeated_y, input_masks)
-        return reconstructions.reshape(self.num_splits, *y.shape).mean(dim=0)
+        """``generator``: one CPU generator, or one per image (then each image's splits depend
+        on that image alone, not on what else is in the batch)."""
+        generators = generator if isinstance(generator, (list, tuple)) else [generator] * len(y)
+        if len(generators) != len(y):
+            raise ValueError(f"got {len(generators)} generators for {len(y)} images")
+        count = self.num_splits
+        input_masks = torch.cat([  # image-major: the N splits of image 0, then of image 1, ...
+            self.splitter.split(image_mask.expand(count, *image_mask.shape[1:]), image_generator)
+            for image_mask, image_generator in zip(mask.split(1), generators)
+        ])
+        reconstructions = model(input_masks * y.repeat_interleave(count, dim=0), input_masks)
+        return reconstructions.reshape(len(y), count, *y.shape[1:]).mean(dim=1)
 
 
 class WeightedSSDULoss(SSDULoss):

@@ -31,7 +31,7 @@ import torch
 
 deepinv = pytest.importorskip("deepinv")
 
-from reference_common import ReplayedMasks, assert_same_grads, close, rng, their_model  # noqa: E402
+from reference_common import SEED, ReplayedMasks, assert_same_grads, close, rng, their_model  # noqa: E402
 
 from ssmri.losses import MCLoss, SupervisedLoss  # noqa: E402
 from ssmri.losses.equivariance import EILoss, MOEILoss, MOILoss  # noqa: E402
@@ -107,10 +107,15 @@ def test_ssdu(problem, splitter):
 def test_noise2inverse_inference_averages_the_same_splits(problem):
     physics, model, _, y, mask = problem
     loss = Noise2InverseLoss(GaussianSplitter(0.6), num_splits=3)
+    def generators():  # one stream per image, as evaluation passes them
+        return [torch.Generator().manual_seed(SEED + b) for b in range(len(y))]
+
     with torch.no_grad():
-        ours = loss.reconstruct(model, physics, y, mask, rng())
-        # Our one batched pass holds split i of every sample in rows [i B, (i + 1) B).
-        splits = loss.splitter.split(mask.repeat(3, 1, 1, 1), rng()).chunk(3)
+        ours = loss.reconstruct(model, physics, y, mask, generators())
+        # Image b's 3 splits come from its own stream; the reference takes split i of every image.
+        per_image = [loss.splitter.split(mask[b : b + 1].expand(3, -1, -1, -1), g)
+                     for b, g in enumerate(generators())]
+        splits = [torch.cat([image_splits[i : i + 1] for image_splits in per_image]) for i in range(3)]
         reference = deepinv.loss.SplittingLoss(
             mask_generator=ReplayedMasks(*splits), eval_n_samples=3, eval_split_input=True
         )
