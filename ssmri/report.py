@@ -82,7 +82,7 @@ def summarise(jobs: list[Job]) -> list[dict]:
             row.update(
                 psnr=statistics.fmean(per_image_psnr), psnr_std=_mean_std(per_image_psnr)[1],
                 ssim=statistics.fmean(per_image_ssim), ssim_std=_mean_std(per_image_ssim)[1],
-                psnr_seed_spread=_mean_std(seed_psnr)[1],
+                psnr_seed_spread=_mean_std(seed_psnr)[1] if len(done) > 1 else None,
                 psnr_zero_filled=statistics.fmean(j.metrics["test/psnr_zero_filled"] for j in done),
                 train_seconds=statistics.fmean(j.metrics.get("train_seconds", math.nan) for j in done),
                 num_params=done[0].metrics.get("num_params"),
@@ -141,6 +141,13 @@ def _csv_cell(value) -> str:
     return f'"{text}"' if "," in text else text
 
 
+def _p_value(p: float | None) -> str:
+    if p is None:
+        return ""
+    # The randomisation test cannot resolve p below 1 / (draws + 1).
+    return "< 1e-4" if p < 1e-4 else f"{p:.2g}"
+
+
 def markdown(rows: list[dict], best_ssl: str | None) -> str:
     header = ("| method | PSNR (dB) | SSIM | zero-filled PSNR | gap to sup | p vs best SSL | "
               "seed spread | train time (s) | params | epochs | seeds |")
@@ -150,17 +157,19 @@ def markdown(rows: list[dict], best_ssl: str | None) -> str:
             lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + " |" * 9)
             continue
         p = r.get("p_vs_best_ssl")
-        p_text = "(best SSL)" if r["method"] == best_ssl else ("" if p is None else f"{p:.3g}")
+        p_text = "(best SSL)" if r["method"] == best_ssl else _p_value(p)
+        spread = "–" if r["psnr_seed_spread"] is None else f"{r['psnr_seed_spread']:.2f}"
         lines.append(
             f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} ± "
             f"{r['ssim_std']:.4f} | {r['psnr_zero_filled']:.2f} | {r['gap_to_sup']:+.2f} | {p_text} | "
-            f"{r['psnr_seed_spread']:.2f} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
+            f"{spread} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
             f"{r['epochs']} | {r['seeds']}{' (+' + str(r['failed']) + ' failed)' if r['failed'] else ''} |"
         )
     notes = (
         "\n± is the standard deviation across test images (of the per-image mean over seeds); "
-        "seed spread is the standard deviation of the mean PSNR between seeds; p is a paired "
-        "sign-flip randomisation test on per-image PSNR against the best self-supervised method.\n"
+        "seed spread is the standard deviation of the mean PSNR between seeds (– with one seed); "
+        "p is a paired sign-flip randomisation test on per-image PSNR against the best "
+        "self-supervised method.\n"
     )
     return "\n".join(lines) + "\n" + notes
 

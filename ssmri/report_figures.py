@@ -13,9 +13,9 @@ from ssmri.metrics import psnr  # noqa: E402
 from ssmri.physics.fft import magnitude  # noqa: E402
 
 
-def _save(figure, path: Path) -> None:
+def _save(figure, path: Path, dpi: int = 110) -> None:
     temporary = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary, dpi=110)
+    figure.savefig(temporary, dpi=dpi)
     plt.close(figure)
     temporary.replace(path)
 
@@ -42,10 +42,13 @@ def save_curves(jobs, path: Path) -> None:
         epochs, values = validation_curve(job.path)
         if epochs:
             by_method.setdefault(job.method, []).append((epochs, values))
-    for method, curves in sorted(by_method.items()):
+    colours = plt.get_cmap("tab20").colors  # twelve methods need more than the default ten
+    for number, (method, curves) in enumerate(sorted(by_method.items())):
         length = min(len(c[0]) for c in curves)
         mean = [sum(c[1][i] for c in curves) / len(curves) for i in range(length)]
-        axis.plot(curves[0][0][:length], mean, marker="o", markersize=3, label=method)
+        axis.plot(curves[0][0][:length], mean, marker="os^D"[number % 4], markersize=3, label=method,
+                  color=colours[2 * number % 20 + (number >= 10)], linestyle="-" if number < 10 else "--")
+    axis.xaxis.get_major_locator().set_params(integer=True)
     axis.set_xlabel("epoch")
     axis.set_ylabel("validation PSNR (dB)")
     axis.grid(alpha=0.3)
@@ -89,4 +92,4 @@ def save_sweep_samples(jobs, path: Path, images: int = 2) -> None:
     figure.suptitle(f"same test images for every method; error maps share one scale (max {scale:.2f})",
                     fontsize=9)
     figure.tight_layout()
-    _save(figure, path)
+    _save(figure, path, dpi=90)
