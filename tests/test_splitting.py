@@ -82,14 +82,21 @@ def test_noise2inverse_with_one_replayed_split_is_one_forward_pass():
     torch.testing.assert_close(averaged, single)
 
 
-def test_noise2inverse_averages_in_one_batched_pass():
-    physics, _, y, mask = small_problem(batch=2)
+def test_noise2inverse_runs_the_n_splits_as_one_batched_pass():
+    physics, _, y, mask = small_problem(batch=3)
     model = tiny_model().eval()
     calls = []
     model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    results = {}
     with torch.no_grad():
-        Noise2InverseLoss(num_splits=5).reconstruct(model, physics, y, mask, torch.Generator())
-    assert calls == [10]
+        for images_per_pass, passes in ((1, [5, 5, 5]), (2, [10, 5]), (None, [15])):
+            calls.clear()
+            loss = Noise2InverseLoss(num_splits=5, images_per_pass=images_per_pass)
+            generator = torch.Generator().manual_seed(0)
+            results[images_per_pass] = loss.reconstruct(model, physics, y, mask, generator)
+            assert calls == passes
+    torch.testing.assert_close(results[1], results[None], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results[2], results[None], rtol=1e-5, atol=1e-6)
 
 
 def test_ssdu_normalises_by_the_held_out_fraction():

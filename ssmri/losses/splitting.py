@@ -46,21 +46,28 @@ class Noise2InverseLoss(SSDULoss):
 
     .. math:: \hat x = \frac{1}{N}\sum_{i=1}^{N} f(M_1^{(i)} y, M_1^{(i)} A)
 
-    with a fresh split per ``i``, computed as one batched forward pass of ``N B`` inputs.
+    with a fresh split per ``i``. The ``N`` splits of an image are one batched forward pass
+    (never ``N`` sequential ones); ``images_per_pass`` images go through the network together,
+    which bounds the memory of evaluating a large batch (``N B`` inputs at once on a GPU with
+    room for them, one image's ``N`` at a time on a CPU).
     Hendriksen, Pelt & Batenburg, "Noise2Inverse", IEEE TCI 2020.
 
     Args:
         splitter: as for :class:`SSDULoss`.
         num_splits: ``N`` (20 in the tutorial's table).
+        images_per_pass: images whose ``N`` splits share one forward pass; ``None``: the whole batch.
     """
 
     random_inference = True
 
-    def __init__(self, splitter=None, num_splits: int = 20):
+    def __init__(self, splitter=None, num_splits: int = 20, images_per_pass: int | None = 1):
         super().__init__(splitter)
         if num_splits < 1:
             raise ValueError(f"num_splits must be >= 1, got {num_splits}")
+        if images_per_pass is not None and images_per_pass < 1:
+            raise ValueError(f"images_per_pass must be >= 1 or None, got {images_per_pass}")
         self.num_splits = int(num_splits)
+        self.images_per_pass = images_per_pass
 
     def reconstruct(self, model, physics, y, mask, generator=None) -> Tensor:
         """``generator``: one CPU generator, or one per image (then each image's splits depend
@@ -73,7 +80,11 @@ class Noise2InverseLoss(SSDULoss):
             self.splitter.split(image_mask.expand(count, *image_mask.shape[1:]), image_generator)
             for image_mask, image_generator in zip(mask.split(1), generators)
         ])
-        reconstructions = model(input_masks * y.repeat_interleave(count, dim=0), input_masks)
+        inputs = input_masks * y.repeat_interleave(count, dim=0)
+        chunk = count * (self.images_per_pass or len(y))
+        reconstructions = torch.cat([
+            model(part, part_mask) for part, part_mask in zip(inputs.split(chunk), input_masks.split(chunk))
+        ])
         return reconstructions.reshape(len(y), count, *y.shape[1:]).mean(dim=1)
 
 
