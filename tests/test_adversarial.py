@@ -46,6 +46,26 @@ def test_discriminator_matches_the_reference_architecture():
         d(torch.randn(3, 2, 20, 24))
 
 
+def test_discriminator_passes_of_fewer_images_give_the_same_logits_and_gradients():
+    x = torch.randn(5, 2, 12, 12)
+    results = []
+    for images_per_pass in (None, 2, 1):
+        torch.manual_seed(0)
+        d = SkipConvDiscriminator(12, features=8, num_blocks=2, images_per_pass=images_per_pass)
+        calls = []
+        d.head.register_forward_hook(lambda module, inputs, output, calls=calls: calls.append(len(inputs[0])))
+        logits = d(x)
+        logits.square().sum().backward()
+        assert calls == {None: [5], 2: [2, 2, 1], 1: [1] * 5}[images_per_pass]
+        results.append((logits.detach(), [p.grad for p in d.parameters()]))
+    for logits, grads in results[1:]:
+        torch.testing.assert_close(logits, results[0][0])
+        for g, g0 in zip(grads, results[0][1]):
+            torch.testing.assert_close(g, g0, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="images_per_pass"):
+        SkipConvDiscriminator(12, images_per_pass=0)
+
+
 def test_each_block_sums_two_parallel_convolutions():
     d = SkipConvDiscriminator(8, features=4, num_blocks=1)
     h = torch.randn(2, 4, 8, 8)
