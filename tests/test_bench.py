@@ -39,10 +39,10 @@ def test_targets_say_met_not_met_and_not_measured():
         row("mc", 1, fake("ssmri", 0.5, 110.0, 1.5), fake("deepinv", 0.4, 110.0, 1.2)),  # 44 %, slower
     ]
     lines = target_lines(rows, 500e9, reference_ran=True)
-    assert lines[0].startswith("- efficiency >= 85 % at batch 1: **not met**: mc b=1 (44 %)")
+    assert lines[0].startswith("- efficiency >= 85 % at batch 1: **not met**: mc b=1 (44.0 %)")
     assert "not measured" in lines[1]  # no batch 8 rows
-    assert "**not met**: mc b=1 (0.80x)" in lines[2]
-    assert "**not met**: mc b=1 (1.25x)" in lines[4] and "sup" not in lines[4]
+    assert "**not met**: mc b=1 (0.800x)" in lines[2]
+    assert "**not met**: mc b=1 (1.250x)" in lines[4] and "sup" not in lines[4]
     skipped = target_lines(rows, 500e9, reference_ran=False)
     assert all("DeepInverse side skipped" in line for line in skipped[2:])
 

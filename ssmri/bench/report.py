@@ -94,13 +94,17 @@ def target_lines(rows: list[dict], rate: float, reference_ran: bool) -> list[str
         if not missed:
             lines.append(f"- {description}: **met**")
             continue
-        shown = ", ".join(f"{k} ({'failed' if v is None else _format(key, v)})" for k, v in missed.items())
+        shown = ", ".join(f"{k} ({'failed' if v is None else _format(key, v, precise=True)})"
+                          for k, v in missed.items())
         lines.append(f"- {description}: **not met**: {shown}")
     return lines
 
 
-def _format(key: str, value: float) -> str:
-    return f"{100 * value:.0f} %" if key == "efficiency" else f"{value:.2f}x"
+def _format(key: str, value: float, precise: bool = False) -> str:
+    """A table cell; ``precise`` adds a digit, so a miss never reads as the threshold itself."""
+    if key == "efficiency":
+        return f"{100 * value:.{1 if precise else 0}f} %"
+    return f"{value:.{3 if precise else 2}f}x"
 
 
 def _cpu_name() -> str:
