@@ -3,10 +3,19 @@
 import math
 
 import pytest
+import torch
 
 from ssmri.bench.__main__ import find_reference_python, parse_args
 from ssmri.bench.ours import run
-from ssmri.bench.report import compare, efficiency, render, target_lines, write_results
+from ssmri.bench.report import (
+    compare,
+    convolution_breakdown,
+    efficiency,
+    matmul_rates,
+    render,
+    target_lines,
+    write_results,
+)
 
 RATES = {"matmul": 230e9, "onednn_conv1x1": 500e9, "rate": 500e9}
 SETTINGS = {"size": 128, "steps": 5, "warmup": 2, "threads": 2}
@@ -31,6 +40,20 @@ def test_efficiency_is_flops_over_time_times_rate():
     ours, theirs = fake("ssmri", 0.2, 100.0, 1.0, 8), fake("deepinv", 0.4, 100.0, 2.0, 8)
     assert compare(ours, theirs) == pytest.approx({"speedup": 2.0, "memory_ratio": 0.5})
     assert compare(ours, None) == {} and compare(ours, {"error": "boom"}) == {}
+
+
+def test_convolution_breakdown_splits_the_step():
+    # 0.2 s of a 0.25 s profiled step in convolutions doing 80 GFLOP at 500 GFLOP/s: 80 %, 80 %.
+    measured = fake("ssmri", 0.25, 100.0, 1.0, conv_gflop=80.0, conv_seconds=0.2, profiled_step_seconds=0.25)
+    assert convolution_breakdown(measured, 500e9) == pytest.approx((0.8, 0.8))
+    assert convolution_breakdown(fake("ssmri", 0.25, 100.0, 1.0), 500e9) is None  # older rows
+    text = render([row("sup", 1, measured, None)], RATES, SETTINGS, "skipped.")
+    assert "| sup | 1 | 4.00 | 250 | 100.0 | 80 % | 80 % | 80 % | 40.0 | 1.00 |" in text
+
+
+def test_matmul_rates_in_bfloat16():
+    rates = matmul_rates(matmul_size=256, repeats=1, dtype=torch.bfloat16)
+    assert rates["dtype"] == "bfloat16" and rates["rate"] == max(rates["matmul"], rates["onednn_conv1x1"]) > 0
 
 
 def test_targets_say_met_not_met_and_not_measured():
@@ -58,7 +81,7 @@ def test_table_with_and_without_the_reference(tmp_path):
     write_results(path, rows, RATES, SETTINGS, "the reference venv.")
     text = path.read_text()
     assert "230 GFLOP/s" in text and "500 GFLOP/s" in text  # both rates, the higher used
-    ours_cells = "| sup | 1 | 4.00 | 250 | 110.0 | 88 % | 40.0 | 1.00 |"
+    ours_cells = "| sup | 1 | 4.00 | 250 | 110.0 | 88 % | – | – | 40.0 | 1.00 |"
     assert ours_cells + " 3.33 | 110.0 | 40.0 | 1.20 | 1.20x | 0.83x |" in text
     assert "- diffeo_ei: ssmri's transform." in text
     assert "| uair | 1 | failed" in text
@@ -84,3 +107,24 @@ def test_a_tiny_real_measurement_in_process():
                 "peak_memory_gib", "baseline_memory_gib"):
         assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
     assert result["side"] == "ssmri" and result["batch_size"] == 2 and len(result["step_seconds_all"]) == 1
+    # The profiled step finds the convolutions: nearly all of the FLOPs, part of the time.
+    assert 0.9 * result["step_gflop"] < result["conv_gflop"] <= result["step_gflop"]
+    assert 0 < result["conv_seconds"] < result["profiled_step_seconds"]
+
+
+def test_a_tiny_bfloat16_measurement_runs_the_convolutions_in_bfloat16(monkeypatch):
+    seen = []
+    convolution = torch.nn.functional.conv2d
+
+    def recording_conv2d(input, *args, **kwargs):
+        output = convolution(input, *args, **kwargs)
+        seen.append(output.dtype)
+        return output
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", recording_conv2d)
+    result = run("sup", 1, size=32, steps=1, warmup=0, overrides=["model.denoiser.base_features=8"],
+                 precision="bf16-mixed")
+    assert result["precision"] == "bf16-mixed" and math.isfinite(result["images_per_second"])
+    assert seen and set(seen) == {torch.bfloat16}
+    with pytest.raises(ValueError, match="precision must be one of"):
+        run("sup", 1, size=32, steps=1, warmup=0, precision="16-true")

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from ssmri.bench.harness import RESULT_MARKER
-from ssmri.bench.report import compare, efficiency, matmul_rates, write_results
+from ssmri.bench.ours import PRECISIONS
+from ssmri.bench.report import compare, convolution_breakdown, efficiency, matmul_rates, write_results
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``ssmri/``
 METHODS = sorted(p.stem for p in (PACKAGE_ROOT / "ssmri" / "conf" / "loss").glob("*.yaml"))
@@ -31,6 +32,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="intra-op threads of every worker (default: torch's default here)")
+    parser.add_argument("--precision", default="32-true", choices=sorted(PRECISIONS),
+                        help="arithmetic of our side's forward passes (Lightning's names; default 32-true); "
+                        "efficiency is then against the matrix rate of that dtype, and DeepInverse, "
+                        "whose FFTs reject bfloat16, is skipped unless 32-true")
     parser.add_argument("--out", default="bench/results.md", help="the table (default bench/results.md)")
     parser.add_argument("--reference-python", default=None,
                         help="interpreter for the DeepInverse side, or 'none' (default: this one if "
@@ -83,7 +88,7 @@ def run_worker(python: str, side: str, method: str, batch_size: int, args) -> di
     """One measurement in a fresh process; ``{"error": ...}`` if it failed."""
     command = [python, "-m", "ssmri.bench", "--worker", side, method, str(batch_size),
                "--size", str(args.size), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--precision", args.precision]
     result = subprocess.run(command, capture_output=True, text=True, env=worker_env())
     for line in result.stdout.splitlines():
         if line.startswith(RESULT_MARKER):
@@ -97,11 +102,15 @@ def worker(args) -> None:
     side, method, batch_size = args.worker[0], args.worker[1], int(args.worker[2])
     if side == "ssmri":
         from ssmri.bench.ours import run
+
+        result = run(method, batch_size, args.size, args.steps, args.warmup, args.threads,
+                     precision=args.precision)
     elif side == "deepinv":
         from ssmri.bench.reference import run
+
+        result = run(method, batch_size, args.size, args.steps, args.warmup, args.threads)
     else:
         raise SystemExit(f"unknown side {side!r}")
-    result = run(method, batch_size, args.size, args.steps, args.warmup, args.threads)
     print(RESULT_MARKER + json.dumps(result), flush=True)
 
 
@@ -112,6 +121,9 @@ def summary(row: dict, rate: float) -> str:
         f"{ours['images_per_second']:.2f} img/s, efficiency {100 * efficiency(ours, rate):.0f} %, "
         f"peak {ours['peak_memory_gib']:.2f} GiB"
     )
+    breakdown = None if "error" in ours else convolution_breakdown(ours, rate)
+    if breakdown:
+        text += f", {100 * breakdown[0]:.0f} % of the time in convolutions at {100 * breakdown[1]:.0f} %"
     if theirs is not None:
         text += "; DeepInverse "
         text += "failed" if "error" in theirs else f"{theirs['images_per_second']:.2f} img/s"
@@ -125,11 +137,14 @@ def main(argv=None) -> None:
     if args.worker:
         worker(args)
         return
-    reference_python, reference_note = find_reference_python(args.reference_python)
+    requested = args.reference_python if args.precision == "32-true" else "none"
+    reference_python, reference_note = find_reference_python(requested)
+    if args.precision != "32-true":
+        reference_note = f"skipped ({args.precision}: DeepInverse's FFTs take float32 only)."
     print(f"DeepInverse side: {reference_note}", flush=True)
     torch.set_num_threads(args.threads)
-    rates = matmul_rates()
-    print(f"matmul {rates['matmul'] / 1e9:.0f} GFLOP/s, oneDNN 1x1 conv "
+    rates = matmul_rates(dtype=PRECISIONS[args.precision] or torch.float32)
+    print(f"{rates['dtype']} matmul {rates['matmul'] / 1e9:.0f} GFLOP/s, oneDNN 1x1 conv "
           f"{rates['onednn_conv1x1'] / 1e9:.0f} GFLOP/s", flush=True)
     rows = []
     for method in args.methods:
@@ -142,7 +157,8 @@ def main(argv=None) -> None:
                    "ratios": compare(ours, theirs)}
             rows.append(row)
             print(summary(row, rates["rate"]), flush=True)
-    settings = {"size": args.size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads}
+    settings = {"size": args.size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+                "precision": args.precision}
     write_results(Path(args.out), rows, rates, settings, reference_note)
     print(f"wrote {args.out}")
 

@@ -5,6 +5,9 @@ A worker (``ours`` or ``reference``) builds its side's model, loss and optimiser
 method's inference on the batch. :func:`measure` then runs warm-up steps, counts the FLOPs of
 one step with ``FlopCounterMode``, times ``steps`` more steps and a few inference passes, and
 reads the process's peak resident memory, so both sides are timed by the very same code.
+One further step runs under torch's profiler to split the step's time between the
+convolution kernels and everything else, which tells whether a gap to the machine's matrix
+rate lies in the convolution library or in the code around it.
 """
 
 import resource
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 #: The first line of a worker's result on stdout; everything before it (warnings) is ignored.
@@ -63,6 +67,28 @@ def peak_memory_gib() -> float:
     return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
+def convolution_flops(counter: FlopCounterMode) -> float:
+    """FLOPs of the convolutions (forward and backward) among those ``counter`` counted."""
+    totals = counter.get_flop_counts().get("Global", {})
+    return float(sum(count for op, count in totals.items() if "convolution" in str(op)))
+
+
+def convolution_seconds(step: Callable[[int], None], index: int) -> tuple[float, float]:
+    """One step under the profiler: its wall time and the time spent in convolution kernels.
+
+    The kernels' time is the self time of the aten convolution operators (forward and
+    backward), which run their threads inside the call on CPU. The profiler's own overhead is
+    in the wall time, so the share errs on the low side.
+    """
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        started = time.perf_counter()
+        step(index)
+        wall = time.perf_counter() - started
+    kernels = sum(event.self_cpu_time_total for event in profiler.key_averages()
+                  if event.key.startswith("aten::") and "convolution" in event.key)
+    return wall, kernels / 1e6
+
+
 def measure(
     build: Callable[[], Workload],
     *,
@@ -73,6 +99,7 @@ def measure(
     steps: int,
     warmup: int,
     threads: int | None = None,
+    precision: str = "32-true",
 ) -> dict:
     """Time one workload; meant to run in a fresh process so that the peak memory is its own.
 
@@ -83,6 +110,7 @@ def measure(
         steps: timed optimiser steps; the step time is their median.
         warmup: untimed steps first (allocator, oneDNN kernel selection, lazy buffers).
         threads: intra-op threads for this process (``None``: torch's default).
+        precision: the workload's arithmetic (Lightning's name), recorded in the result.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
@@ -101,6 +129,7 @@ def measure(
         started = time.perf_counter()
         workload.step(index)
         times.append(time.perf_counter() - started)
+    profiled_seconds, conv_seconds = convolution_seconds(workload.step, warmup + 1 + steps)
     workload.infer()  # warm-up of the evaluation-mode kernels
     inference = []
     for _ in range(min(steps, INFERENCE_RUNS)):
@@ -115,10 +144,14 @@ def measure(
         "size": size,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "precision": precision,
         "step_seconds": step_seconds,
         "step_seconds_all": times,
         "images_per_second": batch_size / step_seconds,
         "step_gflop": counter.get_total_flops() / 1e9,
+        "conv_gflop": convolution_flops(counter) / 1e9,
+        "profiled_step_seconds": profiled_seconds,
+        "conv_seconds": conv_seconds,
         "inference_ms_per_image": 1e3 * statistics.median(inference) / batch_size,
         "peak_memory_gib": peak_memory_gib(),
         "baseline_memory_gib": baseline,

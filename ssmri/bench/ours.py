@@ -4,10 +4,14 @@ Model, loss, physics and optimisers come from the Hydra configs through the same
 ``instantiate`` calls as ``ssmri.run.build`` (so ``model.channels_last`` and every other
 default apply); the step is the LightningModule's: the loss on the batch with the step's
 seeded generator, backward, optimiser step, then for adversarial losses the discriminator's
-step with its own optimiser. Inference is the module's ``reconstruct`` (Noise2Inverse: N
-splits per image, one seeded stream per image).
+step with its own optimiser. With ``precision="bf16-mixed"`` the forward passes run under
+bfloat16 autocast and the backward passes and optimiser steps outside it, as Lightning's
+``MixedPrecision`` plugin runs them (FFTs and data consistency stay float32 either way).
+Inference is the module's ``reconstruct`` (Noise2Inverse: N splits per image, one seeded
+stream per image).
 """
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -29,11 +33,26 @@ def compose_config(method: str, size: int, overrides: Sequence[str] = ()) -> Dic
         )
 
 
-def build_workload(method: str, batch_size: int, size: int, overrides: Sequence[str] = ()) -> Workload:
+#: ``--precision`` values and the autocast dtype each runs the forward passes in.
+PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16}
+
+
+def build_workload(
+    method: str, batch_size: int, size: int, overrides: Sequence[str] = (), precision: str = "32-true"
+) -> Workload:
     """Model, loss and optimisers from the configs, a phantom batch, and the two closures."""
     from ssmri.data.batch import MRIBatch
     from ssmri.run import instantiate
     from ssmri.seeding import seeded_generator
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+
+    def forward_context():
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cpu", dtype=dtype)
 
     cfg = compose_config(method, size, overrides)
     physics = instantiate(cfg.physics)
@@ -53,19 +72,21 @@ def build_workload(method: str, batch_size: int, size: int, overrides: Sequence[
     def step(index: int) -> None:
         module.train()
         stream = seeded_generator(cfg.seed, 0, 0, index)  # the module's (seed, rank, epoch, batch)
-        output = loss(model, physics, batch.y, batch.mask, target, stream)
+        with forward_context():
+            output = loss(model, physics, batch.y, batch.mask, target, stream)
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()
         if discriminator_optimizer is not None:
-            discriminator_loss = loss.discriminator_loss(physics, batch.y, batch.mask, output, stream)
+            with forward_context():
+                discriminator_loss = loss.discriminator_loss(physics, batch.y, batch.mask, output, stream)
             discriminator_optimizer.zero_grad(set_to_none=True)
             discriminator_loss.backward()
             discriminator_optimizer.step()
 
     def infer() -> torch.Tensor:
         module.eval()
-        with torch.no_grad():
+        with torch.no_grad(), forward_context():
             return module.reconstruct(batch)
 
     return Workload(step, infer)
@@ -79,12 +100,13 @@ def run(
     warmup: int = 2,
     threads: int | None = None,
     overrides: Sequence[str] = (),
+    precision: str = "32-true",
 ) -> dict:
     """One measurement of the ssmri side (see :func:`ssmri.bench.harness.measure`)."""
     import ssmri.run  # noqa: F401  (Lightning, Hydra: imported before the baseline memory is read)
 
     return measure(
-        lambda: build_workload(method, batch_size, size, overrides),
+        lambda: build_workload(method, batch_size, size, overrides, precision),
         side="ssmri", method=method, batch_size=batch_size, size=size,
-        steps=steps, warmup=warmup, threads=threads,
+        steps=steps, warmup=warmup, threads=threads, precision=precision,
     )

@@ -42,22 +42,37 @@ def _best_seconds(run, repeats: int) -> float:
 GEMM_SHAPES = ((1, 1024, 64), (1, 512, 128), (4, 1024, 64))
 
 
-def matmul_rates(matmul_size: int = 4096, repeats: int = 5) -> dict[str, float]:
-    """Float32 FLOP/s of ``torch.matmul`` on square matrices and of oneDNN's GEMM (1x1 conv)."""
-    a, b = torch.randn(matmul_size, matmul_size), torch.randn(matmul_size, matmul_size)
+def matmul_rates(matmul_size: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32) -> dict:
+    """FLOP/s of ``torch.matmul`` on square matrices and of oneDNN's GEMM (1x1 conv) in ``dtype``."""
+    a = torch.randn(matmul_size, matmul_size, dtype=dtype)
+    b = torch.randn(matmul_size, matmul_size, dtype=dtype)
     matmul = 2 * matmul_size**3 / _best_seconds(lambda: a @ b, repeats)
     conv = 0.0
+    nhwc = torch.channels_last
     for batch, channels, side in GEMM_SHAPES:
-        x = torch.randn(batch, channels, side, side).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(channels, channels, 1, 1).contiguous(memory_format=torch.channels_last)
+        x = torch.randn(batch, channels, side, side, dtype=dtype).contiguous(memory_format=nhwc)
+        w = torch.randn(channels, channels, 1, 1, dtype=dtype).contiguous(memory_format=nhwc)
         flops = 2 * batch * side * side * channels**2
         conv = max(conv, flops / _best_seconds(lambda x=x, w=w: F.conv2d(x, w), repeats))
-    return {"matmul": matmul, "onednn_conv1x1": conv, "rate": max(matmul, conv)}
+    return {"dtype": str(dtype).removeprefix("torch."), "matmul": matmul, "onednn_conv1x1": conv,
+            "rate": max(matmul, conv)}
 
 
 def efficiency(row: dict, rate: float) -> float:
     """FLOPs of one step / (median step time x rate), as a fraction."""
     return row["step_gflop"] * 1e9 / (row["step_seconds"] * rate)
+
+
+def convolution_breakdown(row: dict, rate: float) -> tuple[float, float] | None:
+    """(share of the step's time in convolution kernels, their own efficiency), if measured.
+
+    The step's efficiency is at most about their product with the convolutions' share of the
+    FLOPs: what the convolution library reaches bounds what any code around it can.
+    """
+    if not row.get("conv_seconds") or not row.get("profiled_step_seconds"):
+        return None
+    share = row["conv_seconds"] / row["profiled_step_seconds"]
+    return share, row["conv_gflop"] * 1e9 / (row["conv_seconds"] * rate)
 
 
 def compare(ours: dict, theirs: dict | None) -> dict:
@@ -131,11 +146,13 @@ def _cells(row: dict, rate: float, reference_ran: bool) -> list[str]:
     ours, theirs = row["ssmri"], row["deepinv"]
     cells = [row["method"], str(row["batch_size"])]
     if "error" in ours:
-        cells += ["failed"] + [""] * 5
+        cells += ["failed"] + [""] * 7
     else:
+        breakdown = convolution_breakdown(ours, rate)
         cells += [
             f"{ours['images_per_second']:.2f}", f"{1e3 * ours['step_seconds']:.0f}",
             f"{ours['step_gflop']:.1f}", f"{100 * efficiency(ours, rate):.0f} %",
+            *([f"{100 * breakdown[0]:.0f} %", f"{100 * breakdown[1]:.0f} %"] if breakdown else ["–", "–"]),
             f"{ours['inference_ms_per_image']:.1f}", f"{ours['peak_memory_gib']:.2f}",
         ]
     if not reference_ran:
@@ -162,6 +179,7 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
         reference_note: how the DeepInverse side ran, or why it did not.
     """
     rate, size = rates["rate"], settings["size"]
+    dtype, precision = rates.get("dtype", "float32"), settings.get("precision", "32-true")
     reference_ran = any(r["deepinv"] is not None for r in rows)
     lines = [
         f"# Training and inference benchmark: {size}x{size}, Gaussian masks R = 4, MoDL "
@@ -169,11 +187,19 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
         "",
         f"Machine: {_cpu_name()}, {settings['threads']} threads; {_versions(rows)}.",
         "",
-        f"Float32 matrix-multiply rate: torch.matmul (MKL sgemm, 4096x4096) {rates['matmul'] / 1e9:.0f} "
+        f"Precision: {precision} (our side's forward passes). {dtype.capitalize()} matrix-multiply "
+        f"rate: torch.matmul (4096x4096) {rates['matmul'] / 1e9:.0f} "
         f"GFLOP/s; oneDNN GEMM (best 1x1 convolution of {len(GEMM_SHAPES)} shapes, channels_last) "
         f"{rates['onednn_conv1x1'] / 1e9:.0f} GFLOP/s. Efficiency uses the higher, {rate / 1e9:.0f} "
         "GFLOP/s: FLOPs of one full training step (FlopCounterMode: convolutions and matrix "
         "products) / (median step time x that rate).",
+        "",
+        "Where the time goes (one more step under torch's profiler): *conv time* is the share of "
+        "the step spent in the convolution kernels (aten convolution operators, forward and "
+        "backward), *conv efficiency* their FLOPs / (their time x the rate). The step's efficiency "
+        "cannot exceed the conv efficiency by much (convolutions are nearly all of the FLOPs), so "
+        "a low conv efficiency is the convolution library's ceiling on this machine, and a low "
+        "conv time is overhead in the code around it.",
         "",
         f"Each row is one fresh process per side: {settings['warmup']} warm-up steps, then the median "
         f"of {settings['steps']} timed optimiser steps (generator and discriminator steps for the "
@@ -182,8 +208,8 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
         "imports included. DeepInverse side: " + reference_note,
         "",
     ]
-    header = ["method", "batch", "images/s", "step (ms)", "GFLOP/step", "efficiency",
-              "inference (ms/img)", "peak (GiB)"]
+    header = ["method", "batch", "images/s", "step (ms)", "GFLOP/step", "efficiency", "conv time",
+              "conv efficiency", "inference (ms/img)", "peak (GiB)"]
     if reference_ran:
         header += ["DI images/s", "DI GFLOP/step", "DI inference (ms/img)", "DI peak (GiB)",
                    "throughput vs DI", "memory vs DI"]
@@ -200,7 +226,7 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
              if r["deepinv"] and r["deepinv"].get("notes")}
     if notes:
         lines += ["", "DeepInverse mapping notes:"] + [f"- {m}: {n}." for m, n in notes.items()]
-    lines += ["", "Targets (CPU):"] + target_lines(rows, rate, reference_ran)
+    lines += ["", f"Targets (CPU, {precision}):"] + target_lines(rows, rate, reference_ran)
     return "\n".join(lines) + "\n"
 
 
