@@ -44,12 +44,15 @@ class PerImageQuality(Metric):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(self, index: Tensor, x_hat: Tensor, zero_filled: Tensor, x: Tensor) -> None:
-        x_hat, zero_filled, x = x_hat.float(), zero_filled.float(), x.float()
-        self.index.append(index.long())
-        self.psnr.append(psnr(x_hat, x))
-        self.ssim.append(ssim(x_hat, x))
-        self.psnr_zero_filled.append(psnr(zero_filled, x))
-        self.ssim_zero_filled.append(ssim(zero_filled, x))
+        # Outside autocast: under bf16-mixed, SSIM's Gaussian window would otherwise be a
+        # bfloat16 convolution, and the numbers would depend on the training precision.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x_hat, zero_filled, x = x_hat.float(), zero_filled.float(), x.float()
+            self.index.append(index.long())
+            self.psnr.append(psnr(x_hat, x))
+            self.ssim.append(ssim(x_hat, x))
+            self.psnr_zero_filled.append(psnr(zero_filled, x))
+            self.ssim_zero_filled.append(ssim(zero_filled, x))
 
     def compute(self) -> dict[str, Tensor]:
         def flat(state) -> Tensor:

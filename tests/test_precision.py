@@ -66,3 +66,17 @@ def test_loss_randomness_differs_across_ranks_and_replays_exactly(monkeypatch):
     assert not torch.equal(draws(0, 1, 5), draws(1, 1, 5))  # ranks never share masks
     assert not torch.equal(draws(0, 1, 5), draws(0, 2, 5))
     assert not torch.equal(draws(0, 1, 5), draws(0, 1, 6))
+
+
+def test_image_quality_is_measured_in_float32_under_bf16_autocast():
+    from ssmri.metrics import PerImageQuality
+
+    physics, x, y, mask = small_problem(batch=2)
+    x_hat = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    zero_filled = physics.zero_filled(y, mask)
+    plain, under_autocast = PerImageQuality(), PerImageQuality()
+    plain.update(torch.arange(2), x_hat, zero_filled, x)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        under_autocast.update(torch.arange(2), x_hat, zero_filled, x)
+    for name, value in plain.compute().items():  # SSIM's window would be a bf16 conv otherwise
+        torch.testing.assert_close(under_autocast.compute()[name], value, rtol=0, atol=0)
