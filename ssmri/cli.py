@@ -29,6 +29,18 @@ def _close_wandb() -> None:
         wandb.finish()
 
 
+def _log_each_line_once() -> None:
+    """Lightning's package logger gets a console handler of its own when it is imported; under
+    Hydra, whose root handlers already write to the console and the job's log file, every
+    Lightning message then came out twice. Imports Lightning, so it runs after Hydra's setup."""
+    import lightning  # noqa: F401  (adds that handler)
+
+    if logging.getLogger().handlers:
+        package_logger = logging.getLogger("lightning")
+        for handler in list(package_logger.handlers):
+            package_logger.removeHandler(handler)
+
+
 def _record_failure(cfg: DictConfig, error: BaseException) -> None:
     """In a sweep, a failed job leaves ``failed.json`` and the other jobs go on."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -44,6 +56,7 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
+    _log_each_line_once()
     from ssmri.run import train
 
     try:
@@ -61,6 +74,7 @@ def train_main(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def eval_main(cfg: DictConfig) -> None:
+    _log_each_line_once()
     from ssmri.run import evaluate
 
     try:

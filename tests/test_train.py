@@ -27,6 +27,8 @@ def test_fast_dev_run_through_the_real_entry_point(tmp_path):
     result = run_cli(["debug=fast_dev_run", "model.denoiser.base_features=8"], tmp_path,
                      tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout + result.stderr
+    assert printed.count("Trainable params") == 1, printed  # Lightning's lines, each once
     runs = list((tmp_path / "outputs" / "train" / "mo_ei").iterdir())  # the default method
     assert len(runs) == 1
     metrics = json.loads((runs[0] / "metrics.json").read_text())
