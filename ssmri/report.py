@@ -159,9 +159,10 @@ def markdown(rows: list[dict], best_ssl: str | None) -> str:
         p = r.get("p_vs_best_ssl")
         p_text = "(best SSL)" if r["method"] == best_ssl else _p_value(p)
         spread = "–" if r["psnr_seed_spread"] is None else f"{r['psnr_seed_spread']:.2f}"
+        gap = "–" if math.isnan(r["gap_to_sup"]) else f"{r['gap_to_sup']:+.2f}"  # no sup in the sweep
         lines.append(
             f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} ± "
-            f"{r['ssim_std']:.4f} | {r['psnr_zero_filled']:.2f} | {r['gap_to_sup']:+.2f} | {p_text} | "
+            f"{r['ssim_std']:.4f} | {r['psnr_zero_filled']:.2f} | {gap} | {p_text} | "
             f"{spread} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
             f"{r['epochs']} | {r['seeds']}{' (+' + str(r['failed']) + ' failed)' if r['failed'] else ''} |"
         )
