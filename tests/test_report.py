@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ssmri.outputs import write_metrics, write_per_image
-from ssmri.report import paired_sign_flip_test, write_results
+from ssmri.report import paired_sign_flip_test, write_json, write_per_image, write_results
 
 ROOT = Path(__file__).parents[1]
 
@@ -23,7 +22,7 @@ def fake_job(sweep: Path, name: str, method: str, seed: int, psnr: list[float], 
         "index": torch.arange(len(psnr)), "psnr": values, "ssim": values / 40,
         "psnr_zero_filled": torch.full_like(values, zf), "ssim_zero_filled": torch.full_like(values, 0.5),
     })
-    write_metrics(job / "metrics.json", {
+    write_json(job / "metrics.json", {
         "loss": method, "seed": seed, "test/psnr": float(values.mean()), "test/psnr_zero_filled": zf,
         "train_seconds": 10.0, "num_params": 123, "epochs": 3,
     })
@@ -37,7 +36,7 @@ def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
     failed = tmp_path / "4-vortex-s0"
     failed.mkdir()
     failure = {"loss": "vortex", "seed": 0, "error": "Traceback\nValueError: boom"}
-    write_metrics(failed / "failed.json", failure)
+    write_json(failed / "failed.json", failure)
     rows = write_results(tmp_path)
     assert [r["method"] for r in rows] == ["sup", "ei", "mc", "vortex"]
     ei = rows[1]
@@ -58,10 +57,10 @@ def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
 
 
 def test_paired_test_separates_real_from_noise_differences():
-    generator = torch.Generator().manual_seed(0)
-    base = (torch.randn(40, generator=generator) * 2 + 30).tolist()
-    shifted = [v + 0.5 + 0.1 * float(torch.randn(1, generator=generator)) for v in base]
-    noise = [v + float(torch.randn(1, generator=generator)) for v in base]
+    rng = torch.Generator().manual_seed(0)
+    base = (torch.randn(40, generator=rng) * 2 + 30).tolist()
+    shifted = [v + 0.5 + 0.1 * float(torch.randn(1, generator=rng)) for v in base]
+    noise = [v + float(torch.randn(1, generator=rng)) for v in base]
     assert paired_sign_flip_test(shifted, base) < 0.001
     assert paired_sign_flip_test(noise, base) > 0.01
     assert paired_sign_flip_test(base, base) == 1.0
@@ -87,3 +86,16 @@ def test_multirun_builds_the_table_and_survives_a_failing_job(tmp_path):
     assert "(+1 failed)" in table and table.count("\n| ") == 3
     for name in ("results.csv", "samples.png", "curves.png"):
         assert (sweep / name).is_file(), name
+
+
+def test_python_dash_m_ssmri_report_rebuilds_the_table(tmp_path):
+    fake_job(tmp_path, "0-sup-s0", "sup", 0, [30.0, 32.0])
+    fake_job(tmp_path, "1-mc-s0", "mc", 0, [20.0, 21.0])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "ssmri.report", str(tmp_path)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| sup | 31.00" in result.stdout and (tmp_path / "results.md").is_file()
+    missing = subprocess.run([sys.executable, "-m", "ssmri.report", str(tmp_path / "nope")], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr

@@ -7,14 +7,14 @@ which is a plain matrix multiply run by oneDNN, the library that runs our convol
 higher of the two is "this machine's rate"; the table shows both.
 """
 
-import json
-import os
 import platform
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from ssmri.atomic import write_json, write_text
 
 #: (description, batch size, what is compared, threshold); see :func:`target_lines`.
 TARGETS = (
@@ -230,16 +230,8 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
-
-
 def write_results(path: Path, rows: list[dict], rates: dict, settings: dict, reference_note: str) -> None:
     """``results.md`` at ``path`` and the raw rows beside it as ``<stem>.json`` (git-ignored)."""
-    write_atomically(path, render(rows, rates, settings, reference_note))
+    write_text(path, render(rows, rates, settings, reference_note))
     raw = {"rates": rates, "settings": settings, "reference": reference_note, "rows": rows}
-    write_atomically(path.with_suffix(".json"), json.dumps(raw, indent=1) + "\n")
+    write_json(path.with_suffix(".json"), raw)

@@ -6,19 +6,20 @@ Layout, per split ``s`` in train/val/test::
     /s/mask    (N, 1, H, W) uint8     each sample's own sampling mask
     /s/target  (N, 2, H, W) float32   ground truth; for train only supervised training reads it
 
-The file is keyed by a hash of the data and physics configuration, written under a temporary
-name and renamed when complete, so an interrupted run never leaves a file a later run reads.
+The file is keyed by a hash of the data and physics configuration and written atomically
+(:func:`ssmri.atomic.atomic_write`), so an interrupted run never leaves a file a later
+run reads.
 """
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
+from ssmri.atomic import atomic_write
 from ssmri.data.sources import SPLITS
 
 CACHE_VERSION = 1
@@ -36,26 +37,18 @@ def config_hash(spec: dict) -> str:
 
 def write_cache(path: Path, spec: dict, splits: dict, chunk: int = 256) -> Path:
     """Atomically write ``splits = {name: (kspace, mask, target)}`` tensors to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(temporary, "w") as file:
-            file.attrs["ssmri_cache_version"] = CACHE_VERSION
-            file.attrs["config_hash"] = config_hash(spec)
-            file.attrs["config"] = json.dumps(spec, sort_keys=True, default=str)
-            for name, (kspace, mask, target) in splits.items():
-                group = file.create_group(name)
-                options = {"chunks": (1, *kspace.shape[1:])} if len(kspace) else {}
-                group.create_dataset("kspace", data=kspace.numpy().astype(np.float32), **options)
-                group.create_dataset("mask", data=mask.numpy().astype(np.uint8))
-                group.create_dataset("target", data=target.numpy().astype(np.float32), **options)
-            file.attrs["complete"] = True
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+    with atomic_write(path) as temporary, h5py.File(temporary, "w") as file:
+        file.attrs["ssmri_cache_version"] = CACHE_VERSION
+        file.attrs["config_hash"] = config_hash(spec)
+        file.attrs["config"] = json.dumps(spec, sort_keys=True, default=str)
+        for name, (kspace, mask, target) in splits.items():
+            group = file.create_group(name)
+            options = {"chunks": (1, *kspace.shape[1:])} if len(kspace) else {}
+            group.create_dataset("kspace", data=kspace.numpy().astype(np.float32), **options)
+            group.create_dataset("mask", data=mask.numpy().astype(np.uint8))
+            group.create_dataset("target", data=target.numpy().astype(np.float32), **options)
+        file.attrs["complete"] = True
+    return Path(path)
 
 
 def check_cache(path: Path, spec: dict) -> None:

@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 from hydra.experimental.callback import Callback
 
-from ssmri.outputs import read_per_image, write_atomic
+from ssmri.atomic import write_text
+from ssmri.report.figures import save_curves, save_sweep_samples
+from ssmri.report.run_outputs import read_per_image
 
 SUPERVISED = "sup"
 
@@ -117,10 +119,8 @@ def write_results(sweep_dir: Path) -> list[dict]:
     lines = [",".join(COLUMNS)]
     for row in rows:
         lines.append(",".join(_csv_cell(row.get(c)) for c in COLUMNS))
-    write_atomic(sweep_dir / "results.csv", "\n".join(lines) + "\n")
-    write_atomic(sweep_dir / "results.md", markdown(rows, best_ssl=_best_ssl(rows)))
-    from ssmri.report_figures import save_curves, save_sweep_samples
-
+    write_text(sweep_dir / "results.csv", "\n".join(lines) + "\n")
+    write_text(sweep_dir / "results.md", markdown(rows, best_ssl=_best_ssl(rows)))
     done = [j for j in jobs if j.error is None]
     if done:
         save_curves(done, sweep_dir / "curves.png")
@@ -194,6 +194,3 @@ def main() -> None:
     write_results(args.sweep_dir)
     print((args.sweep_dir / "results.md").read_text())
 
-
-if __name__ == "__main__":
-    main()
