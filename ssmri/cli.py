@@ -10,7 +10,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ssmri.distributed import job_scope
-from ssmri.outputs import write_metrics
+from ssmri.report import write_json
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     failure = {"loss": _method(), "seed": cfg.get("seed"), "error": "".join(
         traceback.format_exception(type(error), error, error.__traceback__))}
-    write_metrics(output_dir / "failed.json", failure)
+    write_json(output_dir / "failed.json", failure)
     log.error("job %s failed (%s); the sweep goes on", output_dir.name, error)
 
 

@@ -21,6 +21,15 @@ def sweep_group() -> str | None:
     return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
 
 
+def checkpoint_method(path: str | None) -> str:
+    """The loss a checkpoint was trained with (``eval.yaml`` names its output folder after it)."""
+    from ssmri.checkpoint import checkpoint_method as read
+
+    return read(path)
+
+
 # `${ssmri.num_gpus:}` in hydra/launcher/local_parallel.yaml, `${ssmri.sweep_group:}` in logger/wandb.yaml.
 OmegaConf.register_new_resolver("ssmri.num_gpus", num_gpus, replace=True)
 OmegaConf.register_new_resolver("ssmri.sweep_group", sweep_group, replace=True)
+# `${ssmri.checkpoint_method:...}` in eval.yaml.
+OmegaConf.register_new_resolver("ssmri.checkpoint_method", checkpoint_method, replace=True)

@@ -10,9 +10,9 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ssmri.figures import save_samples
+from ssmri.checkpoint import upgrade_targets
 from ssmri.lit.module import ReconstructionModule
-from ssmri.outputs import save_tensors, write_metrics, write_per_image
+from ssmri.report import save_samples, save_tensors, write_json, write_per_image
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ def build(cfg: DictConfig, method: str = "run"):
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    return hydra.utils.instantiate(
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    return instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir)
     )
 
@@ -70,7 +70,7 @@ def test_and_report(
         write_per_image(output_dir / "test_per_image.csv", results)
         save_samples(module.test_samples, output_dir / "samples.png", title=title)
         save_tensors(output_dir / "samples.pt", module.test_samples)
-        write_metrics(output_dir / "metrics.json", metrics)
+        write_json(output_dir / "metrics.json", metrics)
         publish_to_wandb(trainer, output_dir, metrics)
     return metrics
 
@@ -164,13 +164,14 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
     trained = state.get("hyper_parameters", {})
     if "model" in trained and "loss" in trained:
         with open_dict(cfg):
-            cfg.model, cfg.loss = OmegaConf.create(trained["model"]), OmegaConf.create(trained["loss"])
+            cfg.model = OmegaConf.create(upgrade_targets(trained["model"]))
+            cfg.loss = OmegaConf.create(upgrade_targets(trained["loss"]))
             cfg.seed = trained.get("seed", cfg.seed)
         method = trained.get("method", method)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule = build(cfg, method)
     module.load_state_dict(state["state_dict"])
-    trainer = hydra.utils.instantiate(
+    trainer = instantiate(
         cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir)
     )
     extra = {"loss": method, "checkpoint": str(checkpoint_path), "seed": cfg.seed}

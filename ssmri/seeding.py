@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 
-def seeded_generator(*keys: int) -> torch.Generator:
-    """A CPU generator seeded from ``keys`` through NumPy's ``SeedSequence`` hash.
+def seeded_rng(*keys: int) -> torch.Generator:
+    """A CPU random stream (torch.Generator) seeded from ``keys`` through NumPy's ``SeedSequence`` hash.
 
     Streams for different key tuples are independent for practical purposes, and the same
     keys always give the same stream, so a resumed run draws what an uninterrupted one drew.

@@ -3,7 +3,7 @@
 Model, loss, physics and optimisers come from the Hydra configs through the same
 ``instantiate`` calls as ``ssmri.run.build`` (so ``model.channels_last`` and every other
 default apply); the step is the LightningModule's: the loss on the batch with the step's
-seeded generator, backward, optimiser step, then for adversarial losses the discriminator's
+seeded rng, backward, optimiser step, then for adversarial losses the discriminator's
 step with its own optimiser. With ``precision="bf16-mixed"`` the forward passes run under
 bfloat16 autocast and the backward passes and optimiser steps outside it, as Lightning's
 ``MixedPrecision`` plugin runs them (FFTs and data consistency stay float32 either way).
@@ -43,7 +43,7 @@ def build_workload(
     """Model, loss and optimisers from the configs, a phantom batch, and the two closures."""
     from ssmri.data.batch import MRIBatch
     from ssmri.run import instantiate
-    from ssmri.seeding import seeded_generator
+    from ssmri.seeding import seeded_rng
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -63,15 +63,15 @@ def build_workload(
     optimizer = optimizers[0]
     discriminator_optimizer = optimizers[1] if module.adversarial else None
 
-    generator = torch.Generator().manual_seed(cfg.seed)
+    rng = torch.Generator().manual_seed(cfg.seed)
     x = phantom_batch(size, batch_size)
-    mask = physics.sample_mask(batch_size, generator)
-    batch = MRIBatch(physics.simulate(x, mask, generator), mask, torch.arange(batch_size), x)
+    mask = physics.sample_mask(batch_size, rng)
+    batch = MRIBatch(physics.simulate(x, mask, rng), mask, torch.arange(batch_size), x)
     target = batch.x if loss.needs_ground_truth else None
 
     def step(index: int) -> None:
         module.train()
-        stream = seeded_generator(cfg.seed, 0, 0, index)  # the module's (seed, rank, epoch, batch)
+        stream = seeded_rng(cfg.seed, 0, 0, index)  # the module's (seed, rank, epoch, batch)
         with forward_context():
             output = loss(model, physics, batch.y, batch.mask, target, stream)
         optimizer.zero_grad(set_to_none=True)

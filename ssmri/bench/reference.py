@@ -2,7 +2,7 @@
 
 Runs only in an interpreter where ``import deepinv`` works (``.venv-reference``), so deepinv
 is imported inside the functions, never when ``ssmri`` is imported. Objects as in the
-tutorial: ``MRI`` physics, ``GaussianMaskGenerator`` (R = 4), ``MoDL(UNet(2, 2, scales=3),
+tutorial: ``MRI`` physics, ``GaussianMaskLaw`` (R = 4), ``MoDL(UNet(2, 2, scales=3),
 num_iter=3)`` (``demo_mri_model`` is not in 0.5), Adam lr 1e-3, and per method the loss of
 the tutorial's last table / SSIBench, built as ``tests/reference`` builds them. The step is
 written as ``Trainer.step``/``compute_loss`` compute it (offline data: ``physics.update`` with

@@ -89,7 +89,7 @@ class MRIDataModule(L.LightningDataModule):
                 "sampling": self.physics.sampling,
                 "image_size": list(self.physics.image_size),
                 "acceleration": self.physics.acceleration,
-                "center_fraction": self.physics.mask_generator.center_fraction,
+                "center_fraction": self.physics.mask_law.center_fraction,
                 "noise_std": self.physics.noise_std,
             },
             "seed": self.seed,
@@ -111,9 +111,9 @@ class MRIDataModule(L.LightningDataModule):
         """``(kspace, mask, target)`` of one split, reproducible from ``seed``."""
         target = self.images.images(split, self.counts[split])
         check_finite(target, split)
-        generator = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
-        mask = self.physics.sample_mask(len(target), generator)
-        kspace = self.physics.simulate(target, mask, generator)
+        rng = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
+        mask = self.physics.sample_mask(len(target), rng)
+        kspace = self.physics.simulate(target, mask, rng)
         return kspace, mask, target
 
     def setup(self, stage: str | None = None) -> None:

@@ -11,7 +11,7 @@ from ssmri.data.batch import MRIBatch
 from ssmri.losses.base import AdversarialLoss, ReconstructionLoss
 from ssmri.metrics import PerImageQuality, summarise
 from ssmri.physics.operator import SingleCoilMRI
-from ssmri.seeding import seeded_generator
+from ssmri.seeding import seeded_rng
 
 
 class ReconstructionModule(L.LightningModule):
@@ -27,7 +27,7 @@ class ReconstructionModule(L.LightningModule):
         physics: the acquisition.
         optimizer: partial optimiser, called with the model's parameters.
         discriminator_optimizer: partial optimiser for a discriminator, if the loss has one.
-        scheduler: optional partial learning-rate scheduler of the (generator) optimiser.
+        scheduler: optional partial learning-rate scheduler of the (rng) optimiser.
         gradient_clip_val: norm clipping for adversarial (manual) optimisation; for other
             losses use ``trainer.gradient_clip_val``.
         seed: seed of the loss's random choices (split masks, transforms, fresh operators).
@@ -64,18 +64,18 @@ class ReconstructionModule(L.LightningModule):
         self.test_samples: dict[str, Tensor] = {}
 
     # -- randomness ------------------------------------------------------------------------
-    def training_generator(self, batch_idx: int) -> torch.Generator:
+    def training_rng(self, batch_idx: int) -> torch.Generator:
         """The loss's random stream for one step: a function of (seed, rank, epoch, batch).
 
         Different on every rank, and the same after resuming from a checkpoint (even one
-        written mid-epoch) as in an uninterrupted run, with no generator state to save.
+        written mid-epoch) as in an uninterrupted run, with no random state to save.
         """
-        return seeded_generator(self.seed, self.global_rank, self.current_epoch, batch_idx)
+        return seeded_rng(self.seed, self.global_rank, self.current_epoch, batch_idx)
 
-    def evaluation_generator(self, image_index: int) -> torch.Generator:
+    def evaluation_rng(self, image_index: int) -> torch.Generator:
         """Evaluation randomness (Noise2Inverse splits) depends on the image alone, so a
         checkpoint evaluates to the same numbers with any batch size or number of ranks."""
-        return seeded_generator(self.seed, int(image_index))
+        return seeded_rng(self.seed, int(image_index))
 
     # -- training --------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -103,8 +103,8 @@ class ReconstructionModule(L.LightningModule):
 
     def training_step(self, batch: MRIBatch, batch_idx: int) -> Tensor | None:
         target = batch.x if self.loss.needs_ground_truth else None
-        generator = self.training_generator(batch_idx)
-        output = self.loss(self.model, self.physics, batch.y, batch.mask, target, generator)
+        rng = self.training_rng(batch_idx)
+        output = self.loss(self.model, self.physics, batch.y, batch.mask, target, rng)
         if not torch.isfinite(output.loss):
             raise FloatingPointError(
                 f"training loss is {output.loss.item()} at step {self.global_step}; lower "
@@ -115,10 +115,10 @@ class ReconstructionModule(L.LightningModule):
             self.log(f"train/{name}", value, batch_size=len(batch))
         if not self.adversarial:
             return output.loss
-        self._adversarial_step(batch, output, generator)
+        self._adversarial_step(batch, output, rng)
         return None
 
-    def _adversarial_step(self, batch: MRIBatch, output, generator: torch.Generator) -> None:
+    def _adversarial_step(self, batch: MRIBatch, output, rng: torch.Generator) -> None:
         generator_optimizer, discriminator_optimizer = self.optimizers()
         generator_optimizer.zero_grad()
         self.manual_backward(output.loss)
@@ -126,7 +126,7 @@ class ReconstructionModule(L.LightningModule):
         generator_optimizer.step()
 
         discriminator_loss = self.loss.discriminator_loss(
-            self.physics, batch.y, batch.mask, output, generator
+            self.physics, batch.y, batch.mask, output, rng
         )
         discriminator_optimizer.zero_grad()
         self.manual_backward(discriminator_loss)
@@ -158,8 +158,8 @@ class ReconstructionModule(L.LightningModule):
         if not self.loss.random_inference:
             return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask)
         # One random stream per image, so the result never depends on how images are batched.
-        generators = [self.evaluation_generator(index) for index in batch.index.tolist()]
-        return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask, generators)
+        rngs = [self.evaluation_rng(index) for index in batch.index.tolist()]
+        return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask, rngs)
 
     def _evaluate(self, batch: MRIBatch, quality: PerImageQuality) -> tuple[Tensor, Tensor]:
         x_hat = self.reconstruct(batch)

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ssmri.losses.base import AdversarialLoss, LossOutput, mse
 from ssmri.losses.consistency import measurement_consistency
-from ssmri.physics.kspace_augment import KspaceNoise
+from ssmri.transforms.kspace import KspaceNoise
 
 
 def generator_adversarial(discriminator: nn.Module, fake: Tensor) -> Tensor:
@@ -36,9 +36,9 @@ def discriminator_objective(discriminator: nn.Module, real: Tensor, fake: Tensor
     )
 
 
-def fresh_mask(physics, like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """``(B, 1, H, W)`` new masks, one per sample, from the data's mask generator."""
-    return physics.sample_mask(like.shape[0], generator).to(device=like.device, dtype=like.dtype)
+def fresh_mask(physics, like: Tensor, rng: torch.Generator | None) -> Tensor:
+    """``(B, 1, H, W)`` new masks, one per sample, from the data's mask law."""
+    return physics.sample_mask(like.shape[0], rng).to(device=like.device, dtype=like.dtype)
 
 
 class UnsupervisedAdversarialLoss(AdversarialLoss):
@@ -102,9 +102,9 @@ class UnsupervisedAdversarialLoss(AdversarialLoss):
                 return previous.to(current.device)
         return current
 
-    def forward(self, model, physics, y, mask, x=None, generator=None) -> LossOutput:
+    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
         x_hat = model(y, mask)
-        mask_g = fresh_mask(physics, y, generator)
+        mask_g = fresh_mask(physics, y, rng)
         fake = physics.A_adjoint(physics.A(x_hat, mask_g), mask_g)
         adversarial = generator_adversarial(self.discriminator, fake)
         loss = self.adversarial_weight * adversarial
@@ -116,7 +116,7 @@ class UnsupervisedAdversarialLoss(AdversarialLoss):
         cache = {"real": self.real_images(physics, y, mask), "fake": fake.detach()}
         return LossOutput(loss, x_hat, terms, cache)
 
-    def discriminator_loss(self, physics, y, mask, generator_output, generator=None) -> Tensor:
+    def discriminator_loss(self, physics, y, mask, generator_output, rng=None) -> Tensor:
         cache = generator_output.cache
         return discriminator_objective(self.discriminator, cache["real"], cache["fake"])
 
@@ -161,13 +161,13 @@ class UAIRLoss(AdversarialLoss):
     def _view(self, physics, kspace: Tensor, mask: Tensor) -> Tensor:
         return kspace if self.domain == "kspace" else physics.A_adjoint(kspace, mask)
 
-    def forward(self, model, physics, y, mask, x=None, generator=None) -> LossOutput:
+    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
         x_hat = model(y, mask)
-        mask_g = fresh_mask(physics, y, generator)
+        mask_g = fresh_mask(physics, y, rng)
         # Simulate the acquisition with its own noise law, so noise level cannot give fakes away.
         y_hat = physics.A(x_hat, mask_g)
         if physics.noise_std > 0:
-            y_hat = KspaceNoise(physics.noise_std)(y_hat, mask_g, generator)
+            y_hat = KspaceNoise(physics.noise_std)(y_hat, mask_g, rng)
         x_tilde = model(y_hat, mask_g)
         mc = measurement_consistency(physics, x_tilde, y_hat, mask_g)
         fake = self._view(physics, y_hat, mask_g)
@@ -177,7 +177,7 @@ class UAIRLoss(AdversarialLoss):
         cache = {"real": self._view(physics, y, mask).detach(), "fake": fake.detach()}
         return LossOutput(loss, x_hat, terms, cache)
 
-    def discriminator_loss(self, physics, y, mask, generator_output, generator=None) -> Tensor:
+    def discriminator_loss(self, physics, y, mask, generator_output, rng=None) -> Tensor:
         cache = generator_output.cache
         return discriminator_objective(self.discriminator, cache["real"], cache["fake"])
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ssmri.losses.base import LossOutput, ReconstructionLoss, mse
 from ssmri.losses.consistency import measurement_consistency
-from ssmri.physics.kspace_augment import KspaceCompose
+from ssmri.transforms.kspace import KspaceCompose
 
 
 class VORTEXLoss(ReconstructionLoss):
@@ -31,9 +31,9 @@ class VORTEXLoss(ReconstructionLoss):
     instead (the VORTEX paper's construction); for integer shifts the two inputs coincide.
 
     Args:
-        augmentation: k-space augmentation ``T_i``, a module ``forward(y, mask, generator)``;
-            ``None`` for :class:`~ssmri.physics.kspace_augment.KspaceCompose`'s default.
-        image_transform: optional ``T_e``, a callable ``forward(x, generator=None)`` on
+        augmentation: k-space augmentation ``T_i``, a module ``forward(y, mask, rng)``;
+            ``None`` for :class:`~ssmri.transforms.kspace.KspaceCompose`'s default.
+        image_transform: optional ``T_e``, a callable ``forward(x, rng=None)`` on
             ``(B, C, H, W)`` that acts identically on every channel (geometric transforms do);
             it is applied once to the input and target stacked along channels, so both get
             the same random draw.
@@ -58,22 +58,22 @@ class VORTEXLoss(ReconstructionLoss):
         self.detach_target = detach_target
 
     def augment(
-        self, physics, y: Tensor, mask: Tensor, target: Tensor, generator: torch.Generator | None
+        self, physics, y: Tensor, mask: Tensor, target: Tensor, rng: torch.Generator | None
     ) -> tuple[Tensor, Tensor]:
         """Augmented measurements ``(B, 2, H, W)`` and the matching target ``(B, 2, H, W)``."""
-        y_aug = self.augmentation(y, mask, generator)
+        y_aug = self.augmentation(y, mask, rng)
         if self.image_transform is None:
             return y_aug, target
         stacked = torch.cat((physics.A_adjoint(y_aug, mask), target), dim=1)
-        stacked = self.image_transform(stacked, generator=generator)
+        stacked = self.image_transform(stacked, rng=rng)
         image_aug, target = stacked.split(target.shape[1], dim=1)
         return physics.A(image_aug, mask), target
 
-    def forward(self, model, physics, y, mask, x=None, generator=None) -> LossOutput:
+    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
         x_hat = model(y, mask)
         mc = measurement_consistency(physics, x_hat, y, mask)
         target = x_hat.detach() if self.detach_target else x_hat
-        y_aug, target = self.augment(physics, y, mask, target, generator)
+        y_aug, target = self.augment(physics, y, mask, target, rng)
         vortex = mse(model(y_aug, mask), target)
         loss = self.mc_weight * mc + self.weight * vortex
         return LossOutput(loss, x_hat, {"mc": mc.detach(), "vortex": vortex.detach()})

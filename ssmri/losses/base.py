@@ -46,7 +46,7 @@ class ReconstructionLoss(nn.Module):
     """
 
     needs_ground_truth: bool = False
-    #: The inference rule draws random numbers; it then gets one seeded generator per image,
+    #: The inference rule draws random numbers; it then gets one seeded random stream (``rng``) per image,
     #: so that results never depend on batching or on the number of ranks.
     random_inference: bool = False
 
@@ -57,7 +57,7 @@ class ReconstructionLoss(nn.Module):
         y: Tensor,
         mask: Tensor,
         x: Tensor | None = None,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> LossOutput:
         """Training objective on one batch.
 
@@ -67,7 +67,7 @@ class ReconstructionLoss(nn.Module):
             y: ``(B, 2, H, W)`` measured k-space, zero off the mask.
             mask: ``(B, 1, H, W)`` sampling mask of each sample.
             x: ``(B, 2, H, W)`` ground truth, given only when ``needs_ground_truth``.
-            generator: CPU random generator for every random choice the loss makes
+            rng: CPU random rng for every random choice the loss makes
                 (split masks, transforms, fresh operators), seeded per (seed, rank, worker).
         """
         raise NotImplementedError
@@ -78,11 +78,11 @@ class ReconstructionLoss(nn.Module):
         physics: SingleCoilMRI,
         y: Tensor,
         mask: Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        rng: torch.Generator | list[torch.Generator] | None = None,
     ) -> Tensor:
         """The method's inference rule; ``f(y, A)`` unless the method says otherwise.
 
-        A method with ``random_inference`` accepts one generator per image of the batch.
+        A method with ``random_inference`` accepts one ``rng`` per image of the batch.
         """
         return model(y, mask)
 
@@ -102,7 +102,7 @@ class AdversarialLoss(ReconstructionLoss):
         y: Tensor,
         mask: Tensor,
         generator_output: LossOutput,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> Tensor:
         raise NotImplementedError
 

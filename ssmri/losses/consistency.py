@@ -10,7 +10,7 @@ class SupervisedLoss(ReconstructionLoss):
 
     needs_ground_truth = True
 
-    def forward(self, model, physics, y, mask, x=None, generator=None) -> LossOutput:
+    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
         if x is None:
             raise ValueError(
                 "loss=sup needs ground truth, but the batch has none; the training set's "
@@ -28,7 +28,7 @@ class MCLoss(ReconstructionLoss):
     this loss cannot learn the null space and ends near the zero-filled reconstruction.
     """
 
-    def forward(self, model, physics, y, mask, x=None, generator=None) -> LossOutput:
+    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
         x_hat = model(y, mask)
         loss = measurement_consistency(physics, x_hat, y, mask)
         return LossOutput(loss, x_hat, {"mc": loss.detach()})

@@ -13,10 +13,10 @@ from ssmri.losses.base import LossOutput, ReconstructionLoss, mse
 from ssmri.losses.consistency import measurement_consistency
 
 
-def fresh_masks(physics, like: Tensor, per_sample: bool, generator: torch.Generator | None) -> Tensor:
+def fresh_masks(physics, like: Tensor, per_sample: bool, rng: torch.Generator | None) -> Tensor:
     """``(B, 1, H, W)`` masks from the data's own mask law: one per sample, or one per batch."""
     count = len(like) if per_sample else 1
-    masks = physics.sample_mask(count, generator).to(device=like.device, dtype=like.dtype)
+    masks = physics.sample_mask(count, rng).to(device=like.device, dtype=like.dtype)
     return masks.expand(len(like), *masks.shape[1:])
 
 
@@ -40,13 +40,13 @@ class _VirtualOperatorLoss(ReconstructionLoss):
         self.weight = float(weight)
         self.mc_weight = float(mc_weight)
 
-    def forward(self, model, physics, y, mask, x=None, generator=None) -> LossOutput:
+    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
         x_hat = model(y, mask)
         mc = measurement_consistency(physics, x_hat, y, mask)
-        target = self.transform(x_hat, generator=generator) if self.transform is not None else x_hat
-        operator = fresh_masks(physics, y, self.per_sample_masks, generator) if self.new_operator else mask
+        target = self.transform(x_hat, rng=rng) if self.transform is not None else x_hat
+        operator = fresh_masks(physics, y, self.per_sample_masks, rng) if self.new_operator else mask
         # physics.simulate adds the acquisition's noise, as the reference's physics(x) does.
-        reconstruction = model(physics.simulate(target, operator, generator), operator)
+        reconstruction = model(physics.simulate(target, operator, rng), operator)
         term = mse(reconstruction, target)
         loss = self.mc_weight * mc + self.weight * term
         return LossOutput(loss, x_hat, {"mc": mc.detach(), self.term_name: term.detach()})
@@ -61,10 +61,10 @@ class EILoss(_VirtualOperatorLoss):
 
     Chen, Tachella & Davies, "Equivariant Imaging: Learning Beyond the Range Space", ICCV 2021;
     for MRI: "Robust Equivariant Imaging", CVPR 2022. With a
-    :class:`~ssmri.physics.transforms.Diffeomorphism` this is Diffeo-EI (Wang & Davies, 2024).
+    :class:`~ssmri.transforms.image.Diffeomorphism` this is Diffeo-EI (Wang & Davies, 2024).
 
     Args:
-        transform: ``T_g``, e.g. :class:`~ssmri.physics.transforms.Rotate`.
+        transform: ``T_g``, e.g. :class:`~ssmri.transforms.image.Rotate`.
         weight: weight ``w`` of the equivariance term.
         mc_weight: weight of the measurement-consistency term.
     """
@@ -83,7 +83,7 @@ class MOILoss(_VirtualOperatorLoss):
     .. math::
         \mathcal{L} = \mathrm{MSE}(A\hat x, y) + w\,\mathrm{MSE}\big(f(A_g \hat x, A_g), \hat x\big)
 
-    ``A_g`` has a new mask from the data's own mask generator. Tachella, Chen & Davies,
+    ``A_g`` has a new mask from the data's own mask law. Tachella, Chen & Davies,
     "Unsupervised Learning From Incomplete Measurements for Inverse Problems", NeurIPS 2022.
 
     Args:

@@ -4,7 +4,7 @@ import torch
 from torch import Tensor
 
 from ssmri.losses.base import LossOutput, ReconstructionLoss, mse
-from ssmri.physics.splitting import GaussianSplitter, MultiplicativeSplitter
+from ssmri.transforms.split_masks import GaussianSplitter, MultiplicativeSplitter
 
 
 class SSDULoss(ReconstructionLoss):
@@ -27,12 +27,12 @@ class SSDULoss(ReconstructionLoss):
         super().__init__()
         self.splitter = splitter if splitter is not None else GaussianSplitter()
 
-    def split(self, y: Tensor, mask: Tensor, generator) -> tuple[Tensor, Tensor]:
-        input_mask = self.splitter.split(mask, generator)
+    def split(self, y: Tensor, mask: Tensor, rng) -> tuple[Tensor, Tensor]:
+        input_mask = self.splitter.split(mask, rng)
         return input_mask, mask - input_mask
 
-    def forward(self, model, physics, y, mask, x=None, generator=None) -> LossOutput:
-        input_mask, held_out = self.split(y, mask, generator)
+    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
+        input_mask, held_out = self.split(y, mask, rng)
         x_hat = model(input_mask * y, input_mask)
         loss = self.held_out_error(physics, x_hat, y, held_out)
         return LossOutput(loss, x_hat, {"ssdu": loss.detach()})
@@ -69,16 +69,16 @@ class Noise2InverseLoss(SSDULoss):
         self.num_splits = int(num_splits)
         self.images_per_pass = images_per_pass
 
-    def reconstruct(self, model, physics, y, mask, generator=None) -> Tensor:
-        """``generator``: one CPU generator, or one per image (then each image's splits depend
+    def reconstruct(self, model, physics, y, mask, rng=None) -> Tensor:
+        """``rng``: one CPU rng, or one per image (then each image's splits depend
         on that image alone, not on what else is in the batch)."""
-        generators = generator if isinstance(generator, (list, tuple)) else [generator] * len(y)
-        if len(generators) != len(y):
-            raise ValueError(f"got {len(generators)} generators for {len(y)} images")
+        rngs = rng if isinstance(rng, (list, tuple)) else [rng] * len(y)
+        if len(rngs) != len(y):
+            raise ValueError(f"got {len(rngs)} rngs for {len(y)} images")
         count = self.num_splits
         input_masks = torch.cat([  # image-major: the N splits of image 0, then of image 1, ...
-            self.splitter.split(image_mask.expand(count, *image_mask.shape[1:]), image_generator)
-            for image_mask, image_generator in zip(mask.split(1), generators)
+            self.splitter.split(image_mask.expand(count, *image_mask.shape[1:]), image_rng)
+            for image_mask, image_rng in zip(mask.split(1), rngs)
         ])
         inputs = input_masks * y.repeat_interleave(count, dim=0)
         chunk = count * (self.images_per_pass or len(y))
@@ -101,7 +101,7 @@ class WeightedSSDULoss(SSDULoss):
     random masks; ``estimate_with`` reproduces that, the default uses the exact probabilities.
 
     Args:
-        splitter: :class:`~ssmri.physics.splitting.MultiplicativeSplitter` (Gaussian, R = 2).
+        splitter: :class:`~ssmri.transforms.split_masks.MultiplicativeSplitter` (Gaussian, R = 2).
         clip: upper clip of ``P̃``.
         estimate_with: 0 for exact probabilities, else the number of masks to average.
     """
@@ -118,14 +118,14 @@ class WeightedSSDULoss(SSDULoss):
 
     def column_k(self, physics, height: int, width: int) -> Tensor:
         """``(W,)`` float64 ``K = (1 - P̃ P)⁻¹ (1 - P)`` of each column."""
-        key = (height, width, repr(physics.mask_generator))
+        key = (height, width, repr(physics.mask_law))
         if key not in self._k:
-            acquisition = physics.mask_generator
+            acquisition = physics.mask_law
             split_law = self.splitter.generator_for(height, width)
             if self.estimate_with:
-                generator = torch.Generator().manual_seed(0)
-                p = acquisition.sample_columns(self.estimate_with, generator).double().mean(0)
-                p_split = split_law.sample_columns(self.estimate_with, generator).double().mean(0)
+                rng = torch.Generator().manual_seed(0)
+                p = acquisition.sample_columns(self.estimate_with, rng).double().mean(0)
+                p_split = split_law.sample_columns(self.estimate_with, rng).double().mean(0)
             else:
                 p, p_split = acquisition.column_probability(), split_law.column_probability()
             self._k[key] = (1 - p) / (1 - p_split.clamp(max=self.clip) * p)

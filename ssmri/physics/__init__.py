@@ -1,29 +1,25 @@
-"""MRI physics: Fourier transforms, the single-coil operator and sampling masks (plain torch)."""
+"""MRI physics, the acquisition only: Fourier transforms, the operator and the mask laws (plain torch)."""
 
 from ssmri.physics.fft import fft2c, ifft2c, magnitude, to_channels, to_complex
-from ssmri.physics.kspace_augment import KspaceCompose, KspaceNoise, RandomPhaseError
 from ssmri.physics.masks import (
-    CartesianMaskGenerator,
-    EquispacedMaskGenerator,
-    GaussianMaskGenerator,
-    UniformRandomMaskGenerator,
-    make_mask_generator,
+    CartesianMaskLaw,
+    EquispacedMaskLaw,
+    GaussianMaskLaw,
+    UniformRandomMaskLaw,
+    make_mask_law,
 )
 from ssmri.physics.operator import SingleCoilMRI
 
 __all__ = [
-    "CartesianMaskGenerator",
-    "EquispacedMaskGenerator",
-    "GaussianMaskGenerator",
-    "KspaceCompose",
-    "KspaceNoise",
-    "RandomPhaseError",
+    "CartesianMaskLaw",
+    "EquispacedMaskLaw",
+    "GaussianMaskLaw",
     "SingleCoilMRI",
-    "UniformRandomMaskGenerator",
+    "UniformRandomMaskLaw",
     "fft2c",
     "ifft2c",
     "magnitude",
-    "make_mask_generator",
+    "make_mask_law",
     "to_channels",
     "to_complex",
 ]

@@ -1,6 +1,6 @@
-"""Cartesian sampling-mask generators: which phase-encode columns (along W) are acquired.
+"""Cartesian sampling-mask laws: which phase-encode columns (along W) are acquired.
 
-Every generator samples exactly ``W // R`` columns per draw, always including a centre block,
+Every law samples exactly ``W // R`` columns per draw, always including a centre block,
 and can report the exact per-column inclusion probability (Weighted-SSDU needs it).
 """
 
@@ -21,7 +21,7 @@ def _check_image_size(image_size) -> tuple[int, int]:
     return height, width
 
 
-class CartesianMaskGenerator(ABC):
+class CartesianMaskLaw(ABC):
     """Base class: the centre-block rule shared by every Cartesian pattern.
 
     Args:
@@ -60,25 +60,25 @@ class CartesianMaskGenerator(ABC):
         return self.height, self.width
 
     @abstractmethod
-    def _draw_outer(self, generator: torch.Generator | None) -> Tensor:
+    def _draw_outer(self, rng: torch.Generator | None) -> Tensor:
         """Indices into ``self.outer_columns`` of the ``num_outer`` extra columns of one mask."""
 
     @abstractmethod
     def _outer_probability(self) -> np.ndarray:
         """Exact inclusion probability of each entry of ``self.outer_columns``."""
 
-    def sample_columns(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_columns(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
         """``(B, W)`` boolean column masks, a fresh draw per sample."""
         columns = torch.zeros(batch_size, self.width, dtype=torch.bool)
         columns[:, self.center_columns] = True
         for row in columns:
             if self.num_outer > 0:
-                row[self.outer_columns[self._draw_outer(generator)]] = True
+                row[self.outer_columns[self._draw_outer(rng)]] = True
         return columns
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
         """``(B, 1, H, W)`` float 0/1 masks, constant along H."""
-        columns = self.sample_columns(batch_size, generator).float()
+        columns = self.sample_columns(batch_size, rng).float()
         return columns[:, None, None, :].expand(batch_size, 1, self.height, self.width).clone()
 
     def column_probability(self) -> Tensor:
@@ -96,7 +96,7 @@ class CartesianMaskGenerator(ABC):
         )
 
 
-class WeightedRandomMaskGenerator(CartesianMaskGenerator):
+class WeightedRandomMaskLaw(CartesianMaskLaw):
     """Outer columns drawn without replacement with probability proportional to a weight.
 
     Drawing without replacement proportionally to ``w`` (``torch.multinomial``) is successive
@@ -109,8 +109,8 @@ class WeightedRandomMaskGenerator(CartesianMaskGenerator):
     def outer_weights(self) -> Tensor:
         """``(len(outer_columns),)`` positive float64 weights."""
 
-    def _draw_outer(self, generator):
-        return torch.multinomial(self.outer_weights(), self.num_outer, False, generator=generator)
+    def _draw_outer(self, rng):
+        return torch.multinomial(self.outer_weights(), self.num_outer, False, generator=rng)
 
     def _outer_probability(self) -> np.ndarray:
         weights = self.outer_weights().numpy()
@@ -150,7 +150,7 @@ def _successive_sampling_inclusion(weights: tuple, num_draws: int) -> np.ndarray
     return np.clip(probability, 0.0, 1.0)
 
 
-class GaussianMaskGenerator(WeightedRandomMaskGenerator):
+class GaussianMaskLaw(WeightedRandomMaskLaw):
     """Gaussian variable density: weight ``exp(-(k - W/2)^2 / (2 (W/10)^2)) + 1/(2R)``.
 
     The default pattern of the self-supervised MRI benchmark (Wang & Davies, 2025).
@@ -164,14 +164,14 @@ class GaussianMaskGenerator(WeightedRandomMaskGenerator):
         )
 
 
-class UniformRandomMaskGenerator(WeightedRandomMaskGenerator):
+class UniformRandomMaskLaw(WeightedRandomMaskLaw):
     """Outer columns uniformly at random without replacement (fastMRI ``RandomMaskFunc``)."""
 
     def outer_weights(self) -> Tensor:
         return torch.ones(len(self.outer_columns), dtype=torch.float64)
 
 
-class EquispacedMaskGenerator(CartesianMaskGenerator):
+class EquispacedMaskLaw(CartesianMaskLaw):
     """Outer columns evenly spaced, with a random offset (fastMRI ``EquispacedMaskFunc``).
 
     The ``n`` extra columns are entries ``floor(o + i s)``, ``i < n``, of the list of outer
@@ -181,9 +181,9 @@ class EquispacedMaskGenerator(CartesianMaskGenerator):
     def _spacing(self) -> float:
         return len(self.outer_columns) / self.num_outer
 
-    def _draw_outer(self, generator):
+    def _draw_outer(self, rng):
         spacing = self._spacing()
-        offset = torch.rand((), generator=generator, dtype=torch.float64).item() * spacing
+        offset = torch.rand((), generator=rng, dtype=torch.float64).item() * spacing
         index = torch.floor(offset + spacing * torch.arange(self.num_outer, dtype=torch.float64))
         return index.long().clamp_(max=len(self.outer_columns) - 1)
 
@@ -198,16 +198,16 @@ class EquispacedMaskGenerator(CartesianMaskGenerator):
 
 
 MASK_GENERATORS = {
-    "gaussian": GaussianMaskGenerator,
-    "uniform": UniformRandomMaskGenerator,
-    "equispaced": EquispacedMaskGenerator,
+    "gaussian": GaussianMaskLaw,
+    "uniform": UniformRandomMaskLaw,
+    "equispaced": EquispacedMaskLaw,
 }
 
 
-def make_mask_generator(
+def make_mask_law(
     sampling: str, image_size, acceleration: float, center_fraction: float | None = None
-) -> CartesianMaskGenerator:
-    """Build a generator by name: ``gaussian`` (default), ``uniform`` or ``equispaced``."""
+) -> CartesianMaskLaw:
+    """Build a mask law by name: ``gaussian`` (default), ``uniform`` or ``equispaced``."""
     if sampling not in MASK_GENERATORS:
         raise ValueError(
             f"unknown sampling pattern {sampling!r}; choose one of {sorted(MASK_GENERATORS)}"

@@ -4,7 +4,7 @@ import torch
 from torch import Tensor, nn
 
 from ssmri.physics.fft import fft2c, ifft2c
-from ssmri.physics.masks import CartesianMaskGenerator, make_mask_generator
+from ssmri.physics.masks import CartesianMaskLaw, make_mask_law
 
 
 class SingleCoilMRI(nn.Module):
@@ -37,7 +37,7 @@ class SingleCoilMRI(nn.Module):
         super().__init__()
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-        self.mask_generator: CartesianMaskGenerator = make_mask_generator(
+        self.mask_law: CartesianMaskLaw = make_mask_law(
             sampling, image_size, acceleration, center_fraction
         )
         self.sampling = sampling
@@ -45,11 +45,11 @@ class SingleCoilMRI(nn.Module):
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return self.mask_generator.image_size
+        return self.mask_law.image_size
 
     @property
     def acceleration(self) -> float:
-        return self.mask_generator.acceleration
+        return self.mask_law.acceleration
 
     def A(self, x: Tensor, mask: Tensor) -> Tensor:
         """Forward operator: image ``(B, 2, H, W)`` -> masked k-space ``(B, 2, H, W)``."""
@@ -63,18 +63,18 @@ class SingleCoilMRI(nn.Module):
         """The "no learning" reconstruction ``Aᴴ y``."""
         return self.A_adjoint(y, mask)
 
-    def simulate(self, x: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def simulate(self, x: Tensor, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
         """Noisy measurements ``A x + M ⊙ ε``."""
         kspace = self.A(x, mask)
         if self.noise_std > 0:
-            # Drawn on the CPU from the CPU generator, then moved: the same numbers on any device.
-            noise = torch.randn(kspace.shape, generator=generator, dtype=kspace.dtype).to(kspace.device)
+            # Drawn on the CPU from the CPU rng, then moved: the same numbers on any device.
+            noise = torch.randn(kspace.shape, generator=rng, dtype=kspace.dtype).to(kspace.device)
             kspace = kspace + mask * self.noise_std * noise
         return kspace
 
-    def sample_mask(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
-        """``(B, 1, H, W)`` fresh masks from this acquisition's generator."""
-        return self.mask_generator.sample(batch_size, generator)
+    def sample_mask(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
+        """``(B, 1, H, W)`` fresh masks from this acquisition's mask law."""
+        return self.mask_law.sample(batch_size, rng)
 
     def extra_repr(self) -> str:
-        return f"{self.mask_generator!r}, noise_std={self.noise_std:g}"
+        return f"{self.mask_law!r}, noise_std={self.noise_std:g}"

@@ -1,8 +1,8 @@
 """Physics-driven k-space augmentations ``T_i`` for VORTEX: additive noise and phase error.
 
-Each augmentation is a module ``forward(y, mask, generator=None)`` on measured k-space
+Each augmentation is a module ``forward(y, mask, rng=None)`` on measured k-space
 ``(B, 2, H, W)`` (zero off the mask) that returns augmented k-space supported on the same mask.
-Random numbers are drawn on the CPU from ``generator`` and moved to the data's device.
+Random numbers are drawn on the CPU from ``rng`` and moved to the data's device.
 """
 
 import math
@@ -34,9 +34,9 @@ class KspaceNoise(nn.Module):
             raise ValueError(f"sigma must be >= 0, got {sigma}")
         self.sigma = float(sigma)
 
-    def forward(self, y: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, y: Tensor, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
         """``y``: ``(B, 2, H, W)`` k-space; ``mask``: ``(B, 1, H, W)``."""
-        noise = torch.randn(y.shape, generator=generator).to(device=y.device, dtype=y.dtype)
+        noise = torch.randn(y.shape, generator=rng).to(device=y.device, dtype=y.dtype)
         return y + mask * (self.sigma * noise)
 
     def extra_repr(self) -> str:
@@ -74,9 +74,9 @@ class RandomPhaseError(nn.Module):
         self.per_sample = per_sample
         self.reference_multiplication = reference_multiplication
 
-    def sample_phases(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_phases(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
         """``(B, 2)`` phases ``(φ_even, φ_odd)``, uniform in ``[-πα, πα]``."""
-        uniform = torch.rand(batch_size if self.per_sample else 1, 2, generator=generator)
+        uniform = torch.rand(batch_size if self.per_sample else 1, 2, generator=rng)
         phases = 2 * math.pi * self.scale * uniform - math.pi * self.scale
         return phases.expand(batch_size, 2)
 
@@ -92,9 +92,9 @@ class RandomPhaseError(nn.Module):
         # (a + ib) e^{-iφ} = (a cosφ + b sinφ) + i (b cosφ - a sinφ)
         return torch.cat((real * cos + imag * sin, imag * cos - real * sin), dim=1)
 
-    def forward(self, y: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, y: Tensor, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
         """``y``: ``(B, 2, H, W)`` k-space; ``mask`` is unused (the support is preserved)."""
-        return self.apply(y, self.sample_phases(y.shape[0], generator))
+        return self.apply(y, self.sample_phases(y.shape[0], rng))
 
     def extra_repr(self) -> str:
         return (
@@ -112,7 +112,7 @@ class KspaceCompose(nn.Module):
     rotation invariant); with ``reference_multiplication`` it does.
 
     Args:
-        augmentations: modules ``forward(y, mask, generator)``; ``None`` for the default.
+        augmentations: modules ``forward(y, mask, rng)``; ``None`` for the default.
     """
 
     def __init__(self, augmentations: Iterable[nn.Module] | None = None):
@@ -121,10 +121,10 @@ class KspaceCompose(nn.Module):
             augmentations = [RandomPhaseError(0.1), KspaceNoise(0.1)]
         self.augmentations = nn.ModuleList(list(augmentations))
 
-    def forward(self, y: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, y: Tensor, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
         """``y``: ``(B, 2, H, W)`` k-space; ``mask``: ``(B, 1, H, W)``."""
         for augmentation in self.augmentations:
-            y = augmentation(y, mask, generator)
+            y = augmentation(y, mask, rng)
         return y
 
 

@@ -2,8 +2,8 @@
 
 Every transform acts on complex images ``(B, C, H, W)`` (the same map on every channel) and
 separates the random draw from its application, so that a loss can apply the same ``T_g``
-twice: ``params = t.sample_params(B, generator)``, ``t.apply(x, params)``; ``t(x, generator)``
-does both. Random numbers come from the CPU ``generator`` and move to the data's device.
+twice: ``params = t.sample_params(B, rng)``, ``t.apply(x, params)``; ``t(x, rng)``
+does both. Random numbers come from the CPU ``rng`` and move to the data's device.
 """
 
 import math
@@ -52,10 +52,10 @@ class Rotate(nn.Module):
         self.interpolation = interpolation
         self.per_sample = per_sample
 
-    def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_params(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
         """``(B,)`` angles in degrees, counter-clockwise."""
         count = batch_size if self.per_sample else 1
-        index = torch.randint(len(self.angles), (count,), generator=generator)
+        index = torch.randint(len(self.angles), (count,), generator=rng)
         return self.angles[index].expand(batch_size).clone()
 
     def apply(self, x: Tensor, angles: Tensor) -> Tensor:
@@ -82,8 +82,8 @@ class Rotate(nn.Module):
             x.float(), grid, mode=self.interpolation, padding_mode="zeros", align_corners=False
         ).to(x.dtype)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.apply(x, self.sample_params(len(x), generator))
+    def forward(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        return self.apply(x, self.sample_params(len(x), rng))
 
 
 class Shift(nn.Module):
@@ -103,12 +103,12 @@ class Shift(nn.Module):
         self._size: tuple[int, int] | None = None
 
     def sample_params(
-        self, batch_size: int, generator: torch.Generator | None = None, size: tuple[int, int] = (1, 1)
+        self, batch_size: int, rng: torch.Generator | None = None, size: tuple[int, int] = (1, 1)
     ) -> Tensor:
         """``(B, 2)`` integer shifts along (H, W)."""
         count = batch_size if self.per_sample else 1
         limits = torch.tensor([int(self.max_fraction * s) for s in size])
-        shifts = (torch.rand(count, 2, generator=generator) * (2 * limits + 1)).floor().long() - limits
+        shifts = (torch.rand(count, 2, generator=rng) * (2 * limits + 1)).floor().long() - limits
         return shifts.expand(batch_size, 2).clone()
 
     def apply(self, x: Tensor, shifts: Tensor) -> Tensor:
@@ -116,8 +116,8 @@ class Shift(nn.Module):
             [torch.roll(image, (int(s[0]), int(s[1])), dims=(-2, -1)) for image, s in zip(x, shifts)]
         )
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.apply(x, self.sample_params(len(x), generator, tuple(x.shape[-2:])))
+    def forward(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        return self.apply(x, self.sample_params(len(x), rng, tuple(x.shape[-2:])))
 
 
 class Diffeomorphism(nn.Module):
@@ -157,14 +157,14 @@ class Diffeomorphism(nn.Module):
         self.strength, self.frequencies, self.squarings = strength, frequencies, squarings
         self.interpolation = interpolation
 
-    def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_params(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
         """``(B, 2, K, K)`` sine-mode coefficients of the velocity field."""
         k = torch.arange(1, self.frequencies + 1, dtype=torch.float32)
         decay = 1 / torch.sqrt(k[:, None] * k[None, :])
         return (
             self.strength
             * decay
-            * torch.randn(batch_size, 2, self.frequencies, self.frequencies, generator=generator)
+            * torch.randn(batch_size, 2, self.frequencies, self.frequencies, generator=rng)
         )
 
     def velocity_at(self, coefficients: Tensor, points: Tensor) -> Tensor:
@@ -196,8 +196,8 @@ class Diffeomorphism(nn.Module):
             x.float(), grid, mode=self.interpolation, padding_mode="zeros", align_corners=False
         ).to(x.dtype)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.apply(x, self.sample_params(len(x), generator))
+    def forward(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        return self.apply(x, self.sample_params(len(x), rng))
 
 
 def compose(field: Tensor, grid: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
 """Measurement splitting: divide each acquired mask ``M`` into ``M₁`` (input) and ``M₂ = M - M₁``.
 
-Splitters act on the acquired points of each sample's own mask; ``split(mask, generator)``
+Splitters act on the acquired points of each sample's own mask; ``split(mask, rng)``
 returns ``M₁`` ``(B, 1, H, W)``, one fresh split per sample.
 """
 
@@ -9,7 +9,7 @@ import math
 import torch
 from torch import Tensor
 
-from ssmri.physics.masks import CartesianMaskGenerator, make_mask_generator
+from ssmri.physics.masks import CartesianMaskLaw, make_mask_law
 
 
 def _check_ratio(split_ratio: float) -> float:
@@ -45,7 +45,7 @@ class BernoulliSplitter:
         """``⌈(1 - ρ) |M|⌉``; the tolerance stops e.g. ``(1 - 0.7)·10 = 3.0000000000000004`` rounding up."""
         return math.ceil((1 - self.split_ratio) * acquired - 1e-9)
 
-    def split(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def split(self, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
         height, width = mask.shape[-2:]
         weights, protected = self.weights(height, width).flatten(), self.protected(height, width).flatten()
         input_masks = (mask.detach().cpu().reshape(len(mask), -1) > 0).float()
@@ -55,7 +55,7 @@ class BernoulliSplitter:
             count = self.held_out_count(int(acquired.sum()))
             if count > 0 and len(candidates) > 0:
                 chosen = torch.multinomial(
-                    weights[candidates], min(count, len(candidates)), False, generator=generator
+                    weights[candidates], min(count, len(candidates)), False, generator=rng
                 )
                 row[candidates[chosen]] = 0.0
         return input_masks.reshape(mask.shape).to(device=mask.device, dtype=mask.dtype)
@@ -98,7 +98,7 @@ class GaussianSplitter(BernoulliSplitter):
 
 
 class MultiplicativeSplitter:
-    r"""``M₁ = M̃ ⊙ M`` with ``M̃`` a fresh mask from a second Cartesian generator (Weighted-SSDU).
+    r"""``M₁ = M̃ ⊙ M`` with ``M̃`` a fresh mask from a second Cartesian mask law (Weighted-SSDU).
 
     Millard & Chiew, "A theoretical framework for self-supervised MR image reconstruction using
     sub-sampling via variable density Noisier2Noise", IEEE TCI 2023 (DeepInverse
@@ -114,19 +114,19 @@ class MultiplicativeSplitter:
         self, sampling: str = "gaussian", acceleration: float = 2, center_fraction: float | None = None
     ):
         self.sampling, self.acceleration, self.center_fraction = sampling, acceleration, center_fraction
-        self._generators: dict[tuple[int, int], CartesianMaskGenerator] = {}
+        self._generators: dict[tuple[int, int], CartesianMaskLaw] = {}
 
-    def generator_for(self, height: int, width: int) -> CartesianMaskGenerator:
-        """The ``M̃`` generator at this image size (built once per size)."""
+    def generator_for(self, height: int, width: int) -> CartesianMaskLaw:
+        """The ``M̃`` mask law at this image size (built once per size)."""
         key = (height, width)
         if key not in self._generators:
-            self._generators[key] = make_mask_generator(
+            self._generators[key] = make_mask_law(
                 self.sampling, key, self.acceleration, self.center_fraction
             )
         return self._generators[key]
 
-    def split(self, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        second = self.generator_for(*mask.shape[-2:]).sample(len(mask), generator)
+    def split(self, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
+        second = self.generator_for(*mask.shape[-2:]).sample(len(mask), rng)
         return second.to(device=mask.device, dtype=mask.dtype) * mask
 
 
