@@ -4,20 +4,15 @@ from pathlib import Path
 
 import hydra
 import pytest
-from conftest import FAST, compose_config
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
-from test_fastmri import write_fastmri_volume, write_slice_tensor
 
 from ssmri.run import build, build_trainer
+from tests.helpers.config import FAST, compose_config, options
+from tests.helpers.fastmri_files import write_fastmri_volume, write_slice_tensor
 
-CONF = Path(__file__).parents[1] / "ssmri" / "conf"
 GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks",
           "paths", "experiment", "debug"]
-
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 def test_every_group_has_options():

@@ -14,9 +14,6 @@ import hydra
 import lightning as L
 import pytest
 import torch
-from conftest import FAST, compose_config
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
@@ -24,6 +21,7 @@ from omegaconf import read_write
 
 from ssmri.distributed import LAUNCHER_ENVIRONMENT, job_scope, single_device_job, use_one_gpu_per_local_job
 from ssmri.run import train
+from tests.helpers.config import FAST, compose_config, compose_only
 
 ROOT = Path(__file__).parents[1]
 # 5 test images in batches of 2 on 2 ranks: the distributed sampler pads the set to 6.
@@ -181,19 +179,13 @@ def test_a_failed_jobs_ranks_are_ended_without_lightnings_watchdog_killing_the_s
 
 
 # -- SLURM -----------------------------------------------------------------------------------------
-def compose_launcher(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_module(version_base="1.3", config_module="ssmri.conf"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
-
-
 @pytest.mark.parametrize(
     "overrides, tasks, nodes",
     [([], 1, 1), (["trainer=ddp"], 2, 1),
      (["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=3"], 4, 3)],
 )
 def test_slurm_launcher_asks_one_task_per_device(overrides, tasks, nodes):
-    launcher = compose_launcher(["hydra/launcher=slurm", *overrides]).hydra.launcher
+    launcher = compose_only(["hydra/launcher=slurm", *overrides], return_hydra_config=True).hydra.launcher
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (tasks, tasks, nodes)
     assert launcher.max_num_timeout == 0
 
@@ -216,8 +208,8 @@ def test_slurm_sbatch_file_sends_lightnings_requeue_signal(tmp_path, monkeypatch
         raise Submitted
 
     monkeypatch.setattr(submitit_slurm.SlurmExecutor, "_submit_command", capture)
-    cfg = compose_launcher(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
-                            "trainer.num_nodes=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    cfg = compose_only(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                        f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
     launcher = hydra.utils.instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     with pytest.raises(Submitted):

@@ -1,32 +1,10 @@
 """Real-data loaders on small files the tests write in both fastMRI formats."""
 
-import h5py
-import numpy as np
 import pytest
 import torch
 
 from ssmri.data import FastMRISingleCoilFiles, FastMRISliceTensor
-from ssmri.physics.fft import fft2c
-
-
-def write_slice_tensor(path, count=20, size=64):
-    generator = torch.Generator().manual_seed(0)
-    slices = torch.rand(count, size, size, generator=generator)
-    slices = slices / slices.amax(dim=(1, 2), keepdim=True)
-    torch.save(slices, path)
-    return slices
-
-
-def write_fastmri_volume(path, slices=4, height=40, width=36, seed=0):
-    """A fastMRI-layout single-coil file: complex kspace (S, H, W) and a 32x32 reconstruction."""
-    rng = np.random.default_rng(seed)
-    image = rng.random((slices, height, width)).astype(np.float32)
-    kspace = fft2c(torch.stack((torch.from_numpy(image), torch.zeros(slices, height, width)), dim=1))
-    with h5py.File(path, "w") as file:
-        file["kspace"] = (kspace[:, 0] + 1j * kspace[:, 1]).numpy().astype(np.complex64)
-        file["reconstruction_esc"] = image[:, 4:36, 2:34]
-        file["ismrmrd_header"] = np.bytes_(b"<ismrmrdHeader/>")
-    return image
+from tests.helpers.fastmri_files import write_fastmri_volume, write_slice_tensor
 
 
 def test_slice_tensor_follows_the_tutorial_split(tmp_path):

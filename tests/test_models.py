@@ -33,12 +33,12 @@ def _dense_operator(mask_columns: torch.Tensor, height: int) -> torch.Tensor:
     return torch.stack(columns, dim=1)
 
 
-def test_dc_step_is_the_least_squares_solution(generator):
+def test_dc_step_is_the_least_squares_solution(rng):
     height, width, lam = 6, 8, torch.tensor(0.37)
     mask_columns = torch.tensor([1, 0, 0, 1, 1, 0, 1, 0])
     mask = mask_columns.float().expand(1, 1, height, width)
     A = _dense_operator(mask_columns, height)
-    z = torch.randn(1, 2, height, width, generator=generator)
+    z = torch.randn(1, 2, height, width, generator=rng)
     y = SingleCoilMRI((height, width), 1).A(torch.randn(1, 2, height, width), mask)
 
     # argmin ||Ax - y||² + λ||x - z||²  <=>  (AᴴA + λI) x = Aᴴy + λz, solved densely.
@@ -51,11 +51,11 @@ def test_dc_step_is_the_least_squares_solution(generator):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_modl_output_is_data_consistent_in_paper_order(generator):
+def test_modl_output_is_data_consistent_in_paper_order(rng):
     """With λ → 0, the paper-order DC step returns the measurements exactly on the mask."""
     model = MoDL(UNet(base_features=4, scales=2), num_iter=2, lambda_init=1e-6)
     physics = SingleCoilMRI(16, 4)
-    mask = physics.sample_mask(2, generator)
+    mask = physics.sample_mask(2, rng)
     y = physics.A(torch.randn(2, 2, 16, 16), mask)
     torch.testing.assert_close(physics.A(model(y, mask), mask), y, atol=1e-4, rtol=1e-4)
     # The reference's DC-first order ends on the denoiser: not data consistent.
@@ -63,9 +63,9 @@ def test_modl_output_is_data_consistent_in_paper_order(generator):
     assert (physics.A(model(y, mask), mask) - y).abs().max() > 1e-2
 
 
-def test_zero_initialised_output_makes_the_untrained_modl_the_zero_filled_image(generator):
+def test_zero_initialised_output_makes_the_untrained_modl_the_zero_filled_image(rng):
     physics = SingleCoilMRI(16, 4)
-    mask = physics.sample_mask(2, generator)
+    mask = physics.sample_mask(2, rng)
     y = physics.A(torch.randn(2, 2, 16, 16), mask)
     model = MoDL(UNet(base_features=4, scales=2, zero_init_output=True), num_iter=3)
     torch.testing.assert_close(model(y, mask), physics.zero_filled(y, mask), atol=1e-6, rtol=0)

@@ -22,9 +22,9 @@ def test_fft_is_unitary_and_centred():
     assert torch.isclose(centre, torch.tensor(16.0)), centre
 
 
-def test_adjointness_and_projection(generator):
+def test_adjointness_and_projection(rng):
     physics = SingleCoilMRI(32, acceleration=4)
-    mask = physics.sample_mask(4, generator)
+    mask = physics.sample_mask(4, rng)
     x, y = torch.randn(4, 2, 32, 32), torch.randn(4, 2, 32, 32) * mask
     lhs, rhs = inner(physics.A(x, mask), y), inner(x, physics.A_adjoint(y, mask))
     assert abs(lhs - rhs) <= 1e-5 * abs(lhs), (lhs, rhs)
@@ -32,24 +32,24 @@ def test_adjointness_and_projection(generator):
     torch.testing.assert_close(physics.A(physics.A_adjoint(Ax, mask), mask), Ax, atol=1e-5, rtol=1e-5)
 
 
-def test_noise_only_at_sampled_entries(generator):
+def test_noise_only_at_sampled_entries(rng):
     physics = SingleCoilMRI(32, acceleration=4, noise_std=0.1)
-    mask = physics.sample_mask(2, generator)
+    mask = physics.sample_mask(2, rng)
     x = torch.randn(2, 2, 32, 32)
-    noise = physics.simulate(x, mask, generator) - physics.A(x, mask)
+    noise = physics.simulate(x, mask, rng) - physics.A(x, mask)
     assert noise[(mask == 0).expand_as(noise)].abs().max() == 0
     sampled = noise[(mask == 1).expand_as(noise)]
     assert 0.08 < sampled.std() < 0.12, sampled.std()
 
 
-def test_zero_filled_is_the_adjoint(generator):
+def test_zero_filled_is_the_adjoint(rng):
     physics = SingleCoilMRI(16, acceleration=2)
-    mask = physics.sample_mask(1, generator)
+    mask = physics.sample_mask(1, rng)
     y = physics.A(torch.randn(1, 2, 16, 16), mask)
     torch.testing.assert_close(physics.zero_filled(y, mask), physics.A_adjoint(y, mask))
 
 
-def test_ffts_and_dc_run_in_float32_under_bf16_autocast(monkeypatch, generator):
+def test_ffts_and_dc_run_in_float32_under_bf16_autocast(monkeypatch, rng):
     from ssmri.models import MoDL, UNet
 
     seen = []
@@ -62,7 +62,7 @@ def test_ffts_and_dc_run_in_float32_under_bf16_autocast(monkeypatch, generator):
 
         monkeypatch.setattr(torch.fft, name, spy)
     physics = SingleCoilMRI(16, 4)
-    mask = physics.sample_mask(2, generator)
+    mask = physics.sample_mask(2, rng)
     y = physics.A(torch.randn(2, 2, 16, 16), mask)
     model = MoDL(UNet(base_features=4, scales=2), num_iter=2)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from conftest import FAST, compose_config
-from losses_common import small_problem
 
 from ssmri.lit.module import ReconstructionModule
-from ssmri.models import MoDL, UNet
 from ssmri.run import train
+from tests.helpers.config import FAST, compose_config
+from tests.helpers.models import tiny_model
+from tests.helpers.problems import small_problem
 
 
 def test_bf16_mixed_training_on_cpu_runs_and_its_ffts_see_float32(tmp_path, monkeypatch):
@@ -29,9 +29,7 @@ def test_bf16_mixed_training_on_cpu_runs_and_its_ffts_see_float32(tmp_path, monk
 
 def test_channels_last_changes_the_layout_not_the_result():
     _, _, y, mask = small_problem()
-    torch.manual_seed(0)
-    plain = MoDL(UNet(base_features=8, scales=2), num_iter=2).eval()
-    nhwc = MoDL(UNet(base_features=8, scales=2), num_iter=2, channels_last=True).eval()
+    plain, nhwc = tiny_model().eval(), tiny_model(channels_last=True).eval()
     nhwc.load_state_dict(plain.state_dict())
     conv = nhwc.denoiser.down[0][0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
@@ -42,9 +40,7 @@ def test_channels_last_changes_the_layout_not_the_result():
 @pytest.mark.slow
 def test_compile_compiles_only_the_denoiser_and_keeps_checkpoints_interchangeable():
     _, _, y, mask = small_problem(batch=2)
-    torch.manual_seed(0)
-    eager = MoDL(UNet(base_features=8, scales=2), num_iter=2)
-    compiled = MoDL(UNet(base_features=8, scales=2), num_iter=2, compile=True)
+    eager, compiled = tiny_model(), tiny_model(compile=True)
     compiled.load_state_dict(eager.state_dict())  # same keys: no "_orig_mod." prefix
     assert compiled.denoiser._compiled_call_impl is not None
     assert getattr(compiled, "_compiled_call_impl", None) is None  # FFTs and DC stay eager
@@ -60,7 +56,7 @@ def test_loss_randomness_differs_across_ranks_and_replays_exactly(monkeypatch):
     def draws(rank: int, epoch: int, batch_idx: int) -> torch.Tensor:
         monkeypatch.setattr(ReconstructionModule, "global_rank", property(lambda self: rank))
         monkeypatch.setattr(ReconstructionModule, "current_epoch", property(lambda self: epoch))
-        return torch.rand(8, generator=module.training_generator(batch_idx))
+        return torch.rand(8, generator=module.training_rng(batch_idx))
 
     assert torch.equal(draws(0, 1, 5), draws(0, 1, 5))
     assert not torch.equal(draws(0, 1, 5), draws(1, 1, 5))  # ranks never share masks

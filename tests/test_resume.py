@@ -6,10 +6,10 @@ import signal
 import lightning as L
 import pytest
 import torch
-from conftest import FAST, compose_config
 
 from ssmri.losses import MCLoss
 from ssmri.run import train
+from tests.helpers.config import FAST, compose_config
 
 # 16 training images in batches of 2: 8 batches per epoch, so batch 11 is mid-way through epoch 2.
 SMALL = [*FAST, "data.num_train=16", "data.batch_size=2", "trainer.max_epochs=2",
@@ -36,9 +36,9 @@ class NaNAfter(MCLoss):
         super().__init__()
         self.steps, self.calls = steps, 0
 
-    def forward(self, model, physics, y, mask, x=None, generator=None):
+    def forward(self, model, physics, y, mask, x=None, rng=None):
         self.calls += 1
-        output = super().forward(model, physics, y, mask, x, generator)
+        output = super().forward(model, physics, y, mask, x, rng)
         if self.calls > self.steps:
             output.loss = output.loss * float("nan")
         return output

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import h5py
 import pytest
-from conftest import FAST, compose_config
 from omegaconf import open_dict
 
 from ssmri.run import build, evaluate, train
+from tests.helpers.config import FAST, compose_config
 
 ROOT = Path(__file__).parents[1]
 
@@ -29,7 +29,7 @@ def test_fast_dev_run_through_the_real_entry_point(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     printed = result.stdout + result.stderr
     assert printed.count("Trainable params") == 1, printed  # Lightning's lines, each once
-    runs = list((tmp_path / "outputs" / "train" / "mo_ei").iterdir())  # the default method
+    runs = list((tmp_path / "outputs" / "debug" / "mo_ei").iterdir())  # debug modes: their own folder
     assert len(runs) == 1
     metrics = json.loads((runs[0] / "metrics.json").read_text())
     assert metrics["num_test_images"] == 2 and metrics["loss"] == "mo_ei"

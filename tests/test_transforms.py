@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ssmri.physics.transforms import Diffeomorphism, Rotate, Shift, _identity_grid, compose
+from ssmri.transforms.image import Diffeomorphism, Rotate, Shift, _identity_grid, compose
 
 
 def test_quarter_turns_are_exact_and_cycle():

@@ -31,15 +31,14 @@ import torch
 
 deepinv = pytest.importorskip("deepinv")
 
-from reference_common import SEED, ReplayedMasks, assert_same_grads, close, rng, their_model  # noqa: E402
-
 from ssmri.losses import MCLoss, SupervisedLoss  # noqa: E402
 from ssmri.losses.equivariance import EILoss, MOEILoss, MOILoss  # noqa: E402
 from ssmri.losses.splitting import Noise2InverseLoss, SSDULoss, WeightedSSDULoss  # noqa: E402
 from ssmri.models import MoDL, UNet  # noqa: E402
 from ssmri.physics import SingleCoilMRI  # noqa: E402
-from ssmri.physics.splitting import BernoulliSplitter, GaussianSplitter  # noqa: E402
-from ssmri.physics.transforms import Diffeomorphism, Rotate  # noqa: E402
+from ssmri.transforms.image import Diffeomorphism, Rotate  # noqa: E402
+from ssmri.transforms.split_masks import BernoulliSplitter, GaussianSplitter  # noqa: E402
+from tests.helpers.reference import SEED, ReplayedMasks, assert_same_grads, close, rng, their_model  # noqa: E402
 
 pytestmark = pytest.mark.reference
 
@@ -68,7 +67,7 @@ def their_physics(mask, noise_std: float = 0.0, generator: torch.Generator | Non
 
 def test_supervised(problem):
     physics, model, x, y, mask = problem
-    ours = SupervisedLoss()(model, physics, y, mask, x=x, generator=rng()).loss
+    ours = SupervisedLoss()(model, physics, y, mask, x=x, rng=rng()).loss
     theirs = deepinv.loss.SupLoss()(x_net=model(y, mask), x=x)
     close(ours, theirs)
     assert_same_grads(model, ours, theirs)
@@ -76,7 +75,7 @@ def test_supervised(problem):
 
 def test_measurement_consistency(problem):
     physics, model, _, y, mask = problem
-    ours = MCLoss()(model, physics, y, mask, generator=rng()).loss
+    ours = MCLoss()(model, physics, y, mask, rng=rng()).loss
     theirs = deepinv.loss.MCLoss()(y=y, x_net=model(y, mask), physics=their_physics(mask))
     close(ours, theirs)
     assert_same_grads(model, ours, theirs)
@@ -88,7 +87,7 @@ def test_measurement_consistency(problem):
 def test_ssdu(problem, splitter):
     physics, model, _, y, mask = problem
     loss = SSDULoss(splitter)
-    ours = loss(model, physics, y, mask, generator=rng())
+    ours = loss(model, physics, y, mask, rng=rng())
 
     reference = deepinv.loss.SplittingLoss(
         mask_generator=ReplayedMasks(splitter.split(mask, rng())), eval_split_input=False
@@ -126,9 +125,9 @@ def test_noise2inverse_inference_averages_the_same_splits(problem):
 def test_weighted_ssdu(problem):
     physics, model, _, y, mask = problem
     loss = WeightedSSDULoss()
-    ours = loss(model, physics, y, mask, generator=rng())
+    ours = loss(model, physics, y, mask, rng=rng())
 
-    p = physics.mask_generator.column_probability()
+    p = physics.mask_law.column_probability()
     p_split = loss.splitter.generator_for(SIZE, SIZE).column_probability()
     split_masks = ReplayedMasks(loss.splitter.split(mask, rng()), column_probability=p_split, height=SIZE)
     acquisition = ReplayedMasks(column_probability=p, height=SIZE)
@@ -157,7 +156,7 @@ def mc_plus(term, model, y, mask, physics_ref):
 def test_ei_with_a_rotation(noise_std, seed):
     physics, model, _, y, mask = make_problem(noise_std)
     transform = Rotate()  # integer degrees, nearest, one angle per batch: the reference's
-    ours = EILoss(transform)(model, physics, y, mask, generator=rng(seed)).loss
+    ours = EILoss(transform)(model, physics, y, mask, rng=rng(seed)).loss
 
     generator = rng(seed)
     angle = transform.sample_params(BATCH, generator)[:1].float()  # generator: now at the noise
@@ -171,7 +170,7 @@ def test_ei_with_a_rotation(noise_std, seed):
 def test_ei_arithmetic_around_our_diffeomorphism(problem):
     physics, model, _, y, mask = problem
     transform = Diffeomorphism(strength=0.1)
-    ours = EILoss(transform)(model, physics, y, mask, generator=rng()).loss
+    ours = EILoss(transform)(model, physics, y, mask, rng=rng()).loss
 
     coefficients = transform.sample_params(BATCH, rng())
     term = deepinv.loss.EILoss(transform=lambda x: transform.apply(x, coefficients))
@@ -184,7 +183,7 @@ def test_ei_arithmetic_around_our_diffeomorphism(problem):
 @pytest.mark.parametrize("noise_std", [0.0, NOISE])
 def test_moi(per_sample, noise_std):
     physics, model, _, y, mask = make_problem(noise_std)
-    ours = MOILoss(per_sample_masks=per_sample)(model, physics, y, mask, generator=rng()).loss
+    ours = MOILoss(per_sample_masks=per_sample)(model, physics, y, mask, rng=rng()).loss
 
     generator = rng()
     fresh = physics.sample_mask(BATCH if per_sample else 1, generator)
@@ -199,7 +198,7 @@ def test_moi(per_sample, noise_std):
 def test_mo_ei(per_sample, noise_std):
     physics, model, _, y, mask = make_problem(noise_std)
     transform = Rotate()
-    ours = MOEILoss(transform, per_sample_masks=per_sample)(model, physics, y, mask, generator=rng()).loss
+    ours = MOEILoss(transform, per_sample_masks=per_sample)(model, physics, y, mask, rng=rng()).loss
 
     generator = rng()  # ours draws the angle, then the mask, then the noise
     angle = transform.sample_params(BATCH, generator)[:1].float()

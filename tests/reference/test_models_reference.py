@@ -23,11 +23,10 @@ import torch
 
 deepinv = pytest.importorskip("deepinv")
 
-from reference_common import close, rng  # noqa: E402
-
 from ssmri.models import MoDL, UNet  # noqa: E402
 from ssmri.models.modl import data_consistency  # noqa: E402
 from ssmri.physics import SingleCoilMRI  # noqa: E402
+from tests.helpers.reference import close, rng  # noqa: E402
 
 pytestmark = pytest.mark.reference
 

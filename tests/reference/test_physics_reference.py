@@ -7,7 +7,7 @@ Compared exactly (1e-5 relative):
   real/imaginary channel), and DeepInverse's masks are ours after ``mask[:, :1]``.
 - ``simulate`` against ``MRI(noise_model=GaussianNoise(σ))`` fed the same generator: the same
   noise, added at sampled entries only.
-- The variable-density law's column weights (``GaussianMaskGenerator``/``RandomMaskGenerator``
+- The variable-density law's column weights (``GaussianMaskLaw``/``RandomMaskGenerator``
   ``get_pdf`` with the centre zeroed) and the centre columns; the Gaussian splitter's weights
   and protected block (``GaussianSplittingMaskGenerator``); how many points each splitter
   keeps, ``|M₁| = |M| - ⌈(1 - ρ)|M|⌉``, for split ratio 0.6 on many masks.
@@ -26,12 +26,11 @@ import torch
 
 deepinv = pytest.importorskip("deepinv")
 
-from reference_common import close, rng  # noqa: E402
-
 from ssmri.physics import SingleCoilMRI  # noqa: E402
 from ssmri.physics.fft import fft2c, ifft2c  # noqa: E402
-from ssmri.physics.masks import make_mask_generator  # noqa: E402
-from ssmri.physics.splitting import BernoulliSplitter, GaussianSplitter  # noqa: E402
+from ssmri.physics.masks import make_mask_law  # noqa: E402
+from ssmri.transforms.split_masks import BernoulliSplitter, GaussianSplitter  # noqa: E402
+from tests.helpers.reference import close, rng  # noqa: E402
 
 pytestmark = pytest.mark.reference
 
@@ -87,7 +86,7 @@ def test_noisy_measurements_replay_the_reference():
 @pytest.mark.parametrize("sampling", ["gaussian", "uniform"])
 @pytest.mark.parametrize("width,acceleration", [(32, 4), (128, 4), (320, 6), (128, 8), (32, 2)])
 def test_mask_law_weights_and_centre_columns(sampling, width, acceleration):
-    ours = make_mask_generator(sampling, (8, width), acceleration)
+    ours = make_mask_law(sampling, (8, width), acceleration)
     theirs = REFERENCE_MASKS[sampling]((8, width), acceleration=acceleration)
     pdf = theirs.get_pdf(width).double()
     centre = torch.zeros(width, dtype=torch.bool)
@@ -106,7 +105,7 @@ def test_mask_law_weights_and_centre_columns(sampling, width, acceleration):
 def test_exact_column_probability_matches_the_reference_average(sampling, acceleration):
     theirs = REFERENCE_MASKS[sampling]((1, 32), acceleration=acceleration, rng=rng())
     estimate = theirs.average(n=2000, batch_size=2000)["mask"].flatten().double()
-    exact = make_mask_generator(sampling, 32, acceleration).column_probability()
+    exact = make_mask_law(sampling, 32, acceleration).column_probability()
     assert (estimate - exact).abs().max() < 0.05, (estimate - exact).abs().max()
 
 

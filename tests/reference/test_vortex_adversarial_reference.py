@@ -32,17 +32,12 @@ from ssmri.losses.augmentation import VORTEXLoss  # noqa: E402
 from ssmri.models import MoDL, UNet  # noqa: E402
 from ssmri.models.discriminator import SkipConvDiscriminator  # noqa: E402
 from ssmri.physics import SingleCoilMRI  # noqa: E402
-from ssmri.physics.kspace_augment import KspaceCompose, KspaceNoise, RandomPhaseError  # noqa: E402
+from ssmri.transforms.kspace import KspaceCompose, KspaceNoise, RandomPhaseError  # noqa: E402
+from tests.helpers.reference import close, model_grads, rng  # noqa: E402
 
 pytestmark = pytest.mark.reference
 
-SIZE, BATCH, SEED = 32, 3, 7
-
-
-def close(ours, theirs, rtol=1e-5):
-    """Relative agreement; tensors may also differ by ``rtol`` of their largest entry."""
-    scale = float(theirs.detach().abs().max()) if theirs.numel() > 1 else 0.0
-    torch.testing.assert_close(ours, theirs, rtol=rtol, atol=rtol * scale)
+SIZE, BATCH = 32, 3
 
 
 @pytest.fixture
@@ -56,17 +51,9 @@ def setup():
     return physics, model, physics.A(x, mask), mask
 
 
-def rng() -> torch.Generator:
-    return torch.Generator().manual_seed(SEED)
-
-
 def their_model(model):
     """DeepInverse calls ``model(y, physics)``; our network takes the physics' mask."""
     return lambda y, physics, **kwargs: model(y, physics.mask)
-
-
-def model_grads(model, loss):
-    return torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
 
 
 def test_phase_error_replays_the_reference(setup):
@@ -96,7 +83,7 @@ def test_noise_and_the_ssibench_chain_replay_the_reference(setup):
 def test_vortex_matches_ssibench_with_identity_image_transform(setup):
     physics, model, y, mask = setup
     augmentation = KspaceCompose([RandomPhaseError(0.1, reference_multiplication=True), KspaceNoise(0.1)])
-    ours = VORTEXLoss(augmentation=augmentation)(model, physics, y, mask, generator=rng()).loss
+    ours = VORTEXLoss(augmentation=augmentation)(model, physics, y, mask, rng=rng()).loss
 
     generator = rng()
     t_i = deepinv.transform.RandomPhaseError(scale=0.1, rng=generator) * (
@@ -118,8 +105,8 @@ def test_unsupervised_adversarial_matches_the_reference_blocks(setup):
     loss = UnsupervisedAdversarialLoss(discriminator)
     previous_y, previous_mask = y.roll(1, 0), mask.roll(1, 0)  # "another sample" per sample
     with torch.no_grad():
-        loss(model, physics, previous_y, previous_mask, generator=rng())
-    out = loss(model, physics, y, mask, generator=rng())
+        loss(model, physics, previous_y, previous_mask, rng=rng())
+    out = loss(model, physics, y, mask, rng=rng())
     ours_d = loss.discriminator_loss(physics, y, mask, out)
 
     mask_g = physics.sample_mask(BATCH, rng())
@@ -141,7 +128,7 @@ def test_uair_matches_the_reference_blocks(setup, domain):
     physics, model, y, mask = setup
     discriminator = SkipConvDiscriminator(SIZE, features=8, num_blocks=2)
     loss = UAIRLoss(discriminator, domain=domain)
-    out = loss(model, physics, y, mask, generator=rng())
+    out = loss(model, physics, y, mask, rng=rng())
     ours_d = loss.discriminator_loss(physics, y, mask, out)
 
     mask_g = physics.sample_mask(BATCH, rng())

@@ -1,4 +1,4 @@
-"""Shared by the DeepInverse cross-checks: the tolerance, and adapters between call conventions.
+"""For the DeepInverse cross-checks in ``tests/reference``: the tolerance, and call-convention adapters.
 
 DeepInverse calls ``model(y, physics)`` and draws its random choices inside its own objects;
 ssmri calls ``model(y, mask)`` and draws from one CPU generator. The adapters here let one

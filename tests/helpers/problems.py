@@ -1,0 +1,21 @@
+"""A small reconstruction problem: phantom images, their masks and measurements."""
+
+import torch
+
+from ssmri.data import PhantomImages
+from ssmri.physics import SingleCoilMRI
+
+SIZE = 32
+
+
+def small_problem(batch: int = 4, seed: int = 0, noise_std: float = 0.0, physics=None):
+    """``(physics, x, y, mask)``: ``batch`` phantoms, 32x32 at R = 4 unless ``physics`` is given.
+
+    ``x`` and ``y`` are ``(B, 2, H, W)``, ``mask`` is ``(B, 1, H, W)``; masks and noise come
+    from ``seed``.
+    """
+    physics = physics if physics is not None else SingleCoilMRI(SIZE, 4, noise_std=noise_std)
+    rng = torch.Generator().manual_seed(seed)
+    x = PhantomImages(physics.image_size[0], seed=seed).images("train", batch)
+    mask = physics.sample_mask(batch, rng)
+    return physics, x, physics.simulate(x, mask, rng), mask
