@@ -3,7 +3,7 @@
 import torch
 
 from ssmri.data import PhantomImages
-from ssmri.physics import SingleCoilMRI
+from ssmri.physics import Acquisition, SingleCoilMRI
 
 SIZE = 32
 
@@ -18,4 +18,4 @@ def small_problem(batch: int = 4, seed: int = 0, noise_std: float = 0.0, physics
     rng = torch.Generator().manual_seed(seed)
     x = PhantomImages(physics.image_size[0], seed=seed).images("train", batch)
     mask = physics.sample_mask(batch, rng)
-    return physics, x, physics.simulate(x, mask, rng), mask
+    return physics, x, physics.simulate(x, Acquisition(mask), rng), mask
