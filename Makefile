@@ -41,8 +41,18 @@ $(REF_STAMP): pyproject.toml
 test-reference: $(REF_STAMP)
 	$(REF_VENV)/bin/python -m pytest -m reference tests/reference $(ARGS)
 
+# `make sweep`: today's noiseless CPU sweep. `make sweep SCENARIO=noisy` (noiseless, single,
+# multicoil): the methods of that SSIBench scenario (conf/scenario/<name>.yaml lists them) at the
+# CPU budget; ARGS="experiment=ssibench_noisy" after it switches to the benchmark's GPU protocol.
+SCENARIO ?=
+ifeq ($(SCENARIO),)
+SWEEP := experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair
+else
+SWEEP = experiment=cpu_quick scenario=$(SCENARIO) loss=$(shell $(PY) -m ssmri.report.leaderboard methods $(SCENARIO))
+endif
+
 sweep: $(STAMP)
-	$(PY) train.py -m experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair $(ARGS)
+	$(PY) train.py -m $(SWEEP) $(ARGS)
 
 # Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
 bench: $(STAMP)

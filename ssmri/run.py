@@ -133,6 +133,9 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
         "best_checkpoint": best,
         "tested_checkpoint": tested or "weights at the end of training",
         "seed": cfg.seed,
+        # The SSIBench scenario (conf/scenario/) the run belongs to: the sweep report compares
+        # with its published leaderboard.
+        "scenario": OmegaConf.select(cfg, "scenario.name"),
     }
     title = f"{method}, R={module.physics.acceleration:g}"
     metrics = test_and_report(

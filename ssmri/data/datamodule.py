@@ -92,6 +92,8 @@ class MRIDataModule(L.LightningDataModule):
             "center_fraction": self.physics.mask_law.center_fraction,
             "noise_std": self.physics.noise_std,
         }
+        if getattr(self.physics, "single_operator", False):  # only then: other caches keep their names
+            physics["single_operator_seed"] = self.physics.operator_seed
         if self.multicoil:  # only then, so that single-coil caches keep their names
             physics["coils"] = self.physics.coils
         images = self.images.describe()
@@ -123,7 +125,7 @@ class MRIDataModule(L.LightningDataModule):
         target = self.images.images(split, self.counts[split])
         check_finite(target, split)
         rng = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
-        mask = self.physics.sample_mask(len(target), rng)
+        mask = self.physics.acquisition_masks(len(target), rng)
         maps = self.sensitivity_maps()
         if maps is not None:
             maps = maps.expand(len(target), *maps.shape)

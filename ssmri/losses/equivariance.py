@@ -25,6 +25,7 @@ class _VirtualOperatorLoss(ReconstructionLoss):
     """``MC + w MSE(f(A' T x̂, A'), T x̂)`` with ``T`` a transform (or identity) and ``A'`` a mask."""
 
     term_name = "virtual"
+    consistency_name = "mc"
 
     def __init__(
         self,
@@ -43,7 +44,7 @@ class _VirtualOperatorLoss(ReconstructionLoss):
 
     def forward(self, model, physics, y, acq, x=None, rng=None) -> LossOutput:
         x_hat = model(y, acq)
-        mc = measurement_consistency(physics, x_hat, y, acq)
+        mc = self.consistency(model, physics, y, acq, x_hat, rng)
         target = self.transform(x_hat, rng=rng) if self.transform is not None else x_hat
         # A new operator is a new mask on the same samples: each keeps its coil maps.
         operator = (
@@ -54,7 +55,11 @@ class _VirtualOperatorLoss(ReconstructionLoss):
         reconstruction = model(physics.simulate(target, operator, rng), operator)
         term = mse(reconstruction, target)
         loss = self.mc_weight * mc + self.weight * term
-        return LossOutput(loss, x_hat, {"mc": mc.detach(), self.term_name: term.detach()})
+        return LossOutput(loss, x_hat, {self.consistency_name: mc.detach(), self.term_name: term.detach()})
+
+    def consistency(self, model, physics, y, acq, x_hat, rng) -> Tensor:
+        """The term that fits the measurements: MC here; SURE in the robust variants."""
+        return measurement_consistency(physics, x_hat, y, acq)
 
 
 class EILoss(_VirtualOperatorLoss):

@@ -5,27 +5,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    return [
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    ]
+def _conv_bn_relu(in_channels: int, out_channels: int, batch_norm: bool = True) -> list[nn.Module]:
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+    norm = [nn.BatchNorm2d(out_channels)] if batch_norm else []
+    return [conv, *norm, nn.ReLU(inplace=True)]
 
 
 class _DoubleConv(nn.Sequential):
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
         super().__init__(
-            *_conv_bn_relu(in_channels, out_channels), *_conv_bn_relu(out_channels, out_channels)
+            *_conv_bn_relu(in_channels, out_channels, batch_norm),
+            *_conv_bn_relu(out_channels, out_channels, batch_norm),
         )
 
 
 class _Up(nn.Sequential):
     """Nearest-neighbour x2 upsampling followed by a 3x3 conv, batch norm and ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
         upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        super().__init__(upsample, *_conv_bn_relu(in_channels, out_channels))
+        super().__init__(upsample, *_conv_bn_relu(in_channels, out_channels, batch_norm))
 
 
 class UNet(nn.Module):
@@ -46,6 +45,8 @@ class UNet(nn.Module):
         zero_init_output: start the output convolution at zero, so that the untrained
             residual network is the identity (and MoDL around it the zero-filled
             reconstruction). ``False`` keeps PyTorch's default initialisation, as the reference.
+        batch_norm: batch norm after each conv (SSIBench's MoDL has none: ``UNet(2, 2,
+            scales=4, batch_norm=False)``).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class UNet(nn.Module):
         base_features: int = 64,
         residual: bool = True,
         zero_init_output: bool = False,
+        batch_norm: bool = True,
     ):
         super().__init__()
         if scales < 1:
@@ -66,11 +68,13 @@ class UNet(nn.Module):
         self.scales = scales
         self.residual = residual
         self.down = nn.ModuleList(
-            _DoubleConv(c_in, c_out) for c_in, c_out in zip([in_channels, *features], features)
+            _DoubleConv(c_in, c_out, batch_norm) for c_in, c_out in zip([in_channels, *features], features)
         )
-        self.up = nn.ModuleList(_Up(features[s + 1], features[s]) for s in reversed(range(scales - 1)))
+        self.up = nn.ModuleList(
+            _Up(features[s + 1], features[s], batch_norm) for s in reversed(range(scales - 1))
+        )
         self.merge = nn.ModuleList(
-            _DoubleConv(2 * features[s], features[s]) for s in reversed(range(scales - 1))
+            _DoubleConv(2 * features[s], features[s], batch_norm) for s in reversed(range(scales - 1))
         )
         self.head = nn.Conv2d(features[0], out_channels, kernel_size=1)
         if zero_init_output:

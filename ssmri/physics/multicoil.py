@@ -84,8 +84,8 @@ class MultiCoilMRI(SingleCoilMRI):
     raw multi-coil data brings its own.
 
     Args:
-        image_size, acceleration, sampling, center_fraction, noise_std: as
-            :class:`~ssmri.physics.operator.SingleCoilMRI`.
+        image_size, acceleration, sampling, center_fraction, noise_std, single_operator,
+            operator_seed: as :class:`~ssmri.physics.operator.SingleCoilMRI`.
         coils: number of simulated coils ``C`` (4, the benchmark's).
     """
 
@@ -97,8 +97,12 @@ class MultiCoilMRI(SingleCoilMRI):
         center_fraction: float | None = None,
         noise_std: float = 0.0,
         coils: int = 4,
+        single_operator: bool = False,
+        operator_seed: int = 0,
     ):
-        super().__init__(image_size, acceleration, sampling, center_fraction, noise_std)
+        super().__init__(
+            image_size, acceleration, sampling, center_fraction, noise_std, single_operator, operator_seed
+        )
         if coils < 1:
             raise ValueError(f"physics.coils must be >= 1, got {coils}")
         self.coils = int(coils)

@@ -28,6 +28,10 @@ class SingleCoilMRI(nn.Module):
         sampling: mask pattern, ``gaussian`` (default), ``uniform`` or ``equispaced``.
         center_fraction: always-sampled centre fraction; ``None`` for the default rule.
         noise_std: standard deviation of the measurement noise (0 for noiseless).
+        single_operator: every sample of every split is acquired with one fixed mask, drawn
+            once from the mask law with ``operator_seed`` (SSIBench's single-operator
+            scenario); :meth:`sample_mask` still draws from the law, for MOI-type losses.
+        operator_seed: seed of that fixed mask.
     """
 
     def __init__(
@@ -37,6 +41,8 @@ class SingleCoilMRI(nn.Module):
         sampling: str = "gaussian",
         center_fraction: float | None = None,
         noise_std: float = 0.0,
+        single_operator: bool = False,
+        operator_seed: int = 0,
     ):
         super().__init__()
         if noise_std < 0:
@@ -46,6 +52,8 @@ class SingleCoilMRI(nn.Module):
         )
         self.sampling = sampling
         self.noise_std = float(noise_std)
+        self.single_operator = bool(single_operator)
+        self.operator_seed = int(operator_seed)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -97,5 +105,14 @@ class SingleCoilMRI(nn.Module):
         """``(B, 1, H, W)`` fresh masks from this acquisition's mask law."""
         return self.mask_law.sample(batch_size, rng)
 
+    def acquisition_masks(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
+        """``(B, 1, H, W)`` masks the data are acquired with: fresh per sample, or the one fixed
+        mask of ``single_operator`` (then ``rng`` is not used)."""
+        if not self.single_operator:
+            return self.sample_mask(batch_size, rng)
+        fixed = self.mask_law.sample(1, torch.Generator().manual_seed(self.operator_seed))
+        return fixed.expand(batch_size, *fixed.shape[1:]).clone()
+
     def extra_repr(self) -> str:
-        return f"{self.mask_law!r}, noise_std={self.noise_std:g}"
+        single = f", single_operator (seed {self.operator_seed})" if self.single_operator else ""
+        return f"{self.mask_law!r}, noise_std={self.noise_std:g}{single}"
