@@ -18,6 +18,7 @@ from hydra.experimental.callback import Callback
 
 from ssmri.atomic import write_text
 from ssmri.report.figures import save_curves, save_sweep_samples
+from ssmri.report.published import annotate, note, publish_sweep_to_wandb, save_comparison, sweep_scenario
 from ssmri.report.run_outputs import read_per_image
 
 SUPERVISED = "sup"
@@ -106,25 +107,36 @@ def summarise(jobs: list[Job]) -> list[dict]:
     return rows
 
 
-COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "gap_to_sup",
+COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "published_psnr", "gap_to_sup",
            "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
            "failed", "error"]
 
 
-def write_results(sweep_dir: Path) -> list[dict]:
-    """Write ``results.csv``, ``results.md`` and the figures of ``sweep_dir``; returns the rows."""
+def write_results(sweep_dir: Path, wandb_mode: str | None = None) -> list[dict]:
+    """Write ``results.csv``, ``results.md`` and the figures of ``sweep_dir``; returns the rows.
+
+    A sweep of one SSIBench scenario gets the published PSNR beside each method and the rank
+    correlations under the table; ``wandb_mode`` (e.g. ``offline``) also logs the table and the
+    comparison plot as one summary run of the sweep's wandb group.
+    """
     sweep_dir = Path(sweep_dir)
     jobs = collect(sweep_dir)
     rows = summarise(jobs)
+    scenario = sweep_scenario(jobs)
+    comparison = annotate(rows, scenario) if scenario else None
     lines = [",".join(COLUMNS)]
     for row in rows:
         lines.append(",".join(_csv_cell(row.get(c)) for c in COLUMNS))
     write_text(sweep_dir / "results.csv", "\n".join(lines) + "\n")
-    write_text(sweep_dir / "results.md", markdown(rows, best_ssl=_best_ssl(rows)))
+    write_text(sweep_dir / "results.md", markdown(rows, best_ssl=_best_ssl(rows))
+               + (note(comparison) if comparison else ""))
     done = [j for j in jobs if j.error is None]
     if done:
         save_curves(done, sweep_dir / "curves.png")
         save_sweep_samples(done, sweep_dir / "samples.png")
+        save_comparison(rows, comparison, sweep_dir / "comparison.png")
+        if wandb_mode:
+            publish_sweep_to_wandb(sweep_dir, rows, comparison, mode=wandb_mode)
     return rows
 
 
@@ -149,20 +161,24 @@ def _p_value(p: float | None) -> str:
 
 
 def markdown(rows: list[dict], best_ssl: str | None) -> str:
-    header = ("| method | PSNR (dB) | SSIM | zero-filled PSNR | gap to sup | p vs best SSL | "
-              "seed spread | train time (s) | params | epochs | seeds |")
-    lines = [header, "|" + " --- |" * 11]
+    published = any("published_psnr" in r for r in rows)  # a sweep of one SSIBench scenario
+    header = ("| method | PSNR (dB) | SSIM | zero-filled PSNR | " + ("published PSNR | " if published else "")
+              + "gap to sup | p vs best SSL | seed spread | train time (s) | params | epochs | seeds |")
+    lines = [header, "|" + " --- |" * (12 if published else 11)]
     for r in rows:
         if "psnr" not in r:
-            lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + " |" * 9)
+            lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + " |" * (10 if published else 9))
             continue
+        reference = ""
+        if published:
+            reference = f"{r['published_psnr']:.2f} | " if "published_psnr" in r else "– | "
         p = r.get("p_vs_best_ssl")
         p_text = "(best SSL)" if r["method"] == best_ssl else _p_value(p)
         spread = "–" if r["psnr_seed_spread"] is None else f"{r['psnr_seed_spread']:.2f}"
         gap = "–" if math.isnan(r["gap_to_sup"]) else f"{r['gap_to_sup']:+.2f}"  # no sup in the sweep
         lines.append(
             f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} ± "
-            f"{r['ssim_std']:.4f} | {r['psnr_zero_filled']:.2f} | {gap} | {p_text} | "
+            f"{r['ssim_std']:.4f} | {r['psnr_zero_filled']:.2f} | {reference}{gap} | {p_text} | "
             f"{spread} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
             f"{r['epochs']} | {r['seeds']}{' (+' + str(r['failed']) + ' failed)' if r['failed'] else ''} |"
         )
@@ -181,8 +197,14 @@ class SweepReport(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
-            write_results(sweep_dir)
+            write_results(sweep_dir, wandb_mode=_wandb_mode(config))
             print((sweep_dir / "results.md").read_text())
+
+
+def _wandb_mode(config) -> str | None:
+    """The mode of the sweep's wandb logger (its jobs' runs), or ``None`` when it logs none."""
+    wandb = (config.get("logger") or {}).get("wandb")
+    return str(wandb.mode) if wandb is not None else None
 
 
 def main() -> None:
