@@ -50,6 +50,8 @@ class ReconstructionLoss(nn.Module):
     """
 
     needs_ground_truth: bool = False
+    #: Models Gaussian measurement noise with ``σ = physics.noise_std`` and refuses ``σ = 0``.
+    requires_noise: bool = False
     #: The inference rule draws random numbers; it then gets one seeded random stream (``rng``) per image,
     #: so that results never depend on batching or on the number of ranks.
     random_inference: bool = False

@@ -39,6 +39,8 @@ class RobustSSDULoss(WeightedSSDULoss):
         clip, estimate_with: as :class:`~ssmri.losses.WeightedSSDULoss`.
     """
 
+    requires_noise = True
+
     def __init__(
         self, splitter: MultiplicativeSplitter | None = None, alpha: float = 0.75,
         clip: float = 1 - 1e-9, estimate_with: int = 0,
@@ -83,6 +85,8 @@ class Noise2ReconSSDULoss(WeightedSSDULoss):
         weight: ``λ``, weight of the consistency term.
         clip, estimate_with: as :class:`~ssmri.losses.WeightedSSDULoss`.
     """
+
+    requires_noise = True
 
     def __init__(
         self, splitter: MultiplicativeSplitter | None = None, noise_range=(0.5, 2.0),

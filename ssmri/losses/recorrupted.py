@@ -40,6 +40,8 @@ class DDSSLLoss(ReconstructionLoss):
         num_samples: recorruptions averaged at inference.
     """
 
+    requires_noise = True
+
     random_inference = True
 
     def __init__(

@@ -72,6 +72,8 @@ class ENSURELoss(ReconstructionLoss):
         estimate_with: 0 for the exact ``P``, else the number of masks to average.
     """
 
+    requires_noise = True
+
     def __init__(self, tau_factor: float = 0.1, estimate_with: int = 0):
         super().__init__()
         if tau_factor <= 0:
@@ -101,6 +103,8 @@ class ENSURELoss(ReconstructionLoss):
 
 class _SureConsistency:
     """Mixin: SURE (unbiased for Gaussian noise) in place of measurement consistency."""
+
+    requires_noise = True
 
     consistency_name = "sure"
     tau: float
