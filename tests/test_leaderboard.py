@@ -8,7 +8,13 @@ import torch
 
 from ssmri.report import write_json, write_per_image, write_results
 from ssmri.report.leaderboard import (
-    average_ranks, compare, kendall_tau_b, load_leaderboard, published, scenario_methods, spearman,
+    average_ranks,
+    compare,
+    kendall_tau_b,
+    load_leaderboard,
+    published,
+    scenario_methods,
+    spearman,
 )
 
 # docs/results.md: the noiseless cpu_quick sweep (PSNR, dB) that the issue compared by hand.

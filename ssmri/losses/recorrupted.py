@@ -45,7 +45,8 @@ class DDSSLLoss(ReconstructionLoss):
     random_inference = True
 
     def __init__(
-        self, alpha: float = 0.5, weight: float = 1.0, recorrupt_second_pass: bool = True, num_samples: int = 5
+        self, alpha: float = 0.5, weight: float = 1.0, recorrupt_second_pass: bool = True,
+        num_samples: int = 5,
     ):
         super().__init__()
         if not 0 < alpha < 1:
@@ -85,7 +86,8 @@ class DDSSLLoss(ReconstructionLoss):
         images = []
         for index, image_rng in enumerate(rngs):
             image_y, image_acq = y[index : index + 1], acq[index]
-            inputs = torch.cat([self.recorrupt(image_y, image_acq, sigma, image_rng) for _ in range(self.num_samples)])
+            draws = [self.recorrupt(image_y, image_acq, sigma, image_rng) for _ in range(self.num_samples)]
+            inputs = torch.cat(draws)
             images.append(model(inputs, image_acq.repeat_interleave(self.num_samples)).mean(0, keepdim=True))
         return torch.cat(images)
 

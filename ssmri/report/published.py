@@ -69,7 +69,8 @@ def save_comparison(rows: list[dict], comparison: dict | None, path: Path) -> No
     plt.close(figure)
 
 
-TABLE_COLUMNS = ["method", "psnr", "psnr_std", "ssim", "psnr_zero_filled", "published_psnr", "seeds", "failed"]
+TABLE_COLUMNS = ["method", "psnr", "psnr_std", "ssim", "psnr_zero_filled", "published_psnr", "seeds",
+                 "failed"]
 
 
 def publish_sweep_to_wandb(sweep_dir: Path, rows: list[dict], comparison: dict | None,

@@ -107,7 +107,8 @@ def summarise(jobs: list[Job]) -> list[dict]:
     return rows
 
 
-COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "published_psnr", "gap_to_sup",
+COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "published_psnr",
+           "gap_to_sup",
            "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
            "failed", "error"]
 
@@ -167,7 +168,8 @@ def markdown(rows: list[dict], best_ssl: str | None) -> str:
     lines = [header, "|" + " --- |" * (12 if published else 11)]
     for r in rows:
         if "psnr" not in r:
-            lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + " |" * (10 if published else 9))
+            padding = " |" * (10 if published else 9)
+            lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + padding)
             continue
         reference = ""
         if published:
