@@ -48,7 +48,7 @@ SCENARIO ?=
 ifeq ($(SCENARIO),)
 SWEEP := experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair
 else
-SWEEP = experiment=cpu_quick scenario=$(SCENARIO) loss=$(shell $(PY) -m ssmri.report.leaderboard methods $(SCENARIO))
+SWEEP = experiment=cpu_quick scenario=$(SCENARIO) loss=$(shell $(PY) -c "from ssmri.report.leaderboard import scenario_methods; print(','.join(scenario_methods('$(SCENARIO)')))")
 endif
 
 sweep: $(STAMP)

@@ -1,13 +1,11 @@
 """SSIBench's published leaderboard beside a sweep: the numbers, and rank correlations with them.
 
-``python -m ssmri.report.leaderboard methods <scenario>`` prints a scenario's methods (for
-``make sweep SCENARIO=...``). Rank statistics are plain Python: average ranks for ties
-(Spearman), tau-b (Kendall).
+:func:`scenario_methods` gives ``make sweep SCENARIO=...`` its methods. Rank statistics are
+plain Python: average ranks for ties (Spearman), tau-b (Kendall).
 """
 
 import json
 import math
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -109,16 +107,5 @@ def scenario_methods(scenario: str) -> list[str]:
     """The methods conf/scenario/<scenario>.yaml lists."""
     path = Path(__file__).resolve().parent.parent / "conf" / "scenario" / f"{scenario}.yaml"
     if not path.is_file():
-        raise SystemExit(f"error: SCENARIO={scenario!r} is not one of {', '.join(SCENARIOS)}")
+        raise ValueError(f"SCENARIO={scenario!r} is not one of {', '.join(SCENARIOS)}")
     return yaml.safe_load(path.read_text())["scenario"]["methods"]
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "methods":
-        raise SystemExit("usage: python -m ssmri.report.leaderboard methods <scenario>")
-    print(",".join(scenario_methods(args[1])))
-
-
-if __name__ == "__main__":
-    main()
