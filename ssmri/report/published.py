@@ -79,7 +79,7 @@ def publish_sweep_to_wandb(sweep_dir: Path, rows: list[dict], comparison: dict |
     import wandb
 
     run = wandb.init(project=project, group=str(sweep_dir), name="sweep-summary", job_type="sweep",
-                     dir=str(sweep_dir), mode=mode, reinit="create_new")
+                     dir=str(sweep_dir), mode=mode)
     try:
         data = [[r.get(c) for c in TABLE_COLUMNS] for r in rows]  # None where a row has no value
         run.log({"sweep/results": wandb.Table(columns=TABLE_COLUMNS, data=data),

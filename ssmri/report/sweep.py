@@ -107,10 +107,9 @@ def summarise(jobs: list[Job]) -> list[dict]:
     return rows
 
 
-COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "published_psnr",
-           "gap_to_sup",
+COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "gap_to_sup",
            "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
-           "failed", "error"]
+           "failed", "error", "published_psnr"]
 
 
 def write_results(sweep_dir: Path, wandb_mode: str | None = None) -> list[dict]:
