@@ -6,13 +6,16 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ssmri.checkpoint import upgrade_targets
+from ssmri.checkpoint import check_weights_fit, load_checkpoint, upgrade_targets
+from ssmri.checkpoint_io import AtomicCheckpointIO
 from ssmri.lit.module import ReconstructionModule
+from ssmri.preflight import check_memory, check_run_folders
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
+from ssmri.resume import ApplyOptimizerSettings, check_resume, recorded_config
+from ssmri.validation import check_config, check_metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +45,27 @@ def build(cfg: DictConfig, method: str = "run"):
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
         "seed": cfg.seed,
+        # What a resume must agree with (ssmri.resume), as plain containers.
+        "config": recorded_config(cfg),
     }, logger=False)
     return module, datamodule
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, extra_callbacks=()) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     return instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir)
+        cfg.trainer, callbacks=[*callbacks, *extra_callbacks], logger=loggers or False,
+        default_root_dir=str(output_dir), plugins=trainer_plugins(cfg),
     )
+
+
+def trainer_plugins(cfg: DictConfig) -> list:
+    """The trainer's plugins plus :class:`AtomicCheckpointIO`: checkpoints written atomically
+    beside their destination and read back as data only (train, eval and DDP alike)."""
+    configured = cfg.trainer.get("plugins") or []
+    plugins = [instantiate(p) for p in (configured if isinstance(configured, list) else [configured])]
+    return [*plugins, AtomicCheckpointIO()]
 
 
 def test_and_report(
@@ -59,13 +73,14 @@ def test_and_report(
     ckpt_path: str | None, extra: dict, title: str,
 ) -> dict:
     """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``."""
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     results = module.test_results
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
                if key.startswith("test/")}
     metrics.update(extra)
     metrics["num_test_images"] = len(results["index"])
     metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
+    check_metrics(metrics)
     if trainer.is_global_zero:
         write_per_image(output_dir / "test_per_image.csv", results)
         save_samples(module.test_samples, output_dir / "samples.png", title=title)
@@ -105,16 +120,26 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
 
 def train(cfg: DictConfig, method: str = "run") -> dict:
     """Fit with ``cfg``, test the best checkpoint, write the outputs; returns the metrics."""
+    check_config(cfg)
+    check_memory(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = resume_path(cfg, output_dir)
+    changes = []
+    if checkpoint_path is not None:
+        checkpoint = load_checkpoint(checkpoint_path)
+        changes = check_resume(cfg, checkpoint, checkpoint_path)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule = build(cfg, method)
-    trainer = build_trainer(cfg, output_dir)
+    if checkpoint_path is not None:
+        check_weights_fit(module, checkpoint, checkpoint_path)
+        del checkpoint
+    trainer = build_trainer(cfg, output_dir, [ApplyOptimizerSettings()] if changes else [])
+    check_run_folders(cfg, module, datamodule, trainer, output_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
     train_seconds = time.perf_counter() - started
 
     monitored = [c for c in trainer.checkpoint_callbacks if c.monitor is not None]
@@ -159,8 +184,7 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
     if not checkpoint_path.is_file():
         raise FileNotFoundError(f"ckpt_path={str(checkpoint_path)!r} does not exist")
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint_path)
     trained = state.get("hyper_parameters", {})
     if "model" in trained and "loss" in trained:
         with open_dict(cfg):
@@ -168,12 +192,17 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
             cfg.loss = OmegaConf.create(upgrade_targets(trained["loss"]))
             cfg.seed = trained.get("seed", cfg.seed)
         method = trained.get("method", method)
+    check_config(cfg)
+    check_memory(cfg)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule = build(cfg, method)
+    check_weights_fit(module, state, checkpoint_path)
     module.load_state_dict(state["state_dict"])
     trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir)
+        cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir),
+        plugins=trainer_plugins(cfg),
     )
+    check_run_folders(cfg, module, datamodule, trainer, output_dir)
     extra = {"loss": method, "checkpoint": str(checkpoint_path), "seed": cfg.seed}
     title = f"{method} (eval), R={module.physics.acceleration:g}"
     return test_and_report(trainer, module, datamodule, output_dir, None, extra, title)

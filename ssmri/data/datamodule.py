@@ -14,6 +14,7 @@ from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.sampler import ResumableSampler
 from ssmri.data.sources import SPLITS, ImageSource
 from ssmri.physics.operator import SingleCoilMRI
+from ssmri.validation import check_images
 
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
 
@@ -111,6 +112,7 @@ class MRIDataModule(L.LightningDataModule):
         """``(kspace, mask, target)`` of one split, reproducible from ``seed``."""
         target = self.images.images(split, self.counts[split])
         check_finite(target, split)
+        check_images(target, split)
         rng = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
         mask = self.physics.sample_mask(len(target), rng)
         kspace = self.physics.simulate(target, mask, rng)

@@ -8,7 +8,6 @@
 
 from pathlib import Path
 
-import h5py
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -20,12 +19,13 @@ from ssmri.data.sources import (
     normalise_magnitude,
 )
 from ssmri.physics.fft import ifft2c
+from ssmri.validation import open_hdf5
 
 
-def _existing(path, what: str) -> Path:
+def _existing(path, what: str, key: str) -> Path:
     path = Path(str(path)).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; set data.images.path to it")
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; set {key} to it")
     return path
 
 
@@ -73,7 +73,7 @@ class FastMRISliceTensor(ImageSource):
         max_test: int | None = 50,
         num_val: int = 0,
     ):
-        self.path = _existing(path, "fastMRI slice file")
+        self.path = _existing(path, "fastMRI slice file", "data.images.path")
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
         self._slices: Tensor | None = None
@@ -146,7 +146,7 @@ class FastMRISingleCoilFiles(ImageSource):
         max_test: int | None = 50,
         num_val: int = 0,
     ):
-        self.root = _existing(root, "fastMRI folder")
+        self.root = _existing(root, "fastMRI folder", "data.images.root")
         if target not in ("reconstruction_esc", "reconstruction_rss", "kspace"):
             raise ValueError(
                 f"target must be reconstruction_esc, reconstruction_rss or kspace, got {target!r}"
@@ -174,7 +174,7 @@ class FastMRISingleCoilFiles(ImageSource):
 
     def _volume(self, path: Path) -> Tensor:
         """``(S, 2, image_size, image_size)`` complex slices of one volume."""
-        with h5py.File(path, "r") as file:
+        with open_hdf5(path, "data.images.root") as file:
             if self.target not in file:
                 raise ValueError(
                     f"{path} has no {self.target!r} dataset (has {sorted(file)}); set data.images.target"
