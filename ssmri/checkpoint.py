@@ -94,17 +94,21 @@ def load_checkpoint(path, key: str = "ckpt_path") -> dict:
         raise CheckpointError(f"{key}={str(path)!r}: no such file") from None
     except Exception as error:  # noqa: BLE001 - every way torch.load fails becomes one line
         text = str(error)
-        if text.startswith("Weights only load failed"):
-            found = re.search(r"(unsupported GLOBAL [^\s]+|Unsupported [^\n]+)", text)
-            what = f" ({found.group(1).rstrip('.')})" if found else ""
+        found = re.search(r"(unsupported GLOBAL [^\s]+|Unsupported (global|class)[^\n]+)", text)
+        if text.startswith("Weights only load failed") and found:
+            what = f" ({found.group(1).rstrip('.')})"
             raise CheckpointError(
                 f"{key}={str(path)!r} holds Python objects besides tensors and plain "
                 f"containers{what}; loading it could run code, so it is refused. If you trust "
                 f"the file, convert it once: {CONVERT.format(path=path)}"
             ) from None
+        first = text.splitlines()[0].split(". ")[0] if text else "empty file"
+        if text.startswith("Weights only load failed"):
+            first = re.sub(r"\s+", " ", text.split("\n\n")[1] if "\n\n" in text else first).strip()
         raise CheckpointError(
             f"{key}={str(path)!r} is not a readable PyTorch checkpoint (truncated, corrupted or "
-            f"another format: {type(error).__name__}: {text.splitlines()[0] if text else 'empty'})"
+            f"another format: {type(error).__name__}: {first}); if it is a trusted checkpoint "
+            f"in an old format, {CONVERT.format(path=path)} converts it"
         ) from None
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
         raise CheckpointError(

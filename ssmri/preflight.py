@@ -61,14 +61,20 @@ def check_memory(cfg: DictConfig) -> None:
 
 
 def check_writable(folder: Path, key: str) -> None:
-    """Create ``folder`` if needed and write and remove a probe file in it."""
+    """Write and remove a probe file in ``folder``; folders made for it are removed again."""
     folder = Path(folder)
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".ssmri-write-probe-{os.getpid()}"
         with atomic_write(probe) as temporary:
             temporary.write_bytes(b"probe")
         probe.unlink(missing_ok=True)
+        for made in created:  # deepest first; a folder another process filled meanwhile stays
+            try:
+                made.rmdir()
+            except OSError:
+                break
     except OSError as error:
         raise DiskError(
             f"{key}: cannot write to {folder} ({error.strerror or error}); make it writable or "
@@ -76,14 +82,21 @@ def check_writable(folder: Path, key: str) -> None:
         ) from None
 
 
+def _existing(folder: Path) -> Path:
+    """``folder`` or its nearest existing parent (a folder is created only when first written)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def check_room(needs: dict[Path, tuple[str, int]]) -> None:
     """``needs``: folder -> (config key, bytes). Folders on one file system add up."""
     by_device: dict[int, list[tuple[Path, str, int]]] = {}
     for folder, (key, size) in needs.items():
-        by_device.setdefault(os.stat(folder).st_dev, []).append((folder, key, size))
+        by_device.setdefault(os.stat(_existing(folder)).st_dev, []).append((folder, key, size))
     for entries in by_device.values():
         needed = sum(size for _, _, size in entries)
-        free = shutil.disk_usage(entries[0][0]).free
+        free = shutil.disk_usage(_existing(entries[0][0])).free
         if needed > free:
             parts = ", ".join(f"{key} {size / 1e6:.1f} MB in {folder}" for folder, key, size in entries)
             raise DiskError(

@@ -272,7 +272,7 @@ def test_on_slurm_lightning_saves_requeues_and_resumes_while_submitits_handler_s
                                         *warned, *record]))
         run = tmp_path / "run"
         assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", "4242"]
-        assert torch.load(run / "hpc_ckpt_1.ckpt", weights_only=False)["global_step"] == 3
+        assert torch.load(run / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"] == 3
         assert signal.getsignal(signal.SIGUSR2) is submitit_handler  # never replaced, never called
         # The requeued job: same directory, no ckpt_path, and Lightning resumes by itself.
         train(compose_config(tmp_path, [*FAST, "data.batch_size=2", "trainer.max_epochs=2", *record]))
