@@ -178,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_weights_fit(module, checkpoint: dict, path) -> None:
     """Raise :class:`CheckpointError` unless ``checkpoint``'s weights fit ``module`` exactly."""
-    expected = {name: tuple(value.shape) for name, value in module.state_dict().items()}
-    stored = {name: tuple(value.shape) for name, value in checkpoint["state_dict"].items()
-              if isinstance(value, torch.Tensor)}
+    def shapes(state: dict) -> dict:  # extra state (e.g. a GAN's cached reals) is not a tensor
+        return {name: tuple(value.shape) for name, value in state.items() if isinstance(value, torch.Tensor)}
+
+    expected, stored = shapes(module.state_dict()), shapes(checkpoint["state_dict"])
     missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     resized = [f"{name} {stored[name]} vs {shape}" for name, shape in expected.items()
                if name in stored and stored[name] != shape]
