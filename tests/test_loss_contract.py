@@ -14,6 +14,10 @@ with the tiny MoDL of ``tests.helpers``. Every loss:
 - reconstructs ``(B, 2, H, W)`` images with its inference rule, with one ``rng`` or with one per
   image (what evaluation passes), and then independently of how the images are batched.
 
+Every loss also runs with ``physics=multicoil`` (2 birdcage coils, CG data consistency): finite
+value and gradients, no ground truth read, images from the inference rule; the falls check in
+multi-coil is ``slow``.
+
 The method-specific properties (what each term computes) stay in the per-method test modules.
 """
 
@@ -24,11 +28,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ssmri.losses import AdversarialLoss
-from ssmri.physics import Acquisition
 from ssmri.run import instantiate
 from tests.helpers.config import compose_only, options
 from tests.helpers.models import tiny_model
-from tests.helpers.problems import SIZE, small_problem
+from tests.helpers.problems import SIZE, acquisition_for, small_problem
 
 # Options a user switches by override that no yaml file shows; they meet the same contract.
 VARIANTS = {
@@ -44,22 +47,35 @@ SMALLER = {"discriminator.features": 8, "discriminator.num_blocks": 2}
 STEPS, LR = 30, 1e-3
 
 
+MULTICOIL = ("physics=multicoil", "physics.coils=2")
+
+
 @cache
-def loss_config(case: str) -> DictConfig:
-    cfg = compose_only(["data=phantom", f"data.image_size={SIZE}", *CASES[case]])
+def loss_config(case: str, physics: tuple[str, ...] = ()) -> DictConfig:
+    cfg = compose_only(["data=phantom", f"data.image_size={SIZE}", *CASES[case], *physics])
     for key, value in SMALLER.items():
         if OmegaConf.select(cfg.loss, key) is not None:
             OmegaConf.update(cfg.loss, key, value)
     return cfg
 
 
+def make_case(name: str, physics_overrides: tuple[str, ...] = ()):
+    cfg = loss_config(name, physics_overrides)
+    physics, x, y, mask = small_problem(physics=instantiate(cfg.physics))
+    torch.manual_seed(0)  # a discriminator's initial weights
+    return instantiate(cfg.loss), physics, x, y, acquisition_for(physics, mask)
+
+
 @pytest.fixture(params=list(CASES))
 def case(request):
     """``(loss, physics, x, y, acq)``: a fresh loss (some keep state) on a 32x32 batch of 4."""
-    cfg = loss_config(request.param)
-    physics, x, y, mask = small_problem(physics=instantiate(cfg.physics))
-    torch.manual_seed(0)  # a discriminator's initial weights
-    return instantiate(cfg.loss), physics, x, y, Acquisition(mask)
+    return make_case(request.param)
+
+
+@pytest.fixture(params=list(CASES))
+def multicoil_case(request):
+    """As :func:`case`, with 2-coil multi-coil physics (the network then solves DC by CG)."""
+    return make_case(request.param, MULTICOIL)
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -182,3 +198,22 @@ def test_inference_rule_returns_images_independent_of_batching(case):
     assert torch.isfinite(one_rng).all() and torch.isfinite(per_image).all()
     assert torch.equal(per_image, again)
     torch.testing.assert_close(apart, per_image, rtol=1e-5, atol=1e-6)
+
+
+def test_multicoil_value_and_gradients_are_finite(multicoil_case):
+    loss, physics, x, y, acq = multicoil_case
+    assert y.shape == (len(x), 2, 2, SIZE, SIZE) and acq.maps is not None
+    test_value_and_gradients_are_finite(multicoil_case)
+
+
+def test_multicoil_reads_the_ground_truth_only_when_it_says_so(multicoil_case):
+    test_reads_the_ground_truth_only_when_it_says_so(multicoil_case)
+
+
+def test_multicoil_inference_rule_returns_images(multicoil_case):
+    test_inference_rule_returns_images_independent_of_batching(multicoil_case)
+
+
+@pytest.mark.slow
+def test_multicoil_a_few_dozen_adam_steps_lower_it(multicoil_case):
+    test_a_few_dozen_adam_steps_lower_it(multicoil_case)
