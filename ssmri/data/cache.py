@@ -49,10 +49,12 @@ def write_cache(path: Path, spec: dict, splits: dict, chunk: int = 256, maps=Non
             file.create_dataset("maps", data=maps.numpy().astype(np.float32))
         for name, (kspace, mask, target) in splits.items():
             group = file.create_group(name)
-            options = {"chunks": (1, *kspace.shape[1:])} if len(kspace) else {}
-            group.create_dataset("kspace", data=kspace.numpy().astype(np.float32), **options)
+            def per_sample(array):  # one chunk per sample (k-space is (N, C, 2, H, W) in multi-coil)
+                return {"chunks": (1, *array.shape[1:])} if len(array) else {}
+
+            group.create_dataset("kspace", data=kspace.numpy().astype(np.float32), **per_sample(kspace))
             group.create_dataset("mask", data=mask.numpy().astype(np.uint8))
-            group.create_dataset("target", data=target.numpy().astype(np.float32), **options)
+            group.create_dataset("target", data=target.numpy().astype(np.float32), **per_sample(target))
         file.attrs["complete"] = True
     return Path(path)
 
