@@ -8,7 +8,10 @@ import torch
 
 from ssmri.data import BrainTemplateSlices, CacheError, PhantomImages
 from ssmri.data.brain import guarded_block_split
-from ssmri.data.cache import write_cache
+from ssmri.data.cache import check_cache, write_cache
+from ssmri.data.datamodule import MRIDataModule
+from ssmri.data.sources import SPLITS
+from ssmri.physics import MultiCoilMRI, SingleCoilMRI, birdcage_maps
 
 
 def test_phantoms_are_deterministic_complex_and_normalised():
@@ -172,3 +175,22 @@ def test_workers_open_their_own_file(phantom_datamodule):
     assert dataset.__getstate__()["_file"] is None  # ... which is never sent to a worker
     indices = sorted(i for batch in datamodule.train_dataloader() for i in batch.index.tolist())
     assert indices == list(range(8))
+
+
+def test_multicoil_cache_holds_the_shared_maps_and_serves_them(tmp_path):
+    physics = MultiCoilMRI(32, 4, coils=3)
+    datamodule = MRIDataModule(PhantomImages(32), physics, 32, num_train=4, num_val=2, num_test=2,
+                               batch_size=2, cache_dir=tmp_path)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert "coils" in datamodule.cache_spec()["physics"]
+    assert "coils" not in MRIDataModule(PhantomImages(32), SingleCoilMRI(32, 4), 32).cache_spec()["physics"]
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch.y.shape == (2, 3, 2, 32, 32) and batch.maps.shape == (2, 3, 2, 32, 32)
+    torch.testing.assert_close(batch.maps[0], birdcage_maps(3, 32))
+    # The stored measurements are the multi-coil physics applied to the stored images.
+    torch.testing.assert_close(batch.y, physics.measure(batch.x, batch.acq), atol=1e-6, rtol=1e-5)
+    spec = datamodule.cache_spec()
+    without_maps = write_cache(tmp_path / "no-maps.h5", spec, {s: datamodule.simulate(s) for s in SPLITS})
+    with pytest.raises(CacheError, match="holds no coil maps"):
+        check_cache(without_maps, spec)

@@ -68,6 +68,16 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     assert metrics["epochs"] == 2 and metrics["global_step"] == 4
 
 
+def test_a_multicoil_run_trains_and_tests(tmp_path):
+    """``physics=multicoil`` is one override: birdcage maps in the cache, CG in MoDL, every split."""
+    cfg = compose_config(tmp_path, [*FAST, "physics=multicoil", "physics.coils=2", "loss=weighted_ssdu",
+                                    "trainer.max_epochs=1", "model.cg_iterations=3"])
+    metrics = train(cfg, method="weighted_ssdu")
+    assert metrics["epochs"] == 1
+    with h5py.File(next((tmp_path / "cache").glob("*.h5"))) as file:
+        assert file["train/kspace"].shape[1:] == (2, 2, 32, 32) and file["maps"].shape == (2, 2, 32, 32)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -6,6 +6,9 @@ Layout, per split ``s`` in train/val/test::
     /s/mask    (N, 1, H, W) uint8     each sample's own sampling mask
     /s/target  (N, 2, H, W) float32   ground truth; for train only supervised training reads it
 
+and, for multi-coil physics (k-space then ``(N, C, 2, H, W)``), one ``/maps (C, 2, H, W)``
+float32 of simulated coil maps that every sample shares.
+
 The file is keyed by a hash of the data and physics configuration and written atomically
 (:func:`ssmri.atomic.atomic_write`), so an interrupted run never leaves a file a later
 run reads.
@@ -35,18 +38,23 @@ def config_hash(spec: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def write_cache(path: Path, spec: dict, splits: dict, chunk: int = 256) -> Path:
-    """Atomically write ``splits = {name: (kspace, mask, target)}`` tensors to ``path``."""
+def write_cache(path: Path, spec: dict, splits: dict, chunk: int = 256, maps=None) -> Path:
+    """Atomically write ``splits = {name: (kspace, mask, target)}`` tensors (and the shared
+    coil ``maps``, if any) to ``path``."""
     with atomic_write(path) as temporary, h5py.File(temporary, "w") as file:
         file.attrs["ssmri_cache_version"] = CACHE_VERSION
         file.attrs["config_hash"] = config_hash(spec)
         file.attrs["config"] = json.dumps(spec, sort_keys=True, default=str)
+        if maps is not None:
+            file.create_dataset("maps", data=maps.numpy().astype(np.float32))
         for name, (kspace, mask, target) in splits.items():
             group = file.create_group(name)
-            options = {"chunks": (1, *kspace.shape[1:])} if len(kspace) else {}
-            group.create_dataset("kspace", data=kspace.numpy().astype(np.float32), **options)
+            def per_sample(array):  # one chunk per sample (k-space is (N, C, 2, H, W) in multi-coil)
+                return {"chunks": (1, *array.shape[1:])} if len(array) else {}
+
+            group.create_dataset("kspace", data=kspace.numpy().astype(np.float32), **per_sample(kspace))
             group.create_dataset("mask", data=mask.numpy().astype(np.uint8))
-            group.create_dataset("target", data=target.numpy().astype(np.float32), **options)
+            group.create_dataset("target", data=target.numpy().astype(np.float32), **per_sample(target))
         file.attrs["complete"] = True
     return Path(path)
 
@@ -68,6 +76,8 @@ def check_cache(path: Path, spec: dict) -> None:
                 f"cache {path} was written for another data/physics configuration "
                 f"(hash {file.attrs.get('config_hash')!r}, expected {config_hash(spec)!r}); {fix}"
             )
+        if "coils" in spec["physics"] and "maps" not in file:
+            raise CacheError(f"cache {path} is multi-coil but holds no coil maps; {fix}")
         for split in SPLITS:
             if split not in file:
                 raise CacheError(f"cache {path} has no {split!r} split; {fix}")

@@ -13,6 +13,7 @@ from ssmri.data.cache import CacheError, check_cache, check_finite, config_hash,
 from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.sampler import ResumableSampler
 from ssmri.data.sources import SPLITS, ImageSource
+from ssmri.physics.acquisition import Acquisition
 from ssmri.physics.operator import SingleCoilMRI
 from ssmri.validation import check_images
 
@@ -23,7 +24,9 @@ class MRIDataModule(L.LightningDataModule):
     """Serves measurements ``y``, masks and (where allowed) ground truth of an image source.
 
     On first use the images are pushed through the physics (one fresh mask per sample, noise
-    if configured) and stored in an HDF5 cache keyed by the data and physics configuration;
+    if configured; with multi-coil physics the simulated coil maps, the same for every sample,
+    as the benchmark simulates them) and stored in an HDF5 cache keyed by the data and physics
+    configuration;
     later runs with the same configuration reuse it. Training batches carry ground truth only
     when ``train_ground_truth`` is set, which the training code does for supervised losses alone.
 
@@ -83,18 +86,25 @@ class MRIDataModule(L.LightningDataModule):
 
     def cache_spec(self) -> dict:
         """Everything the cached measurements depend on."""
-        return {
-            "images": self.images.describe(),
-            "counts": self.counts,
-            "physics": {
-                "sampling": self.physics.sampling,
-                "image_size": list(self.physics.image_size),
-                "acceleration": self.physics.acceleration,
-                "center_fraction": self.physics.mask_law.center_fraction,
-                "noise_std": self.physics.noise_std,
-            },
-            "seed": self.seed,
+        physics = {
+            "sampling": self.physics.sampling,
+            "image_size": list(self.physics.image_size),
+            "acceleration": self.physics.acceleration,
+            "center_fraction": self.physics.mask_law.center_fraction,
+            "noise_std": self.physics.noise_std,
         }
+        if self.multicoil:  # only then, so that single-coil caches keep their names
+            physics["coils"] = self.physics.coils
+        images = self.images.describe()
+        return {"images": images, "counts": self.counts, "physics": physics, "seed": self.seed}
+
+    @property
+    def multicoil(self) -> bool:
+        return hasattr(self.physics, "sensitivity_maps")
+
+    def sensitivity_maps(self):
+        """``(C, 2, H, W)`` simulated coil maps shared by every sample, or ``None`` (single-coil)."""
+        return self.physics.sensitivity_maps(1)[0] if self.multicoil else None
 
     @property
     def cache_path(self) -> Path:
@@ -106,7 +116,8 @@ class MRIDataModule(L.LightningDataModule):
         if path.exists() and not self.rebuild_cache:
             check_cache(path, self.cache_spec())
             return
-        write_cache(path, self.cache_spec(), {split: self.simulate(split) for split in SPLITS})
+        splits = {split: self.simulate(split) for split in SPLITS}
+        write_cache(path, self.cache_spec(), splits, maps=self.sensitivity_maps())
 
     def simulate(self, split: str):
         """``(kspace, mask, target)`` of one split, reproducible from ``seed``."""
@@ -115,7 +126,10 @@ class MRIDataModule(L.LightningDataModule):
         check_images(target, split)
         rng = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
         mask = self.physics.sample_mask(len(target), rng)
-        kspace = self.physics.simulate(target, mask, rng)
+        maps = self.sensitivity_maps()
+        if maps is not None:
+            maps = maps.expand(len(target), *maps.shape)
+        kspace = self.physics.simulate(target, Acquisition(mask, maps), rng)
         return kspace, mask, target
 
     def setup(self, stage: str | None = None) -> None:

@@ -8,7 +8,9 @@ from torch.utils.data import Dataset
 
 
 class KspaceDataset(Dataset):
-    """Samples ``{"y", "mask", "index"[, "x"]}`` of one split of a measurement cache.
+    """Samples ``{"y", "mask", "index"[, "x"][, "maps"]}`` of one split of a measurement cache.
+
+    ``maps`` (``(C, 2, H, W)``) is served when the cache holds coil maps (multi-coil).
 
     The HDF5 handle is opened lazily in the process that reads (each data-loader worker gets
     its own) and never pickled, because h5py handles must not cross ``fork``.
@@ -26,6 +28,7 @@ class KspaceDataset(Dataset):
         self.with_target = with_target
         with h5py.File(self.path, "r") as file:
             self._length = file[split]["kspace"].shape[0]
+            self._maps = torch.from_numpy(file["maps"][()]) if "maps" in file else None
         self._file: h5py.File | None = None
 
     def __len__(self) -> int:
@@ -42,6 +45,8 @@ class KspaceDataset(Dataset):
         }
         if self.with_target:
             sample["x"] = torch.from_numpy(group["target"][index])
+        if self._maps is not None:
+            sample["maps"] = self._maps
         return sample
 
     def __getstate__(self) -> dict:

@@ -22,7 +22,7 @@ class ReconstructionModule(L.LightningModule):
     gradient clipping through ``clip_gradients``.
 
     Args:
-        model: the network ``f(y, mask)`` (MoDL).
+        model: the network ``f(y, acq)`` (MoDL).
         loss: the training objective, which also owns the inference rule.
         physics: the acquisition.
         optimizer: partial optimiser, called with the model's parameters.
@@ -104,7 +104,7 @@ class ReconstructionModule(L.LightningModule):
     def training_step(self, batch: MRIBatch, batch_idx: int) -> Tensor | None:
         target = batch.x if self.loss.needs_ground_truth else None
         rng = self.training_rng(batch_idx)
-        output = self.loss(self.model, self.physics, batch.y, batch.mask, target, rng)
+        output = self.loss(self.model, self.physics, batch.y, batch.acq, target, rng)
         if not torch.isfinite(output.loss):
             raise FloatingPointError(
                 f"training loss is {output.loss.item()} at step {self.global_step}; lower "
@@ -126,7 +126,7 @@ class ReconstructionModule(L.LightningModule):
         generator_optimizer.step()
 
         discriminator_loss = self.loss.discriminator_loss(
-            self.physics, batch.y, batch.mask, output, rng
+            self.physics, batch.y, batch.acq, output, rng
         )
         discriminator_optimizer.zero_grad()
         self.manual_backward(discriminator_loss)
@@ -156,14 +156,14 @@ class ReconstructionModule(L.LightningModule):
     def reconstruct(self, batch: MRIBatch) -> Tensor:
         """The method's inference rule on one batch."""
         if not self.loss.random_inference:
-            return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask)
+            return self.loss.reconstruct(self.model, self.physics, batch.y, batch.acq)
         # One random stream per image, so the result never depends on how images are batched.
         rngs = [self.evaluation_rng(index) for index in batch.index.tolist()]
-        return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask, rngs)
+        return self.loss.reconstruct(self.model, self.physics, batch.y, batch.acq, rngs)
 
     def _evaluate(self, batch: MRIBatch, quality: PerImageQuality) -> tuple[Tensor, Tensor]:
         x_hat = self.reconstruct(batch)
-        zero_filled = self.physics.zero_filled(batch.y, batch.mask)
+        zero_filled = self.physics.zero_filled(batch.y, batch.acq)
         quality.update(batch.index, x_hat, zero_filled, batch.x)
         return x_hat, zero_filled
 
