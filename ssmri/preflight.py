@@ -49,7 +49,7 @@ def _counts(cfg: DictConfig) -> list[int]:
 
 def check_memory(cfg: DictConfig) -> None:
     """Refuse a data size whose simulation would not fit in memory, before allocating any of it."""
-    size, coils = int(cfg.data.image_size), int(cfg.physics.get("num_coils") or 1)
+    size, coils = int(cfg.data.image_size), int(cfg.physics.get("coils") or 1)
     needed = simulation_bytes(size, max(_counts(cfg)), coils)
     available = available_memory()
     if available is not None and needed > available:
@@ -119,7 +119,7 @@ def check_run_folders(cfg: DictConfig, module, datamodule, trainer, output_dir: 
     needs.setdefault(output_dir, ("outputs", 0))
     if datamodule.rebuild_cache or not datamodule.cache_path.exists():
         check_writable(datamodule.cache_dir, "paths.cache_dir (SSMRI_CACHE_DIR)")
-        coils = int(cfg.physics.get("num_coils") or 1)
+        coils = int(cfg.physics.get("coils") or 1)
         size = cache_bytes(int(cfg.data.image_size), sum(_counts(cfg)), coils)
         key, previous = needs.get(datamodule.cache_dir, ("", 0))
         needs[datamodule.cache_dir] = ("the cache" + (f" and {key}" if key else ""), previous + size)
