@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -109,3 +110,31 @@ def test_stale_temporaries_of_killed_builds_are_removed(phantom_datamodule):
     datamodule.prepare_data()
     assert not files["killed"].exists()
     assert all(files[name].exists() for name in ("live_writer", "fresh", "not_ours"))
+
+
+PEAK_RSS = """
+import resource, sys
+from ssmri.data import MRIDataModule, PhantomImages
+from ssmri.physics import SingleCoilMRI
+count, folder = int(sys.argv[1]), sys.argv[2]
+MRIDataModule(PhantomImages(128), SingleCoilMRI(128, 4), 128, num_train=count, num_val=2, num_test=2,
+              cache_dir=folder, chunk_size=32).prepare_data()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_building_memory_does_not_grow_with_the_number_of_slices(tmp_path):
+    import subprocess
+    import sys
+
+    def peak_kib(count: int) -> int:
+        folder = tmp_path / str(count)
+        root = Path(__file__).resolve().parents[1]  # this checkout's ssmri, not an installed one
+        result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(count), str(folder)],
+                                capture_output=True, text=True, check=True, cwd=root)
+        return int(result.stdout.split()[-1])
+
+    small, large = peak_kib(64), peak_kib(1024)
+    # 960 more slices hold 960 * 4 * 128 * 128 * 4 B = 240 MiB of arrays: none of it may stay.
+    assert large - small < 40 * 1024, (small, large)
