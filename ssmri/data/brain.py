@@ -137,7 +137,8 @@ class BrainTemplateSlices(ImageSource):
             self._slices = assignment
         return self._slices
 
-    def images(self, split: str, count: int | None) -> Tensor:
+    def keys(self, split: str, count: int | None) -> list[tuple[str, int]]:
+        """``(orientation, slice number)`` of the split's slices."""
         self._check_split(split)
         chosen = self.slice_index()[split]
         if count is not None:
@@ -149,7 +150,10 @@ class BrainTemplateSlices(ImageSource):
             # Spread the subset over the whole split rather than taking its first slices.
             picks = np.linspace(0, len(chosen) - 1, count).round().astype(int)
             chosen = [chosen[i] for i in picks]
-        return magnitude_to_complex(torch.stack([self._slice(*key) for key in chosen]))
+        return chosen
+
+    def load(self, keys) -> Tensor:
+        return magnitude_to_complex(torch.stack([self._slice(*key) for key in keys]))
 
     def _slice(self, orientation: str, number: int) -> Tensor:
         image = torch.from_numpy(np.take(self.volume(), number, axis=ORIENTATIONS[orientation]))

@@ -1,20 +1,31 @@
 """LightningDataModule: simulate (or reuse) the k-space cache, then serve typed batches."""
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ssmri.data.batch import collate
-from ssmri.data.cache import CacheError, check_cache, check_finite, config_hash, write_cache
+from ssmri.data.cache import (
+    CACHE_VERSION,
+    CacheChunk,
+    CacheError,
+    check_cache,
+    check_finite,
+    config_hash,
+    write_cache,
+)
 from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.sampler import ResumableSampler
-from ssmri.data.sources import SPLITS, ImageSource
+from ssmri.data.sources import SPLITS, DataSource, MeasuredSlices
 from ssmri.physics.acquisition import Acquisition
 from ssmri.physics.operator import SingleCoilMRI
+from ssmri.seeding import seeded_rng
 from ssmri.validation import check_images
 
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
@@ -24,14 +35,16 @@ class MRIDataModule(L.LightningDataModule):
     """Serves measurements ``y``, masks and (where allowed) ground truth of an image source.
 
     On first use the images are pushed through the physics (one fresh mask per sample, noise
-    if configured; with multi-coil physics the simulated coil maps, the same for every sample,
-    as the benchmark simulates them) and stored in an HDF5 cache keyed by the data and physics
-    configuration;
-    later runs with the same configuration reuse it. Training batches carry ground truth only
-    when ``train_ground_truth`` is set, which the training code does for supervised losses alone.
+    if configured) and stored in an HDF5 cache keyed by the data and physics configuration;
+    later runs with the same configuration reuse it. Measured sources (raw multi-coil k-space)
+    bring their own k-space and coil maps: the physics only draws each sample's mask (and
+    noise), which masks the fully sampled k-space retrospectively. The cache is built
+    ``chunk_size`` samples at a time, so memory does not grow with the data set. Training
+    batches carry ground truth only when ``train_ground_truth`` is set, which the training
+    code does for supervised losses alone.
 
     Args:
-        images: the image source (phantom, brain template, ...).
+        images: the data source (phantom, brain template, fastMRI files, ...).
         physics: the acquisition that simulates the measurements.
         image_size: side length; must match the source and the physics.
         num_train, num_val, num_test: samples per split (``None``: all the source has).
@@ -40,12 +53,14 @@ class MRIDataModule(L.LightningDataModule):
         cache_dir: folder of the measurement caches.
         seed: seed of the masks and noise of the cache.
         rebuild_cache: rewrite the cache even if a valid one exists.
+        chunk_size: samples loaded and simulated at a time while the cache is built; the
+            cache does not depend on it.
         train_ground_truth: serve ``x`` in training batches (supervised training only).
     """
 
     def __init__(
         self,
-        images: ImageSource,
+        images: DataSource,
         physics: SingleCoilMRI,
         image_size: int,
         num_train: int | None = None,
@@ -57,6 +72,7 @@ class MRIDataModule(L.LightningDataModule):
         cache_dir: str = "~/.cache/ssmri",
         seed: int = 0,
         rebuild_cache: bool = False,
+        chunk_size: int = 64,
         train_ground_truth: bool = False,
     ):
         super().__init__()
@@ -65,10 +81,10 @@ class MRIDataModule(L.LightningDataModule):
                 f"data.image_size={image_size}, but the images are {images.image_size} and the "
                 f"physics {physics.image_size}; set sizes through data.image_size only"
             )
-        if batch_size < 1 or num_workers < 0:
+        if batch_size < 1 or num_workers < 0 or chunk_size < 1:
             raise ValueError(
-                f"data.batch_size must be >= 1 and data.num_workers >= 0, "
-                f"got {batch_size} and {num_workers}"
+                f"data.batch_size and data.chunk_size must be >= 1 and data.num_workers >= 0, "
+                f"got {batch_size}, {chunk_size} and {num_workers}"
             )
         self.images = images
         self.physics = physics
@@ -80,6 +96,8 @@ class MRIDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser()
         self.seed = seed
         self.rebuild_cache = rebuild_cache
+        self.chunk_size = chunk_size
+        self._verified: Path | None = None  # the cache this object has read in full
         self.train_ground_truth = train_ground_truth
         self.datasets: dict[str, KspaceDataset] = {}
         self._resume: tuple[int, int] | None = None
@@ -93,18 +111,20 @@ class MRIDataModule(L.LightningDataModule):
             "center_fraction": self.physics.mask_law.center_fraction,
             "noise_std": self.physics.noise_std,
         }
-        if self.multicoil:  # only then, so that single-coil caches keep their names
+        if self.simulates_maps:  # only then, so that single-coil caches keep their names
             physics["coils"] = self.physics.coils
-        images = self.images.describe()
-        return {"images": images, "counts": self.counts, "physics": physics, "seed": self.seed}
+        return {
+            "cache_version": CACHE_VERSION,
+            "images": self.images.describe(),
+            "counts": self.counts,
+            "physics": physics,
+            "seed": self.seed,
+        }
 
     @property
-    def multicoil(self) -> bool:
+    def simulates_maps(self) -> bool:
+        """Multi-coil physics on image-domain data: the physics simulates the coil maps."""
         return hasattr(self.physics, "sensitivity_maps")
-
-    def sensitivity_maps(self):
-        """``(C, 2, H, W)`` simulated coil maps shared by every sample, or ``None`` (single-coil)."""
-        return self.physics.sensitivity_maps(1)[0] if self.multicoil else None
 
     @property
     def cache_path(self) -> Path:
@@ -115,28 +135,64 @@ class MRIDataModule(L.LightningDataModule):
         path = self.cache_path
         if path.exists() and not self.rebuild_cache:
             check_cache(path, self.cache_spec())
-            return
-        splits = {split: self.simulate(split) for split in SPLITS}
-        write_cache(path, self.cache_spec(), splits, maps=self.sensitivity_maps())
+        else:
+            totals = {split: len(self.images.keys(split, self.counts[split])) for split in SPLITS}
+            write_cache(path, self.cache_spec(), {split: self.chunks(split) for split in SPLITS}, totals)
+        self._verified = path
 
-    def simulate(self, split: str):
-        """``(kspace, mask, target)`` of one split, reproducible from ``seed``."""
-        target = self.images.images(split, self.counts[split])
-        check_finite(target, split)
+    def chunks(self, split: str) -> Iterator[CacheChunk]:
+        """The cache content of ``split``, ``chunk_size`` samples at a time."""
+        start = 0
+        for data in self.images.chunks(split, self.counts[split], self.chunk_size):
+            yield self.simulate(split, start, data)
+            start += len(data)
+
+    def simulate(self, split: str, start: int, data: Tensor | MeasuredSlices) -> CacheChunk:
+        """Measurements of samples ``start, start + 1, ...`` of ``split``.
+
+        Each sample's mask and noise come from its own stream, seeded from (seed, split,
+        sample index): the cache is the same whatever the chunk size.
+        """
+        measured = isinstance(data, MeasuredSlices)
+        target = data.target if measured else data
+        check_finite(target, split, start)
         check_images(target, split)
-        rng = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
-        mask = self.physics.sample_mask(len(target), rng)
-        maps = self.sensitivity_maps()
-        if maps is not None:
-            maps = maps.expand(len(target), *maps.shape)
-        kspace = self.physics.simulate(target, Acquisition(mask, maps), rng)
-        return kspace, mask, target
+        # Simulated coil maps are the same for every sample (as the benchmark simulates them):
+        # stored once, (C, 2, H, W). Measured data brings each slice's own estimated maps.
+        shared_maps = None if measured or not self.simulates_maps else self.physics.sensitivity_maps(1)
+        masks, kspace = [], []
+        for offset in range(len(target)):
+            rng = seeded_rng(self.seed, _SPLIT_SEED[split], start + offset)
+            mask = self.physics.sample_mask(1, rng)
+            if measured:
+                kspace.append(self.undersample(data.kspace[offset : offset + 1], mask, rng))
+            else:
+                acq = Acquisition(mask, shared_maps)
+                kspace.append(self.physics.simulate(target[offset : offset + 1], acq, rng))
+            masks.append(mask)
+        mask = torch.cat(masks)
+        maps = data.maps if measured else (None if shared_maps is None else shared_maps[0])
+        return CacheChunk(torch.cat(kspace), mask_rows(mask), target, maps)
+
+    def undersample(self, kspace: Tensor, mask: Tensor, rng: torch.Generator) -> Tensor:
+        """Retrospective acquisition of fully sampled coil k-space ``(1, C, 2, H, W)``.
+
+        The coils share the mask; noise, if configured, is added at the sampled entries as
+        :meth:`SingleCoilMRI.simulate` adds it.
+        """
+        coil_mask = mask[:, :, None]  # (1, 1, 1, H, W) against (1, C, 2, H, W)
+        if self.physics.noise_std > 0:
+            noise = torch.randn(kspace.shape, generator=rng, dtype=kspace.dtype)
+            kspace = kspace + self.physics.noise_std * noise
+        return coil_mask * kspace
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path
         if not path.exists():
             raise CacheError(f"no measurement cache at {path}; call prepare_data() first")
-        check_cache(path, self.cache_spec())
+        # Read in full once per process; later reads still verify each chunk's checksum.
+        check_cache(path, self.cache_spec(), verify_data=self._verified != path)
+        self._verified = path
         self.datasets = {
             "train": KspaceDataset(path, "train", with_target=self.train_ground_truth),
             "val": KspaceDataset(path, "val", with_target=True),
@@ -183,3 +239,14 @@ class MRIDataModule(L.LightningDataModule):
             self._resume = (state["epoch"], state["batches_done"])
             # Lightning cannot see that our sampler skips the finished batches and would warn.
             warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
+
+
+def mask_rows(mask: Tensor) -> Tensor:
+    """``(N, 1, H, W)`` Cartesian masks -> their ``(N, W)`` sampled columns, as the cache stores them."""
+    rows = mask[:, 0, 0, :]
+    if not torch.equal(mask, rows[:, None, None, :].expand_as(mask)):
+        raise ValueError(
+            "the physics drew masks that are not constant along H (not Cartesian columns); "
+            "the cache stores one row of columns per sample"
+        )
+    return rows

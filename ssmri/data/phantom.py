@@ -36,12 +36,16 @@ class PhantomImages(ImageSource):
             "phase_strength": self.phase_strength,
         }
 
-    def images(self, split: str, count: int | None) -> Tensor:
+    def keys(self, split: str, count: int | None) -> list[int]:
+        """The random streams of the split's phantoms."""
         self._check_split(split)
         if count is None or count < 1:
             raise ValueError(f"the phantom data set needs a positive count for {split}, got {count}")
         base = self.seed * 10_000_019 + _SPLIT_STREAM[split]
-        return torch.stack([self.render(base + i) for i in range(count)])
+        return [base + i for i in range(count)]
+
+    def load(self, keys) -> Tensor:
+        return torch.stack([self.render(stream) for stream in keys])
 
     def render(self, stream: int) -> Tensor:
         """One ``(2, H, W)`` phantom from its own random stream."""
