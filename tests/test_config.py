@@ -11,7 +11,7 @@ from ssmri.run import build, build_trainer
 from tests.helpers.config import FAST, compose_config, options
 from tests.helpers.fastmri_files import write_fastmri_volume, write_slice_tensor
 
-GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks",
+GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks", "selection",
           "paths", "experiment", "debug"]
 
 

@@ -13,6 +13,7 @@ from ssmri.data.cache import CacheError, check_cache, check_finite, config_hash,
 from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.sampler import ResumableSampler
 from ssmri.data.sources import SPLITS, ImageSource
+from ssmri.data.splits import read_splits, splits_record
 from ssmri.physics.operator import SingleCoilMRI
 
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
@@ -37,6 +38,10 @@ class MRIDataModule(L.LightningDataModule):
         seed: seed of the masks and noise of the cache.
         rebuild_cache: rewrite the cache even if a valid one exists.
         train_ground_truth: serve ``x`` in training batches (supervised training only).
+        val_ground_truth: serve ``x`` in validation batches; ``False`` leaves a run no ground
+            truth before its final test (selection by ``val_loss`` or ``last`` only).
+        splits_file: a ``splits.json`` of an earlier run: use exactly its samples (the
+            ``num_*`` counts are then those of the file).
     """
 
     def __init__(
@@ -54,6 +59,8 @@ class MRIDataModule(L.LightningDataModule):
         seed: int = 0,
         rebuild_cache: bool = False,
         train_ground_truth: bool = False,
+        val_ground_truth: bool = True,
+        splits_file: str | None = None,
     ):
         super().__init__()
         if images.image_size != image_size or physics.image_size != (image_size, image_size):
@@ -77,6 +84,9 @@ class MRIDataModule(L.LightningDataModule):
         self.seed = seed
         self.rebuild_cache = rebuild_cache
         self.train_ground_truth = train_ground_truth
+        self.val_ground_truth = bool(val_ground_truth)
+        self.splits_file = splits_file
+        self._sample_ids: dict[str, list[dict]] | None = None
         self.datasets: dict[str, KspaceDataset] = {}
         self._resume: tuple[int, int] | None = None
 
@@ -93,7 +103,27 @@ class MRIDataModule(L.LightningDataModule):
                 "noise_std": self.physics.noise_std,
             },
             "seed": self.seed,
+            # The samples themselves only when a splits file chose them (else the counts do).
+            **({"sample_ids": config_hash(self.sample_ids())} if self.splits_file else {}),
         }
+
+    def sample_ids(self) -> dict[str, list[dict]]:
+        """Each split's sample identities (``splits.json``), in the order of the cache."""
+        if self._sample_ids is None:
+            if self.splits_file:
+                self._sample_ids = read_splits(self.splits_file, self.images)
+            else:
+                self._sample_ids = {s: self.images.sample_ids(s, self.counts[s]) for s in SPLITS}
+        return self._sample_ids
+
+    def splits_record(self) -> dict:
+        """What ``splits.json`` holds: the source and every sample of every split."""
+        return splits_record(self.images, self.sample_ids())
+
+    @property
+    def test_volume_ids(self) -> list[str]:
+        """The volume each test sample belongs to (for metrics.convention=fastmri)."""
+        return [str(sample["volume"]) for sample in self.sample_ids()["test"]]
 
     @property
     def cache_path(self) -> Path:
@@ -109,7 +139,10 @@ class MRIDataModule(L.LightningDataModule):
 
     def simulate(self, split: str):
         """``(kspace, mask, target)`` of one split, reproducible from ``seed``."""
-        target = self.images.images(split, self.counts[split])
+        if self.splits_file:
+            target = self.images.images_for(self.sample_ids()[split])
+        else:
+            target = self.images.images(split, self.counts[split])
         check_finite(target, split)
         rng = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
         mask = self.physics.sample_mask(len(target), rng)
@@ -123,7 +156,7 @@ class MRIDataModule(L.LightningDataModule):
         check_cache(path, self.cache_spec())
         self.datasets = {
             "train": KspaceDataset(path, "train", with_target=self.train_ground_truth),
-            "val": KspaceDataset(path, "val", with_target=True),
+            "val": KspaceDataset(path, "val", with_target=self.val_ground_truth),
             "test": KspaceDataset(path, "test", with_target=True),
         }
 

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ssmri.data.sources import (
     ImageSource,
+    MissingSample,
     check_image_size,
     magnitude_to_complex,
     normalise_magnitude,
@@ -119,6 +120,23 @@ class FastMRISliceTensor(ImageSource):
             chosen = chosen[:count]
         return magnitude_to_complex(resize(slices[chosen], self.image_size)[:, 0])
 
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        self._check_split(split)
+        chosen = protocol_split(len(self.slices()), self.train_fraction, self.max_test, self.num_val)[split]
+        # The file does not say which slices share a volume: each slice is its own.
+        return [{"file": self.path.name, "slice": i, "volume": f"slice-{i}"}
+                for i in (chosen if count is None else chosen[:count])]
+
+    def images_for(self, ids: list[dict]) -> Tensor:
+        slices = self.slices()
+        for sample in ids:
+            if sample.get("file") != self.path.name:
+                raise MissingSample(sample, f"this source reads {self.path.name}")
+            if not isinstance(sample.get("slice"), int) or not 0 <= sample["slice"] < len(slices):
+                raise MissingSample(sample, f"{self.path.name} has slices 0..{len(slices) - 1}")
+        picked = slices[[s["slice"] for s in ids]]
+        return magnitude_to_complex(resize(picked, self.image_size)[:, 0])
+
 
 class FastMRISingleCoilFiles(ImageSource):
     """Raw fastMRI single-coil volumes (``*.h5``) from a user directory, split by volume.
@@ -216,6 +234,40 @@ class FastMRISingleCoilFiles(ImageSource):
                 )
             chosen = chosen[:count]
         return chosen
+
+    def _slice_counts(self) -> list[int]:
+        counts = []
+        for path in self.files:
+            with h5py.File(path, "r") as file:
+                if self.target not in file:
+                    raise ValueError(
+                        f"{path} has no {self.target!r} dataset (has {sorted(file)}); set data.images.target"
+                    )
+                counts.append(int(file[self.target].shape[0]))
+        return counts
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        self._check_split(split)
+        counts = self._slice_counts()
+        boundary = int(self.train_fraction * len(self.files))
+        named = [[{"file": f.name, "slice": s, "volume": f.name} for s in range(n)]
+                 for f, n in zip(self.files, counts)]
+        train = [sample for volume in named[:boundary] for sample in volume]
+        test = [sample for volume in named[boundary:] for sample in volume][: self.max_test or None]
+        cut = len(train) - self.num_val
+        chosen = {"train": train[:cut], "val": train[cut:] if self.num_val else test, "test": test}[split]
+        return chosen if count is None else chosen[:count]
+
+    def images_for(self, ids: list[dict]) -> Tensor:
+        by_name = {f.name: (f, n) for f, n in zip(self.files, self._slice_counts())}
+        for sample in ids:
+            if sample.get("file") not in by_name:
+                raise MissingSample(sample, f"no such file in {self.root}")
+            count = by_name[sample["file"]][1]
+            if not isinstance(sample.get("slice"), int) or not 0 <= sample["slice"] < count:
+                raise MissingSample(sample, f"{sample['file']} has slices 0..{count - 1}")
+        volumes = {name: self._volume(by_name[name][0]) for name in dict.fromkeys(s["file"] for s in ids)}
+        return torch.stack([volumes[s["file"]][s["slice"]] for s in ids])
 
 
 __all__ = ["FastMRISingleCoilFiles", "FastMRISliceTensor"]
