@@ -39,6 +39,9 @@ def read_splits(path, images: ImageSource) -> dict[str, list[dict]]:
             f"data.splits_file={str(path)!r} is not a splits file: it needs a list of samples "
             f"for each of {SPLITS} (the splits.json every run writes)"
         )
+    empty = [split for split in SPLITS if not record[split]]
+    if empty:
+        raise ValueError(f"data.splits_file={str(path)!r} lists no samples for {empty}")
     theirs = record.get("source", {}).get("source")
     ours = images.describe()["source"]
     if theirs != ours:
