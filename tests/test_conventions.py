@@ -51,9 +51,11 @@ def test_per_image_conventions_match_scikit_image(convention):
     assert summary["test/psnr"] == pytest.approx(np.mean(psnr), rel=1e-4)
     assert summary["test/psnr_std"] == pytest.approx(np.std(psnr, ddof=1), rel=1e-3)
     # And exactly what torchmetrics gives with the convention's data range.
-    direct = [float(structural_similarity_index_measure(
-        torch.from_numpy(e)[None, None].float(), torch.from_numpy(t)[None, None].float(), data_range=float(r)))
-        for t, e, r in zip(target, estimate, ranges)]
+    def torchmetrics_ssim(t, e, r):
+        as_image = lambda a: torch.from_numpy(a)[None, None].float()  # noqa: E731
+        return float(structural_similarity_index_measure(as_image(e), as_image(t), data_range=float(r)))
+
+    direct = [torchmetrics_ssim(t, e, r) for t, e, r in zip(target, estimate, ranges)]
     np.testing.assert_allclose(values["ssim"].numpy(), direct, rtol=1e-5)
 
 

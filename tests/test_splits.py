@@ -59,8 +59,9 @@ def test_splits_json_round_trip_reuses_exactly_those_samples(tmp_path):
     assert written["test"][0] == {"seed": 0, "split": "test", "index": 0, "volume": "test-0"}
 
     # A run with other counts and seed, but the splits file: the same samples, same order.
+    splits_file = Path(first.paths.output_dir) / "splits.json"
     reused = compose_config(tmp_path / "b", [*FAST, "data.num_train=2", "data.seed=5",
-                                             f"data.splits_file={Path(first.paths.output_dir) / 'splits.json'}"])
+                                             f"data.splits_file={splits_file}"])
     _, datamodule = build(reused)
     record = datamodule.splits_record()
     assert all(record[s] == written[s] for s in ("train", "val", "test"))

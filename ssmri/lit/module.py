@@ -6,13 +6,12 @@ import lightning as L
 import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
-
 from torchmetrics.aggregation import MeanMetric
 
+from ssmri.conventions import volume_ranges
 from ssmri.data.batch import MRIBatch
 from ssmri.lit.selection import validation_objective
 from ssmri.losses.base import AdversarialLoss, ReconstructionLoss
-from ssmri.conventions import volume_ranges
 from ssmri.metrics import PerImageQuality, summarise
 from ssmri.physics.operator import SingleCoilMRI
 from ssmri.seeding import seeded_rng
