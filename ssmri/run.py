@@ -151,6 +151,7 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
         "global_step": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
         "tested_checkpoint": selection.get("checkpoint", "weights at the end of training"),
+        "best_checkpoint": selection.get("checkpoint", ""),  # the selection rule's pick
         "selection": selection,
         "seed": cfg.seed,
     }
