@@ -6,6 +6,7 @@ picks: the configured rule's as ``checkpoints/best.ckpt``, every other monitored
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,10 @@ class SelectionCheckpoints(L.Callback):
                     f"choose selection=last"
                 )
             value = float(trainer.callback_metrics[monitor])
+            if not math.isfinite(value):
+                log.warning("selection: %s is %s at epoch %d; never picked", monitor, value,
+                            trainer.current_epoch + 1)
+                continue
             previous = self.best.get(rule)
             better = previous is None or (value < previous["value"] if mode == "min"
                                           else value > previous["value"])
