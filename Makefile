@@ -41,8 +41,11 @@ $(REF_STAMP): pyproject.toml
 test-reference: $(REF_STAMP)
 	$(REF_VENV)/bin/python -m pytest -m reference tests/reference $(ARGS)
 
+# SELECTION=val_loss|last|val_psnr picks the rule whose numbers head the table; every rule's
+# pick is tested in the same runs (selection.test_all), so the table compares them side by side.
+SELECTION ?= val_loss
 sweep: $(STAMP)
-	$(PY) train.py -m experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair $(ARGS)
+	$(PY) train.py -m experiment=cpu_quick selection=$(SELECTION) loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair $(ARGS)
 
 # Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
 bench: $(STAMP)

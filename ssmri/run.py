@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ssmri.checkpoint import check_weights_fit, load_checkpoint, upgrade_targets
 from ssmri.checkpoint_io import AtomicCheckpointIO
 from ssmri.lit.module import ReconstructionModule
+from ssmri.lit.selection import SelectionCheckpoints
 from ssmri.preflight import check_memory, check_run_folders
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
 from ssmri.resume import ApplyOptimizerSettings, check_resume, recorded_config
@@ -70,24 +71,34 @@ def trainer_plugins(cfg: DictConfig) -> list:
 
 def test_and_report(
     trainer: L.Trainer, module: ReconstructionModule, datamodule, output_dir: Path,
-    ckpt_path: str | None, extra: dict, title: str,
+    ckpt_path: str | None, extra: dict, title: str, rules: dict | None = None,
 ) -> dict:
     """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``."""
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    metrics = {**test_metrics(trainer, module, datamodule, ckpt_path), **extra}
     results = module.test_results
-    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
-               if key.startswith("test/")}
-    metrics.update(extra)
+    metrics["metrics_convention"] = module.metric_convention
     metrics["num_test_images"] = len(results["index"])
     metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
+    if rules is not None:  # every rule's test numbers, the configured one's included
+        configured = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured},
+                            **rules}
     check_metrics(metrics)
     if trainer.is_global_zero:
         write_per_image(output_dir / "test_per_image.csv", results)
         save_samples(module.test_samples, output_dir / "samples.png", title=title)
         save_tensors(output_dir / "samples.pt", module.test_samples)
         write_json(output_dir / "metrics.json", metrics)
+        write_json(output_dir / "splits.json", datamodule.splits_record())
         publish_to_wandb(trainer, output_dir, metrics)
     return metrics
+
+
+def test_metrics(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict:
+    """``test/*`` metrics of the weights at ``ckpt_path`` (None: those in memory)."""
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    return {key: float(value) for key, value in trainer.callback_metrics.items()
+            if key.startswith("test/")}
 
 
 def publish_to_wandb(trainer: L.Trainer, output_dir: Path, metrics: dict) -> None:
@@ -142,26 +153,37 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
     train_seconds = time.perf_counter() - started
 
-    monitored = [c for c in trainer.checkpoint_callbacks if c.monitor is not None]
-    best = monitored[0].best_model_path if monitored else ""
-    tested = best
-    if cfg.get("test_checkpoint", "best") == "last":
-        # The weights as training left them, named explicitly: with no path, Lightning on
-        # SLURM would load its (older) hpc checkpoint instead.
-        last = output_dir / "checkpoints" / "last.ckpt"
-        tested = str(last) if last.is_file() else ""
+    # Each checkpoint is named explicitly: with no path, Lightning on SLURM would load its
+    # (older) hpc checkpoint instead of the weights in memory.
+    selector = next((c for c in trainer.callbacks if isinstance(c, SelectionCheckpoints)), None)
+    picks = selector.picks(trainer) if selector is not None else []
+    rules = {}
+    for pick in picks[1:]:  # every other rule's pick first; the configured rule's is reported
+        rules[pick.choice.rule] = {**pick.as_dict(),
+                                   **test_metrics(trainer, module, datamodule, pick.path)}
+    if picks:
+        selection = picks[0].as_dict()
+    else:
+        selection = {"rule": "last", "used": "last", "label": "last", "oracle": False,
+                     "reads_ground_truth": False, "epoch": trainer.current_epoch,
+                     "note": "no selection callback (callbacks=none): the final weights are tested"}
+    for entry in (selection, *rules.values()):
+        log.info("selection %s: epoch %s (%s)%s", entry["rule"], entry["epoch"], entry["label"],
+                 f"; {entry['note']}" if entry["note"] else "")
     extra = {
         "loss": method,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
-        "best_checkpoint": best,
-        "tested_checkpoint": tested or "weights at the end of training",
+        "tested_checkpoint": selection.get("checkpoint", "weights at the end of training"),
+        "best_checkpoint": selection.get("checkpoint", ""),  # the selection rule's pick
+        "selection": selection,
         "seed": cfg.seed,
     }
-    title = f"{method}, R={module.physics.acceleration:g}"
+    title = f"{method}, R={module.physics.acceleration:g}, selection {selection['label']}"
     metrics = test_and_report(
-        trainer, module, datamodule, output_dir, tested or None, extra, title
+        trainer, module, datamodule, output_dir, picks[0].path if picks else None, extra, title,
+        rules=rules,
     )
     log.info(
         "test PSNR %.3f dB (zero-filled %.3f dB), SSIM %.4f; outputs in %s",

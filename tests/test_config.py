@@ -15,7 +15,7 @@ from tests.helpers.fastmri_files import (
     write_slice_tensor,
 )
 
-GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks",
+GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks", "selection",
           "paths", "experiment", "debug"]
 
 

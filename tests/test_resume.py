@@ -30,14 +30,14 @@ class SignalAfterBatches(L.Callback):
 
 
 class NaNAfter(MCLoss):
-    """Measurement consistency that turns into NaN after ``steps`` calls."""
+    """Measurement consistency that turns into NaN after ``steps`` training calls."""
 
     def __init__(self, steps: int):
         super().__init__()
         self.steps, self.calls = steps, 0
 
     def forward(self, model, physics, y, mask, x=None, rng=None):
-        self.calls += 1
+        self.calls += torch.is_grad_enabled()  # validation (selection=val_loss) does not count
         output = super().forward(model, physics, y, mask, x, rng)
         if self.calls > self.steps:
             output.loss = output.loss * float("nan")

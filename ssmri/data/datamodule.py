@@ -23,6 +23,7 @@ from ssmri.data.cache import (
 from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.sampler import ResumableSampler
 from ssmri.data.sources import SPLITS, DataSource, MeasuredSlices
+from ssmri.data.splits import read_splits, splits_record
 from ssmri.physics.acquisition import Acquisition
 from ssmri.physics.operator import SingleCoilMRI
 from ssmri.seeding import seeded_rng
@@ -56,6 +57,10 @@ class MRIDataModule(L.LightningDataModule):
         chunk_size: samples loaded and simulated at a time while the cache is built; the
             cache does not depend on it.
         train_ground_truth: serve ``x`` in training batches (supervised training only).
+        val_ground_truth: serve ``x`` in validation batches; ``False`` leaves a run no ground
+            truth before its final test (selection by ``val_loss`` or ``last`` only).
+        splits_file: a ``splits.json`` of an earlier run: use exactly its samples (the
+            ``num_*`` counts are then those of the file).
     """
 
     def __init__(
@@ -74,6 +79,8 @@ class MRIDataModule(L.LightningDataModule):
         rebuild_cache: bool = False,
         chunk_size: int = 64,
         train_ground_truth: bool = False,
+        val_ground_truth: bool = True,
+        splits_file: str | None = None,
     ):
         super().__init__()
         if images.image_size != image_size or physics.image_size != (image_size, image_size):
@@ -99,6 +106,9 @@ class MRIDataModule(L.LightningDataModule):
         self.chunk_size = chunk_size
         self._verified: Path | None = None  # the cache this object has read in full
         self.train_ground_truth = train_ground_truth
+        self.val_ground_truth = bool(val_ground_truth)
+        self.splits_file = splits_file
+        self._sample_ids: dict[str, list[dict]] | None = None
         self.datasets: dict[str, KspaceDataset] = {}
         self._resume: tuple[int, int] | None = None
 
@@ -119,7 +129,27 @@ class MRIDataModule(L.LightningDataModule):
             "counts": self.counts,
             "physics": physics,
             "seed": self.seed,
+            # The samples themselves only when a splits file chose them (else the counts do).
+            **({"sample_ids": config_hash(self.sample_ids())} if self.splits_file else {}),
         }
+
+    def sample_ids(self) -> dict[str, list[dict]]:
+        """Each split's sample identities (``splits.json``), in the order of the cache."""
+        if self._sample_ids is None:
+            if self.splits_file:
+                self._sample_ids = read_splits(self.splits_file, self.images)
+            else:
+                self._sample_ids = {s: self.images.sample_ids(s, self.counts[s]) for s in SPLITS}
+        return self._sample_ids
+
+    def splits_record(self) -> dict:
+        """What ``splits.json`` holds: the source and every sample of every split."""
+        return splits_record(self.images, self.sample_ids())
+
+    @property
+    def test_volume_ids(self) -> list[str]:
+        """The volume each test sample belongs to (for metrics.convention=fastmri)."""
+        return [str(sample["volume"]) for sample in self.sample_ids()["test"]]
 
     @property
     def simulates_maps(self) -> bool:
@@ -136,16 +166,35 @@ class MRIDataModule(L.LightningDataModule):
         if path.exists() and not self.rebuild_cache:
             check_cache(path, self.cache_spec())
         else:
-            totals = {split: len(self.images.keys(split, self.counts[split])) for split in SPLITS}
+            totals = self.split_sizes()
             write_cache(path, self.cache_spec(), {split: self.chunks(split) for split in SPLITS}, totals)
         self._verified = path
 
     def chunks(self, split: str) -> Iterator[CacheChunk]:
         """The cache content of ``split``, ``chunk_size`` samples at a time."""
         start = 0
-        for data in self.images.chunks(split, self.counts[split], self.chunk_size):
+        for data in self._source_chunks(split):
             yield self.simulate(split, start, data)
             start += len(data)
+
+    def _source_chunks(self, split: str) -> Iterator[Tensor | MeasuredSlices]:
+        if not self.splits_file:
+            yield from self.images.chunks(split, self.counts[split], self.chunk_size)
+            return
+        if not hasattr(self.images, "images_for"):
+            raise ValueError(
+                f"data.splits_file is not supported for {type(self.images).__name__}; "
+                "remove data.splits_file"
+            )
+        ids = self.sample_ids()[split]
+        for first in range(0, len(ids), self.chunk_size):
+            yield self.images.images_for(ids[first : first + self.chunk_size])
+
+    def split_sizes(self) -> dict[str, int]:
+        """Samples per split in the cache."""
+        if self.splits_file:
+            return {split: len(ids) for split, ids in self.sample_ids().items()}
+        return {split: len(self.images.keys(split, self.counts[split])) for split in SPLITS}
 
     def simulate(self, split: str, start: int, data: Tensor | MeasuredSlices) -> CacheChunk:
         """Measurements of samples ``start, start + 1, ...`` of ``split``.
@@ -195,7 +244,7 @@ class MRIDataModule(L.LightningDataModule):
         self._verified = path
         self.datasets = {
             "train": KspaceDataset(path, "train", with_target=self.train_ground_truth),
-            "val": KspaceDataset(path, "val", with_target=True),
+            "val": KspaceDataset(path, "val", with_target=self.val_ground_truth),
             "test": KspaceDataset(path, "test", with_target=True),
         }
 

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ssmri.data.sources import (
     ImageSource,
+    MissingSample,
     check_image_size,
     magnitude_to_complex,
     normalise_magnitude,
@@ -119,8 +120,50 @@ class FastMRISliceTensor(ImageSource):
     def load(self, keys) -> Tensor:
         return magnitude_to_complex(resize(self.slices()[list(keys)], self.image_size)[:, 0])
 
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        self._check_split(split)
+        chosen = protocol_split(len(self.slices()), self.train_fraction, self.max_test, self.num_val)[split]
+        # The file does not say which slices share a volume: each slice is its own.
+        return [{"file": self.path.name, "slice": i, "volume": f"slice-{i}"}
+                for i in (chosen if count is None else chosen[:count])]
 
-class FastMRISingleCoilFiles(ImageSource):
+    def images_for(self, ids: list[dict]) -> Tensor:
+        slices = self.slices()
+        for sample in ids:
+            if sample.get("file") != self.path.name:
+                raise MissingSample(sample, f"this source reads {self.path.name}")
+            if not isinstance(sample.get("slice"), int) or not 0 <= sample["slice"] < len(slices):
+                raise MissingSample(sample, f"{self.path.name} has slices 0..{len(slices) - 1}")
+        picked = slices[[s["slice"] for s in ids]]
+        return magnitude_to_complex(resize(picked, self.image_size)[:, 0])
+
+
+class VolumeFiles:
+    """Sample names of a source made of HDF5 volumes: ``{"file", "slice", "volume"}`` per slice.
+
+    The source provides ``files``, ``slices_per_file()``, ``keys(split, count)`` (``(volume
+    number, slice number)`` pairs) and ``load(keys)``.
+    """
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        return [{"file": self.files[v].name, "slice": s, "volume": self.files[v].name}
+                for v, s in self.keys(split, count)]
+
+    def images_for(self, ids: list[dict]):
+        numbers = {f.name: v for v, f in enumerate(self.files)}
+        counts = self.slices_per_file()
+        keys = []
+        for sample in ids:
+            volume = numbers.get(sample.get("file"))
+            if volume is None:
+                raise MissingSample(sample, f"no such file in {self.root}")
+            if not isinstance(sample.get("slice"), int) or not 0 <= sample["slice"] < counts[volume]:
+                raise MissingSample(sample, f"{sample['file']} has slices 0..{counts[volume] - 1}")
+            keys.append((volume, sample["slice"]))
+        return self.load(keys)
+
+
+class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
     """Raw fastMRI single-coil volumes (``*.h5``) from a user directory, split by volume.
 
     Ground truth per slice is ``target``: ``reconstruction_esc`` or ``reconstruction_rss``
@@ -207,6 +250,9 @@ class FastMRISingleCoilFiles(ImageSource):
         chosen = {"train": train[:cut], "val": train[cut:] if self.num_val else test, "test": test}[split]
         return take(chosen, count, split, "the files")
 
+    def slices_per_file(self) -> list[int]:
+        return self.slice_counts()
+
     def load(self, keys) -> Tensor:
         return torch.cat([self._slices(volume, numbers) for volume, numbers in by_volume(keys)])
 
@@ -242,4 +288,4 @@ def open_h5(path: Path) -> h5py.File:
     return open_hdf5(path, "data.images.root")
 
 
-__all__ = ["FastMRISingleCoilFiles", "FastMRISliceTensor", "by_volume", "open_h5"]
+__all__ = ["FastMRISingleCoilFiles", "FastMRISliceTensor", "VolumeFiles", "by_volume", "open_h5"]

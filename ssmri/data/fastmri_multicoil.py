@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssmri.data.fastmri import by_volume, existing, open_h5
+from ssmri.data.fastmri import VolumeFiles, by_volume, existing, open_h5
 from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size, take
 from ssmri.physics.fft import ifft2c, to_channels, to_complex
 
@@ -66,7 +66,7 @@ def espirit_maps(kspace: torch.Tensor, calib_width: int, threshold: float, crop:
     return torch.from_numpy(np.asarray(maps, dtype=np.complex64))
 
 
-class FastMRIMultiCoilFiles(DataSource):
+class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
     """Raw fastMRI multi-coil volumes (``*.h5``) from a user folder, split by volume.
 
     Serves :class:`MeasuredSlices`: the physics only draws the retrospective masks. The coil
@@ -178,6 +178,9 @@ class FastMRIMultiCoilFiles(DataSource):
         cut = len(train) - self.num_val
         chosen = {"train": train[:cut], "val": train[cut:] if self.num_val else test, "test": test}[split]
         return take(chosen, count, split, "the files")
+
+    def slices_per_file(self) -> list[int]:
+        return [shape[0] for shape in self.shapes()]
 
     def load(self, keys: Sequence) -> MeasuredSlices:
         slices = [

@@ -20,6 +20,16 @@ from torch import Tensor
 SPLITS = ("train", "val", "test")
 
 
+class MissingSample(ValueError):
+    """A sample named in a splits file that the image source does not have."""
+
+    def __init__(self, sample: dict, why: str):
+        super().__init__(
+            f"sample {sample} does not exist in this data source ({why}); data.splits_file must "
+            f"come from a run on the same data source (same files, same template)"
+        )
+
+
 def check_image_size(image_size, smallest: int = 8, largest: int | None = None) -> int:
     """Validate a square image size where it enters; returns it as an int."""
     if isinstance(image_size, bool) or not isinstance(image_size, int):
@@ -104,6 +114,19 @@ class DataSource(ABC):
         keys = self.keys(split, count)
         for start in range(0, len(keys), chunk_size):
             yield self.load(keys[start : start + chunk_size])
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        """The identity of each image ``images(split, count)`` returns, in the same order.
+
+        Each is a small JSON-able dict (file and slice, orientation and slice, seed and index)
+        with a ``volume`` key: the group a slice belongs to (metrics.convention=fastmri).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot name its samples")
+
+    def images_for(self, ids: list[dict]) -> Tensor:
+        """``(N, 2, H, W)`` the images named by ``ids`` (from :meth:`sample_ids`, e.g. a
+        ``splits.json``); raises :class:`MissingSample` for one this source does not have."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load samples by name")
 
     @staticmethod
     def _check_split(split: str) -> None:
