@@ -35,7 +35,7 @@ REF_STAMP := $(REF_VENV)/.installed
 $(REF_STAMP): pyproject.toml
 	test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
 	$(REF_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(REF_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'deepinv==0.5.*'
+	$(REF_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'deepinv==0.5.*' sigpy
 	touch $(REF_STAMP)
 
 test-reference: $(REF_STAMP)
@@ -44,7 +44,10 @@ test-reference: $(REF_STAMP)
 # `make sweep`: today's noiseless CPU sweep. `make sweep SCENARIO=noisy` (noiseless, single,
 # multicoil): the methods of that SSIBench scenario (conf/scenario/<name>.yaml lists them) at the
 # CPU budget; ARGS="experiment=ssibench_noisy" after it switches to the benchmark's GPU protocol.
+# SELECTION=val_loss|last|val_psnr picks the rule whose numbers head the table; every rule's
+# pick is tested in the same runs (selection.test_all), so the table compares them side by side.
 SCENARIO ?=
+SELECTION ?= val_loss
 ifeq ($(SCENARIO),)
 SWEEP := experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair
 else
@@ -52,7 +55,7 @@ SWEEP = experiment=cpu_quick scenario=$(SCENARIO) loss=$(shell $(PY) -c "from ss
 endif
 
 sweep: $(STAMP)
-	$(PY) train.py -m $(SWEEP) $(ARGS)
+	$(PY) train.py -m $(SWEEP) selection=$(SELECTION) $(ARGS)
 
 # Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
 bench: $(STAMP)

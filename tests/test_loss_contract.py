@@ -14,6 +14,15 @@ with the tiny MoDL of ``tests.helpers``. Every loss:
 - reconstructs ``(B, 2, H, W)`` images with its inference rule, with one ``rng`` or with one per
   image (what evaluation passes), and then independently of how the images are batched.
 
+Each loss meets it in its default physics: noiseless, or noisy (sigma = 0.1, SSIBench's noisy
+scenario) for a noise-aware loss (``requires_noise``), which is also checked to refuse noiseless
+physics naming ``physics.noise_std``. A representative splitting loss and an equivariant one also
+meet it on noisy physics (their falls check there is ``slow``).
+
+Every loss also runs with ``physics=multicoil`` (2 birdcage coils, CG data consistency): finite
+value and gradients, no ground truth read, images from the inference rule; the falls check in
+multi-coil is ``slow``.
+
 The method-specific properties (what each term computes) stay in the per-method test modules.
 """
 
@@ -24,11 +33,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ssmri.losses import AdversarialLoss
-from ssmri.physics import Acquisition
 from ssmri.run import instantiate
 from tests.helpers.config import compose_only, options
 from tests.helpers.models import tiny_model
-from tests.helpers.problems import SIZE, small_problem
+from tests.helpers.problems import SIZE, acquisition_for, small_problem
 
 # Options a user switches by override that no yaml file shows; they meet the same contract.
 VARIANTS = {
@@ -37,6 +45,10 @@ VARIANTS = {
     "moi-batch-masks": ["loss=moi", "loss.per_sample_masks=false"],
 }
 CASES = {name: [f"loss={name}"] for name in options("loss")} | VARIANTS
+# SSIBench's noisy scenario; noise-aware losses run there by default (they refuse sigma = 0).
+NOISY = ("physics.noise_std=0.1",)
+# Besides the noise-aware losses, these also meet the contract on noisy physics.
+ALSO_NOISY = ("ssdu", "ei")
 # Every case runs on noiseless and on noisy physics (SSIBench's noisy scenario, sigma = 0.1).
 NOISE = {"noiseless": 0.0, "noisy": 0.1}
 
@@ -46,39 +58,70 @@ SMALLER = {"discriminator.features": 8, "discriminator.num_blocks": 2}
 STEPS, LR = 30, 1e-3
 
 
+MULTICOIL = ("physics=multicoil", "physics.coils=2")
+
+
 @cache
-def loss_config(case: str, noise: str = "noiseless") -> DictConfig:
-    cfg = compose_only(["data=phantom", f"data.image_size={SIZE}", f"physics.noise_std={NOISE[noise]}",
-                        *CASES[case]])
+def loss_config(case: str, physics: tuple[str, ...] = ()) -> DictConfig:
+    cfg = compose_only(["data=phantom", f"data.image_size={SIZE}", *CASES[case], *physics])
     for key, value in SMALLER.items():
         if OmegaConf.select(cfg.loss, key) is not None:
             OmegaConf.update(cfg.loss, key, value)
     return cfg
 
 
-@pytest.fixture(params=[(c, n) for c in CASES for n in NOISE], ids=lambda p: f"{p[0]}-{p[1]}")
-def case(request):
-    """``(loss, physics, x, y, acq)``: a fresh loss (some keep state) on a 32x32 batch of 4."""
-    name, noise = request.param
-    cfg = loss_config(name, noise)
-    loss = instantiate(cfg.loss)
-    if loss.requires_noise and not NOISE[noise]:
-        pytest.skip(f"loss={name} needs sigma > 0 (physics.noise_std); its refusal of noiseless "
-                    "physics is test_noise_aware_losses_refuse_noiseless_physics")
+NOISE_AWARE = [name for name in CASES if instantiate(loss_config(name).loss).requires_noise]
+
+
+def default_physics(name: str) -> tuple[str, ...]:
+    return NOISY if name in NOISE_AWARE else ()
+
+
+def make_case(name: str, physics_overrides: tuple[str, ...] = ()):
+    cfg = loss_config(name, physics_overrides)
     physics, x, y, mask = small_problem(physics=instantiate(cfg.physics))
     torch.manual_seed(0)  # a discriminator's initial weights
-    return instantiate(cfg.loss), physics, x, y, Acquisition(mask)
+    return instantiate(cfg.loss), physics, x, y, acquisition_for(physics, mask)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+def case_params(noisy_marks=()):
+    """Every case in its default physics, then the ``ALSO_NOISY`` ones on noisy physics."""
+    default = [pytest.param((name, default_physics(name)), id=name) for name in CASES]
+    noisy = [pytest.param((name, NOISY), id=f"{name}-noisy", marks=noisy_marks) for name in ALSO_NOISY]
+    return default + noisy
+
+
+@pytest.fixture(params=case_params())
+def case(request):
+    """``(loss, physics, x, y, acq)``: a fresh loss (some keep state) on a 32x32 batch of 4."""
+    return make_case(*request.param)
+
+
+@pytest.fixture(params=case_params(noisy_marks=pytest.mark.slow))
+def training_case(request):
+    """As :func:`case`, for the (costlier) falls check: its noisy extras are ``slow``."""
+    return make_case(*request.param)
+
+
+@pytest.fixture(params=list(CASES))
+def multicoil_case(request):
+    """As :func:`case`, with 2-coil multi-coil physics (the network then solves DC by CG)."""
+    return make_case(request.param, MULTICOIL + default_physics(request.param))
+
+
+@pytest.mark.parametrize("name", NOISE_AWARE)
 def test_noise_aware_losses_refuse_noiseless_physics(name):
-    cfg = loss_config(name, "noiseless")
+    cfg = loss_config(name)
     loss = instantiate(cfg.loss)
-    if not loss.requires_noise:
-        return
     physics, x, y, mask = small_problem(physics=instantiate(cfg.physics))
+    assert physics.noise_std == 0
     with pytest.raises(ValueError, match="physics.noise_std"):
-        loss(tiny_model(), physics, y, Acquisition(mask), None, seeded(0))
+        loss(tiny_model(), physics, y, acquisition_for(physics, mask), None, seeded(0))
+
+
+def test_the_noise_aware_losses_are_found():
+    expected = {"ddssl", "ensure", "noise2recon_ssdu", "robust_ei", "robust_mo_ei", "robust_ssdu"}
+    assert set(NOISE_AWARE) == expected, NOISE_AWARE
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -125,7 +168,7 @@ def test_reads_the_ground_truth_only_when_it_says_so(case):
         torch.testing.assert_close(loss(model, physics, y, acq, nan_truth, seeded(0)).loss, with_truth)
 
 
-def test_a_few_dozen_adam_steps_lower_it(case):
+def test_a_few_dozen_adam_steps_lower_it(training_case):
     """The objective on fixed draws (seeds 0-2) falls by 10% over 30 steps on fresh draws.
 
     An adversarial loss trains as ``ReconstructionModule`` runs it: a generator step, then a
@@ -202,3 +245,22 @@ def test_inference_rule_returns_images_independent_of_batching(case):
     assert torch.isfinite(one_rng).all() and torch.isfinite(per_image).all()
     assert torch.equal(per_image, again)
     torch.testing.assert_close(apart, per_image, rtol=1e-5, atol=1e-6)
+
+
+def test_multicoil_value_and_gradients_are_finite(multicoil_case):
+    loss, physics, x, y, acq = multicoil_case
+    assert y.shape == (len(x), 2, 2, SIZE, SIZE) and acq.maps is not None
+    test_value_and_gradients_are_finite(multicoil_case)
+
+
+def test_multicoil_reads_the_ground_truth_only_when_it_says_so(multicoil_case):
+    test_reads_the_ground_truth_only_when_it_says_so(multicoil_case)
+
+
+def test_multicoil_inference_rule_returns_images(multicoil_case):
+    test_inference_rule_returns_images_independent_of_batching(multicoil_case)
+
+
+@pytest.mark.slow
+def test_multicoil_a_few_dozen_adam_steps_lower_it(multicoil_case):
+    test_a_few_dozen_adam_steps_lower_it(multicoil_case)

@@ -2,7 +2,9 @@
 
 For each method and batch size, one fresh subprocess measures the ssmri side and (when an
 interpreter with DeepInverse 0.5 is found) another measures DeepInverse on the same work;
-the results, this machine's matrix-multiply rate and the targets go to ``bench/results.md``.
+then the multi-coil rows (``--multicoil-methods`` with ``physics=multicoil``, ``--coils``
+birdcage coils, CG data consistency) on our side alone, with the step's time split.
+The results, this machine's matrix-multiply rate and the targets go to ``bench/results.md``.
 """
 
 import argparse
@@ -36,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="arithmetic of our side's forward passes (Lightning's names; default 32-true); "
                         "efficiency is then against the matrix rate of that dtype, and DeepInverse, "
                         "whose FFTs reject bfloat16, is skipped unless 32-true")
+    parser.add_argument("--multicoil-methods", default="mo_ei,weighted_ssdu",
+                        help="methods also measured with physics=multicoil (comma-separated; '' for none)")
+    parser.add_argument("--coils", type=int, default=4, help="coils of the multi-coil rows (default 4)")
     parser.add_argument("--out", default="bench/results.md", help="the table (default bench/results.md)")
     parser.add_argument("--reference-python", default=None,
                         help="interpreter for the DeepInverse side, or 'none' (default: this one if "
@@ -43,12 +48,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--worker", nargs=3, metavar=("SIDE", "METHOD", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
+    args.multicoil_methods = [m for m in args.multicoil_methods.split(",") if m]
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
-    unknown = sorted(set(args.methods) - set(METHODS))
+    unknown = sorted(set(args.methods + args.multicoil_methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
-    if args.size < 8 or args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1:
-        parser.error("need --size >= 8, --steps >= 1, --warmup >= 0 and batch sizes >= 1")
+    if args.size < 8 or args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1 or args.coils < 1:
+        parser.error("need --size >= 8, --steps >= 1, --warmup >= 0, batch sizes >= 1 and --coils >= 1")
     return args
 
 
@@ -88,7 +94,7 @@ def run_worker(python: str, side: str, method: str, batch_size: int, args) -> di
     """One measurement in a fresh process; ``{"error": ...}`` if it failed."""
     command = [python, "-m", "ssmri.bench", "--worker", side, method, str(batch_size),
                "--size", str(args.size), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", str(args.threads), "--precision", args.precision]
+               "--threads", str(args.threads), "--precision", args.precision, "--coils", str(args.coils)]
     result = subprocess.run(command, capture_output=True, text=True, env=worker_env())
     for line in result.stdout.splitlines():
         if line.startswith(RESULT_MARKER):
@@ -100,11 +106,12 @@ def run_worker(python: str, side: str, method: str, batch_size: int, args) -> di
 
 def worker(args) -> None:
     side, method, batch_size = args.worker[0], args.worker[1], int(args.worker[2])
-    if side == "ssmri":
-        from ssmri.bench.ours import run
+    if side in ("ssmri", "ssmri-multicoil"):
+        from ssmri.bench.ours import multicoil_overrides, run
 
+        overrides = multicoil_overrides(args.coils) if side == "ssmri-multicoil" else ()
         result = run(method, batch_size, args.size, args.steps, args.warmup, args.threads,
-                     precision=args.precision)
+                     overrides=overrides, precision=args.precision)
     elif side == "deepinv":
         from ssmri.bench.reference import run
 
@@ -157,8 +164,15 @@ def main(argv=None) -> None:
                    "ratios": compare(ours, theirs)}
             rows.append(row)
             print(summary(row, rates["rate"]), flush=True)
+    for method in args.multicoil_methods:
+        for batch_size in args.batch_sizes:
+            ours = run_worker(sys.executable, "ssmri-multicoil", method, batch_size, args)
+            row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": None,
+                   "ratios": {}, "coils": args.coils}
+            rows.append(row)
+            print(f"[multi-coil, {args.coils} coils] " + summary(row, rates["rate"]), flush=True)
     settings = {"size": args.size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
-                "precision": args.precision}
+                "precision": args.precision, "coils": args.coils}
     write_results(Path(args.out), rows, rates, settings, reference_note)
     print(f"wrote {args.out}")
 

@@ -33,6 +33,11 @@ def compose_config(method: str, size: int, overrides: Sequence[str] = ()) -> Dic
         )
 
 
+def multicoil_overrides(coils: int) -> tuple[str, ...]:
+    """The config overrides of a multi-coil row: ``physics=multicoil`` with ``coils`` birdcage coils."""
+    return ("physics=multicoil", f"physics.coils={coils}")
+
+
 #: ``--precision`` values and the autocast dtype each runs the forward passes in.
 PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16}
 

@@ -55,6 +55,9 @@ class ReconstructionLoss(nn.Module):
     #: The inference rule draws random numbers; it then gets one seeded random stream (``rng``) per image,
     #: so that results never depend on batching or on the number of ranks.
     random_inference: bool = False
+    #: The objective measures the reconstruction, so its value on validation measurements can
+    #: choose a checkpoint (``selection=val_loss``); False falls back to the last weights.
+    selectable: bool = True
 
     def forward(
         self,
@@ -102,6 +105,9 @@ class AdversarialLoss(ReconstructionLoss):
     """
 
     discriminator: nn.Module
+    #: The generator's objective measures how well the critic is fooled, which moves with the
+    #: critic: no basis for choosing weights.
+    selectable = False
 
     def discriminator_loss(
         self,

@@ -20,6 +20,7 @@ from ssmri.atomic import write_text
 from ssmri.report.figures import save_curves, save_sweep_samples
 from ssmri.report.published import annotate, note, publish_sweep_to_wandb, save_comparison, sweep_scenario
 from ssmri.report.run_outputs import read_per_image
+from ssmri.report.selection_table import SELECTION_COLUMNS, selection_markdown, selection_rows
 
 SUPERVISED = "sup"
 
@@ -86,6 +87,7 @@ def summarise(jobs: list[Job]) -> list[dict]:
                 psnr=statistics.fmean(per_image_psnr), psnr_std=_mean_std(per_image_psnr)[1],
                 ssim=statistics.fmean(per_image_ssim), ssim_std=_mean_std(per_image_ssim)[1],
                 psnr_seed_spread=_mean_std(seed_psnr)[1] if len(done) > 1 else None,
+                nmse=statistics.fmean(j.metrics.get("test/nmse", math.nan) for j in done),
                 psnr_zero_filled=statistics.fmean(j.metrics["test/psnr_zero_filled"] for j in done),
                 train_seconds=statistics.fmean(j.metrics.get("train_seconds", math.nan) for j in done),
                 num_params=done[0].metrics.get("num_params"),
@@ -109,7 +111,25 @@ def summarise(jobs: list[Job]) -> list[dict]:
 
 COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "gap_to_sup",
            "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
-           "failed", "error", "published_psnr"]
+           "failed", "error", "nmse", "published_psnr"]
+
+
+def protocol(jobs: list[Job]) -> tuple[str, str]:
+    """``(selection label, metric convention)`` of a sweep's runs ("mixed" if they differ)."""
+    done = [j.metrics for j in jobs if j.error is None]
+    selections = {m.get("selection", {}).get("rule", "val_psnr") for m in done}
+    conventions = {m.get("metrics_convention", "per_image") for m in done}
+
+    def one(values: set, named) -> str:
+        return named(values.pop()) if len(values) == 1 else "mixed: " + ", ".join(sorted(values))
+
+    return one(selections, _selection_label), one(conventions, str)
+
+
+def _selection_label(rule: str) -> str:
+    from ssmri.selection import label
+
+    return label(rule)
 
 
 def write_results(sweep_dir: Path, wandb_mode: str | None = None) -> list[dict]:
@@ -128,8 +148,17 @@ def write_results(sweep_dir: Path, wandb_mode: str | None = None) -> list[dict]:
     for row in rows:
         lines.append(",".join(_csv_cell(row.get(c)) for c in COLUMNS))
     write_text(sweep_dir / "results.csv", "\n".join(lines) + "\n")
-    write_text(sweep_dir / "results.md", markdown(rows, best_ssl=_best_ssl(rows))
-               + (note(comparison) if comparison else ""))
+    selection, convention = protocol(jobs)
+    by_rule = selection_rows(jobs)
+    write_text(sweep_dir / "results_selection.csv", "\n".join(
+        [",".join(SELECTION_COLUMNS)]
+        + [",".join(_csv_cell(r.get(c)) for c in SELECTION_COLUMNS) for r in by_rule]) + "\n")
+    header = (f"Selection: {selection}; metric convention: {convention} "
+              "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n")
+    tables = header + markdown(rows, best_ssl=_best_ssl(rows)) + (note(comparison) if comparison else "")
+    if by_rule:
+        tables += "\n" + selection_markdown(by_rule, convention)
+    write_text(sweep_dir / "results.md", tables)
     done = [j for j in jobs if j.error is None]
     if done:
         save_curves(done, sweep_dir / "curves.png")
@@ -160,14 +189,19 @@ def _p_value(p: float | None) -> str:
     return "< 1e-4" if p < 1e-4 else f"{p:.2g}"
 
 
+def _nmse(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.4f}"  # runs from before NMSE was measured
+
+
 def markdown(rows: list[dict], best_ssl: str | None) -> str:
     published = any("published_psnr" in r for r in rows)  # a sweep of one SSIBench scenario
-    header = ("| method | PSNR (dB) | SSIM | zero-filled PSNR | " + ("published PSNR | " if published else "")
+    header = ("| method | PSNR (dB) | SSIM | NMSE | zero-filled PSNR | "
+              + ("published PSNR | " if published else "")
               + "gap to sup | p vs best SSL | seed spread | train time (s) | params | epochs | seeds |")
-    lines = [header, "|" + " --- |" * (12 if published else 11)]
+    lines = [header, "|" + " --- |" * (13 if published else 12)]
     for r in rows:
         if "psnr" not in r:
-            padding = " |" * (10 if published else 9)
+            padding = " |" * (11 if published else 10)
             lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + padding)
             continue
         reference = ""
@@ -179,8 +213,8 @@ def markdown(rows: list[dict], best_ssl: str | None) -> str:
         gap = "–" if math.isnan(r["gap_to_sup"]) else f"{r['gap_to_sup']:+.2f}"  # no sup in the sweep
         lines.append(
             f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} ± "
-            f"{r['ssim_std']:.4f} | {r['psnr_zero_filled']:.2f} | {reference}{gap} | {p_text} | "
-            f"{spread} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
+            f"{r['ssim_std']:.4f} | {_nmse(r['nmse'])} | {r['psnr_zero_filled']:.2f} | {reference}{gap} | "
+            f"{p_text} | {spread} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
             f"{r['epochs']} | {r['seeds']}{' (+' + str(r['failed']) + ' failed)' if r['failed'] else ''} |"
         )
     notes = (
