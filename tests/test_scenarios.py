@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ssmri.data import PhantomImages
+from ssmri.data import KspaceDataset, MRIDataModule, PhantomImages
 from ssmri.physics import Acquisition, MultiCoilMRI, SingleCoilMRI
 from ssmri.run import instantiate
 from tests.helpers.config import compose_only
@@ -45,6 +45,25 @@ def test_single_operator_acquires_every_sample_with_one_seeded_mask_but_the_law_
                            .acquisition_masks(1)[0])
     fresh = physics.sample_mask(5, torch.Generator().manual_seed(0))  # MOI's extra operators
     assert not all(torch.equal(m, fresh[0]) for m in fresh)
+
+
+def test_the_cache_of_a_single_operator_holds_its_one_mask_and_names_its_seed(tmp_path):
+    def datamodule(seed: int) -> MRIDataModule:
+        physics = SingleCoilMRI(SIZE, 4, single_operator=True, operator_seed=seed)
+        return MRIDataModule(PhantomImages(SIZE), physics, SIZE, num_train=6, num_val=2, num_test=2,
+                             batch_size=2, cache_dir=tmp_path, chunk_size=4)
+
+    first = datamodule(3)
+    first.prepare_data()
+    fixed = first.physics.acquisition_masks(1)[0]
+    for split in ("train", "val", "test"):
+        dataset = KspaceDataset(first.cache_path, split, with_target=False)
+        for i in range(len(dataset)):
+            assert torch.equal(dataset[i]["mask"], fixed), (split, i)
+    assert first.cache_spec()["physics"]["single_operator_seed"] == 3
+    assert datamodule(4).cache_path != first.cache_path  # another operator is another cache
+    assert "single_operator_seed" not in MRIDataModule(
+        PhantomImages(SIZE), SingleCoilMRI(SIZE, 4), SIZE, cache_dir=tmp_path).cache_spec()["physics"]
 
 
 @pytest.mark.parametrize("name", NEW)
