@@ -179,7 +179,7 @@ def test_a_few_dozen_adam_steps_lower_it(training_case):
     on the fakes of its time. Its reconstruction terms need not fall meanwhile (UAIR's cycle MC
     rises while the generator learns to fool D), so they are not asserted.
     """
-    loss, physics, x, y, acq = case
+    loss, physics, x, y, acq = training_case
     model = tiny_model()
     truth = truth_for(loss, x)
     adversarial = isinstance(loss, AdversarialLoss)
