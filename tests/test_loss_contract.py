@@ -17,7 +17,8 @@ with the tiny MoDL of ``tests.helpers``. Every loss:
 Each loss meets it in its default physics: noiseless, or noisy (sigma = 0.1, SSIBench's noisy
 scenario) for a noise-aware loss (``requires_noise``), which is also checked to refuse noiseless
 physics naming ``physics.noise_std``. A representative splitting loss and an equivariant one also
-meet it on noisy physics (their falls check there is ``slow``).
+meet it on noisy physics. The falls check (the costliest) runs by default for one loss of each
+family (``FALLS_BY_DEFAULT``); for the others, and on noisy physics for the extras, it is ``slow``.
 
 Every loss also runs with ``physics=multicoil`` (2 birdcage coils, CG data consistency): finite
 value and gradients, no ground truth read, images from the inference rule; the falls check in
@@ -49,6 +50,9 @@ CASES = {name: [f"loss={name}"] for name in options("loss")} | VARIANTS
 NOISY = ("physics.noise_std=0.1",)
 # Besides the noise-aware losses, these also meet the contract on noisy physics.
 ALSO_NOISY = ("ssdu", "ei")
+# The falls check (30 Adam steps) runs by default for one loss of each family; the others' is `slow`.
+FALLS_BY_DEFAULT = ("sup", "mc", "adjoint_mc", "ssdu", "ssdu-bernoulli", "weighted_ssdu", "noise2inverse",
+                    "robust_ssdu", "ei", "adversarial")
 # Every case runs on noiseless and on noisy physics (SSIBench's noisy scenario, sigma = 0.1).
 NOISE = {"noiseless": 0.0, "noisy": 0.1}
 
@@ -84,9 +88,12 @@ def make_case(name: str, physics_overrides: tuple[str, ...] = ()):
     return instantiate(cfg.loss), physics, x, y, acquisition_for(physics, mask)
 
 
-def case_params(noisy_marks=()):
-    """Every case in its default physics, then the ``ALSO_NOISY`` ones on noisy physics."""
-    default = [pytest.param((name, default_physics(name)), id=name) for name in CASES]
+def case_params(noisy_marks=(), slow_unless: tuple[str, ...] | None = None):
+    """Every case in its default physics, then the ``ALSO_NOISY`` ones on noisy physics; cases
+    outside ``slow_unless`` (if given) are ``slow``."""
+    default = [pytest.param((name, default_physics(name)), id=name,
+                            marks=pytest.mark.slow if slow_unless and name not in slow_unless else ())
+               for name in CASES]
     noisy = [pytest.param((name, NOISY), id=f"{name}-noisy", marks=noisy_marks) for name in ALSO_NOISY]
     return default + noisy
 
@@ -97,9 +104,9 @@ def case(request):
     return make_case(*request.param)
 
 
-@pytest.fixture(params=case_params(noisy_marks=pytest.mark.slow))
+@pytest.fixture(params=case_params(noisy_marks=pytest.mark.slow, slow_unless=FALLS_BY_DEFAULT))
 def training_case(request):
-    """As :func:`case`, for the (costlier) falls check: its noisy extras are ``slow``."""
+    """As :func:`case`, for the (costlier) falls check: ``FALLS_BY_DEFAULT`` only unless ``slow``."""
     return make_case(*request.param)
 
 

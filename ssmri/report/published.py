@@ -89,3 +89,6 @@ def publish_sweep_to_wandb(sweep_dir: Path, rows: list[dict], comparison: dict |
                                 "kendall_tau_b": comparison["kendall_tau_b"]})
     finally:
         run.finish()
+        # finish() can return before the service has written the offline records; teardown
+        # waits for it (the summary is the sweep process's last run).
+        wandb.teardown()
