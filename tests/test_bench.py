@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
-from ssmri.bench.__main__ import find_reference_python, parse_args
+from ssmri.bench.__main__ import find_reference_python, output_path, parse_args
+from ssmri.bench.harness import synchronizer, timed
 from ssmri.bench.ours import run
+from ssmri.bench.rates import device_rates
 from ssmri.bench.report import (
     compare,
     convolution_breakdown,
@@ -14,6 +16,7 @@ from ssmri.bench.report import (
     matmul_rates,
     render,
     target_lines,
+    unet_target_line,
     write_results,
 )
 
@@ -93,12 +96,57 @@ def test_table_with_and_without_the_reference(tmp_path):
     assert "DI images/s" not in alone and "| sup | 1 | 4.00 |" in alone
 
 
-def test_command_line_and_skipping_the_reference():
-    args = parse_args(["--methods", "sup,mo_ei", "--batch-sizes", "1,2", "--size", "32"])
+def test_command_line_and_skipping_the_reference(monkeypatch):
+    args = parse_args(["--methods", "sup,mo_ei", "--batch-sizes", "1,2", "--size", "32", "--device", "cpu"])
     assert args.methods == ["sup", "mo_ei"] and args.batch_sizes == [1, 2] and args.steps >= 1
-    with pytest.raises(SystemExit):
-        parse_args(["--methods", "nonsense"])
+    assert args.sizes == [32] and args.out == "bench/results.md"
+    for bad in (["--methods", "nonsense"], ["--sizes", "128,x"], ["--sizes", "4"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
     assert find_reference_python("none") == (None, "skipped (--reference-python none).")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert parse_args([]).device == "cpu"
+    with pytest.raises(SystemExit):  # asked for CUDA on a machine without a GPU
+        parse_args(["--device", "cuda"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    on_gpu = parse_args([])
+    assert (on_gpu.device, on_gpu.sizes, on_gpu.batch_sizes) == ("cuda", [128, 320], [1, 8, 32])
+    assert output_path(on_gpu.out, 320, on_gpu.sizes).name == "results-cuda-320.md"
+    assert output_path("bench/results.md", 128, [128]).name == "results.md"
+
+
+def test_timing_waits_for_the_device_before_and_after():
+    events = []
+    seconds = timed(lambda: events.append("call"), lambda: events.append("sync"))
+    assert events == ["sync", "call", "sync"] and seconds >= 0
+    assert synchronizer("cpu") is None and callable(synchronizer("cuda"))
+
+
+def test_device_rates_on_the_cpu_name_the_one_measured():
+    rates = device_rates("cpu", torch.float32, repeats=1)
+    assert rates["device"] == "cpu" and rates["all"] == {"float32": rates["rate"]} and rates["rate"] > 0
+
+
+def test_the_cuda_table_shows_the_gpu_the_unet_share_and_its_target():
+    rates = {"dtype": "bfloat16", "device": "cuda", "matmul": 700e12, "onednn_conv1x1": 500e12,
+             "rate": 700e12, "all": {"float32": 50e12, "tfloat32": 350e12, "bfloat16": 700e12}}
+    settings = {**SETTINGS, "size": 320, "precision": "bf16-mixed", "device": "cuda"}
+    # 32 images in 0.1 s; the U-Net 0.08 s of it doing 28,000 GFLOP: 80 % of the step, 50 % of 700 TFLOP/s.
+    fast = fake("ssmri", 0.1, 35000.0, 30.0, 32, device="NVIDIA H100", unet_seconds=0.08, unet_gflop=28000.0,
+                unet_calls=3)
+    slow = fake("ssmri", 0.1, 35000.0, 30.0, 32, device="NVIDIA H100", unet_seconds=0.08, unet_gflop=14000.0)
+    text = render([row("sup", 32, fast, None), row("mc", 32, slow, None)], rates, settings, "skipped.")
+    assert "Machine: NVIDIA H100 (CUDA)" in text and "torch.cuda.max_memory_allocated" in text
+    assert "tfloat32 350.0 TFLOP/s" in text and "torch.cuda.synchronize" in text
+    assert "| U-Net share | U-Net efficiency |" in text
+    assert "| sup | 32 | 320.00 | 100 | 35000.0 | 50 % | – | – | 80 % | 50 % | 40.0 | 30.00 |" in text
+    assert "Targets (CUDA, bf16-mixed):" in text
+    assert "batch 32, bf16-mixed: **not met**: mc (25.0 %)" in text
+    assert "**met**" in unet_target_line([row("sup", 32, fast, None)], 700e12, settings)
+    assert "not measured (this table: 128x128" in unet_target_line([], 700e12, {**settings, "size": 128})
+    failed = render([row("sup", 32, {"error": "OutOfMemoryError"}, None), row("mc", 32, slow, None)],
+                    rates, settings, "skipped.")
+    assert "| sup | 32 | failed |" + "  |" * 9 + "\n" in failed and "mc (25.0 %)" in failed
 
 
 def test_a_tiny_real_measurement_in_process():
@@ -110,6 +158,9 @@ def test_a_tiny_real_measurement_in_process():
     # The profiled step finds the convolutions: nearly all of the FLOPs, part of the time.
     assert 0.9 * result["step_gflop"] < result["conv_gflop"] <= result["step_gflop"]
     assert 0 < result["conv_seconds"] < result["profiled_step_seconds"]
+    # The U-Net's three calls (one per MoDL iteration), replayed alone: part of the step, most FLOPs.
+    assert result["unet_calls"] == 3 and 0 < result["unet_seconds"]
+    assert 0.8 * result["step_gflop"] < result["unet_gflop"] <= result["step_gflop"]
 
 
 def test_a_tiny_bfloat16_measurement_runs_the_convolutions_in_bfloat16(monkeypatch):

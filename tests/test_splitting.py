@@ -90,7 +90,8 @@ def test_noise2inverse_groups_splits_into_passes_without_changing_the_result():
             for value, passes in values:
                 calls.clear()
                 loss = Noise2InverseLoss(num_splits=5, **{knob: value})
-                results[knob, value] = loss.reconstruct(model, physics, y, mask, torch.Generator().manual_seed(0))
+                rng = torch.Generator().manual_seed(0)
+                results[knob, value] = loss.reconstruct(model, physics, y, mask, rng)
                 assert calls == passes, (knob, value)  # None on a CPU: one split at a time
     for key, result in results.items():
         torch.testing.assert_close(result, results["splits_per_pass", 15], rtol=1e-5, atol=1e-6, msg=str(key))
