@@ -179,3 +179,60 @@ def test_a_tiny_bfloat16_measurement_runs_the_convolutions_in_bfloat16(monkeypat
     assert seen and set(seen) == {torch.bfloat16}
     with pytest.raises(ValueError, match="precision must be one of"):
         run("sup", 1, size=32, steps=1, warmup=0, precision="16-true")
+
+
+# -- make scaling ----------------------------------------------------------------------------------
+def scaling_row(method: str, batch_size: int, size: int, seconds: float, above: float) -> dict:
+    return {"method": method, "batch_size": batch_size, "size": size, "step_seconds": seconds,
+            "peak_memory_gib": 0.5 + above, "baseline_memory_gib": 0.5}
+
+
+def test_scaling_slopes_table_and_plot(tmp_path):
+    from ssmri.bench.scaling_report import fits, slope, write_scaling
+
+    assert slope([64**2, 128**2, 256**2], [0.1, 0.4, 1.6]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two or more image sizes"):
+        slope([64**2], [0.1])
+    rows = [scaling_row("sup", 1, 64, 0.1, 0.2), scaling_row("sup", 1, 128, 0.4, 0.8),
+            scaling_row("mo_ei", 4, 64, 0.5, 1.0), scaling_row("mo_ei", 4, 128, 4.0, 2.0),
+            {"method": "mo_ei", "batch_size": 4, "size": 256, "error": "MemoryError"}]
+    assert fits(rows)[("sup", 1)] == pytest.approx({"time": 1.0, "memory": 1.0})
+    assert fits(rows)[("mo_ei", 4)] == pytest.approx({"time": 1.5, "memory": 0.5})
+    loader = [{"size": 64, "num_workers": 2, "batch_size": 4, "slices_per_second": 400.0,
+               "consumed_per_second": 8.0}]
+    settings = {"machine": "test CPU", "threads": 2, "torch": "2.13", "steps": 3, "warmup": 1}
+    write_scaling(tmp_path / "scaling.md", rows, loader, settings)
+    text = (tmp_path / "scaling.md").read_text()
+    assert "| sup | 1 | 128x128 | 16384 | 400 | 2.50 | 1.30 | 0.80 |" in text
+    assert "| mo_ei | 4 | 256x256 | 65536 | failed: MemoryError |" in text
+    assert "| mo_ei | 4 | 1.50 | 0.50 |" in text and "| 64x64 | 2 | 400 | 8.00 | 50x |" in text
+    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_scaling_arguments_and_a_tiny_step_and_loader_in_process(tmp_path):
+    from ssmri.bench.scaling import loader_rate, measure_step
+    from ssmri.bench.scaling import parse_args as scaling_args
+
+    args = scaling_args([])
+    assert (args.methods, args.sizes, args.batch_sizes, args.loader_workers) == (
+        ["sup", "mo_ei"], [64, 128, 256, 320], [1, 4], [0, 2])
+    for bad in (["--sizes", "64"], ["--methods", "nonsense"], ["--batch-sizes", "0,1"], ["--sizes", "a,b"]):
+        with pytest.raises(SystemExit):
+            scaling_args(bad)
+    narrow = ["model.denoiser.base_features=8"]
+    row = measure_step("sup", 1, 16, steps=1, warmup=0, overrides=narrow)
+    assert row["step_seconds"] > 0 and row["peak_memory_gib"] >= row["baseline_memory_gib"] > 0
+    assert loader_rate(16, 2, 0, 6, tmp_path, narrow) > 0
+    with pytest.raises(ValueError, match="nothing to time"):
+        loader_rate(16, 4, 0, 4, tmp_path, narrow)
+
+
+@pytest.mark.slow
+def test_make_scaling_end_to_end_at_tiny_sizes(tmp_path):
+    from ssmri.bench.scaling import main as scaling_main
+
+    out = tmp_path / "scaling.md"
+    scaling_main(["--methods", "sup", "--sizes", "16,32", "--batch-sizes", "1", "--steps", "1",
+                  "--warmup", "0", "--loader-workers", "0", "--loader-slices", "4",
+                  "--override", "model.denoiser.base_features=8", "--out", str(out)])
+    assert "| sup | 1 |" in out.read_text() and out.with_suffix(".png").is_file()
