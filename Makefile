@@ -35,14 +35,17 @@ REF_STAMP := $(REF_VENV)/.installed
 $(REF_STAMP): pyproject.toml
 	test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
 	$(REF_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(REF_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'deepinv==0.5.*'
+	$(REF_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'deepinv==0.5.*' sigpy
 	touch $(REF_STAMP)
 
 test-reference: $(REF_STAMP)
 	$(REF_VENV)/bin/python -m pytest -m reference tests/reference $(ARGS)
 
+# SELECTION=val_loss|last|val_psnr picks the rule whose numbers head the table; every rule's
+# pick is tested in the same runs (selection.test_all), so the table compares them side by side.
+SELECTION ?= val_loss
 sweep: $(STAMP)
-	$(PY) train.py -m experiment=cpu_quick loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair $(ARGS)
+	$(PY) train.py -m experiment=cpu_quick selection=$(SELECTION) loss=sup,mc,ssdu,noise2inverse,weighted_ssdu,ei,diffeo_ei,moi,mo_ei,vortex,adversarial,uair $(ARGS)
 
 # Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
 # On a GPU machine (a CUDA torch in .venv): 128x128 and 320x320, batches 1, 8, 32, bench/results-cuda-*.md.

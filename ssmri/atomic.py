@@ -56,5 +56,15 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_json(path: Path, value) -> Path:
-    """Write ``value`` as indented JSON with sorted keys, atomically; returns ``path``."""
-    return write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    """Write ``value`` as indented JSON with sorted keys, atomically; returns ``path``.
+
+    NaN and infinities are refused (``ValueError`` naming the file): they are not JSON, and a
+    result that cannot be right must not reach a results file as a number.
+    """
+    try:
+        text = json.dumps(value, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as error:
+        raise ValueError(
+            f"refusing to write {path}: it would hold a NaN or infinite number ({error})"
+        ) from None
+    return write_text(path, text + "\n")

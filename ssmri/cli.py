@@ -1,6 +1,8 @@
 """Console entry points (``ssmri-train``, ``ssmri-eval``, ``train.py``, ``eval.py``)."""
 
 import logging
+import os
+import sys
 import traceback
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ssmri.distributed import job_scope
+from ssmri.errors import is_user_error, one_line
 from ssmri.report import write_json
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,15 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
     log.error("job %s failed (%s); the sweep goes on", output_dir.name, error)
 
 
+def _exit_with_one_line(error: BaseException) -> None:
+    """ssmri's own errors end the run as ``error: <message>`` on stderr, exit code 1; anything
+    else, or ``HYDRA_FULL_ERROR=1``, keeps its traceback."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or not is_user_error(error):
+        raise error
+    print(one_line(error), file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
     _log_each_line_once()
@@ -64,7 +76,7 @@ def train_main(cfg: DictConfig) -> float | None:
             metrics = train(cfg, method=_method())
     except Exception as error:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
-            raise
+            _exit_with_one_line(error)
         _record_failure(cfg, error)
         return None
     finally:
@@ -80,5 +92,7 @@ def eval_main(cfg: DictConfig) -> None:
     try:
         with job_scope(cfg):
             evaluate(cfg, method=_method())
+    except Exception as error:
+        _exit_with_one_line(error)
     finally:
         _close_wandb()

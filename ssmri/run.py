@@ -6,13 +6,17 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ssmri.checkpoint import upgrade_targets
+from ssmri.checkpoint import check_weights_fit, load_checkpoint, upgrade_targets
+from ssmri.checkpoint_io import AtomicCheckpointIO
 from ssmri.lit.module import ReconstructionModule
+from ssmri.lit.selection import SelectionCheckpoints
+from ssmri.preflight import check_memory, check_run_folders
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
+from ssmri.resume import ApplyOptimizerSettings, check_resume, recorded_config
+from ssmri.validation import check_config, check_metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,37 +46,59 @@ def build(cfg: DictConfig, method: str = "run"):
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "loss": OmegaConf.to_container(cfg.loss, resolve=True),
         "seed": cfg.seed,
+        # What a resume must agree with (ssmri.resume), as plain containers.
+        "config": recorded_config(cfg),
     }, logger=False)
     return module, datamodule
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, extra_callbacks=()) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     return instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir)
+        cfg.trainer, callbacks=[*callbacks, *extra_callbacks], logger=loggers or False,
+        default_root_dir=str(output_dir), plugins=trainer_plugins(cfg),
     )
+
+
+def trainer_plugins(cfg: DictConfig) -> list:
+    """The trainer's plugins plus :class:`AtomicCheckpointIO`: checkpoints written atomically
+    beside their destination and read back as data only (train, eval and DDP alike)."""
+    configured = cfg.trainer.get("plugins") or []
+    plugins = [instantiate(p) for p in (configured if isinstance(configured, list) else [configured])]
+    return [*plugins, AtomicCheckpointIO()]
 
 
 def test_and_report(
     trainer: L.Trainer, module: ReconstructionModule, datamodule, output_dir: Path,
-    ckpt_path: str | None, extra: dict, title: str,
+    ckpt_path: str | None, extra: dict, title: str, rules: dict | None = None,
 ) -> dict:
     """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``."""
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    metrics = {**test_metrics(trainer, module, datamodule, ckpt_path), **extra}
     results = module.test_results
-    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
-               if key.startswith("test/")}
-    metrics.update(extra)
+    metrics["metrics_convention"] = module.metric_convention
     metrics["num_test_images"] = len(results["index"])
     metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
+    if rules is not None:  # every rule's test numbers, the configured one's included
+        configured = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured},
+                            **rules}
+    check_metrics(metrics)
     if trainer.is_global_zero:
         write_per_image(output_dir / "test_per_image.csv", results)
         save_samples(module.test_samples, output_dir / "samples.png", title=title)
         save_tensors(output_dir / "samples.pt", module.test_samples)
         write_json(output_dir / "metrics.json", metrics)
+        write_json(output_dir / "splits.json", datamodule.splits_record())
         publish_to_wandb(trainer, output_dir, metrics)
     return metrics
+
+
+def test_metrics(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict:
+    """``test/*`` metrics of the weights at ``ckpt_path`` (None: those in memory)."""
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    return {key: float(value) for key, value in trainer.callback_metrics.items()
+            if key.startswith("test/")}
 
 
 def publish_to_wandb(trainer: L.Trainer, output_dir: Path, metrics: dict) -> None:
@@ -105,38 +131,59 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
 
 def train(cfg: DictConfig, method: str = "run") -> dict:
     """Fit with ``cfg``, test the best checkpoint, write the outputs; returns the metrics."""
+    check_config(cfg)
+    check_memory(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = resume_path(cfg, output_dir)
+    changes = []
+    if checkpoint_path is not None:
+        checkpoint = load_checkpoint(checkpoint_path)
+        changes = check_resume(cfg, checkpoint, checkpoint_path)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule = build(cfg, method)
-    trainer = build_trainer(cfg, output_dir)
+    if checkpoint_path is not None:
+        check_weights_fit(module, checkpoint, checkpoint_path)
+        del checkpoint
+    trainer = build_trainer(cfg, output_dir, [ApplyOptimizerSettings()] if changes else [])
+    check_run_folders(cfg, module, datamodule, trainer, output_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
     train_seconds = time.perf_counter() - started
 
-    monitored = [c for c in trainer.checkpoint_callbacks if c.monitor is not None]
-    best = monitored[0].best_model_path if monitored else ""
-    tested = best
-    if cfg.get("test_checkpoint", "best") == "last":
-        # The weights as training left them, named explicitly: with no path, Lightning on
-        # SLURM would load its (older) hpc checkpoint instead.
-        last = output_dir / "checkpoints" / "last.ckpt"
-        tested = str(last) if last.is_file() else ""
+    # Each checkpoint is named explicitly: with no path, Lightning on SLURM would load its
+    # (older) hpc checkpoint instead of the weights in memory.
+    selector = next((c for c in trainer.callbacks if isinstance(c, SelectionCheckpoints)), None)
+    picks = selector.picks(trainer) if selector is not None else []
+    rules = {}
+    for pick in picks[1:]:  # every other rule's pick first; the configured rule's is reported
+        rules[pick.choice.rule] = {**pick.as_dict(),
+                                   **test_metrics(trainer, module, datamodule, pick.path)}
+    if picks:
+        selection = picks[0].as_dict()
+    else:
+        selection = {"rule": "last", "used": "last", "label": "last", "oracle": False,
+                     "reads_ground_truth": False, "epoch": trainer.current_epoch,
+                     "note": "no selection callback (callbacks=none): the final weights are tested"}
+    for entry in (selection, *rules.values()):
+        log.info("selection %s: epoch %s (%s)%s", entry["rule"], entry["epoch"], entry["label"],
+                 f"; {entry['note']}" if entry["note"] else "")
     extra = {
         "loss": method,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
-        "best_checkpoint": best,
-        "tested_checkpoint": tested or "weights at the end of training",
+        "tested_checkpoint": selection.get("checkpoint", "weights at the end of training"),
+        "best_checkpoint": selection.get("checkpoint", ""),  # the selection rule's pick
+        "selection": selection,
         "seed": cfg.seed,
     }
-    title = f"{method}, R={module.physics.acceleration:g}"
+    title = f"{method}, R={module.physics.acceleration:g}, selection {selection['label']}"
     metrics = test_and_report(
-        trainer, module, datamodule, output_dir, tested or None, extra, title
+        trainer, module, datamodule, output_dir, picks[0].path if picks else None, extra, title,
+        rules=rules,
     )
     log.info(
         "test PSNR %.3f dB (zero-filled %.3f dB), SSIM %.4f; outputs in %s",
@@ -159,8 +206,7 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
     if not checkpoint_path.is_file():
         raise FileNotFoundError(f"ckpt_path={str(checkpoint_path)!r} does not exist")
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint_path)
     trained = state.get("hyper_parameters", {})
     if "model" in trained and "loss" in trained:
         with open_dict(cfg):
@@ -168,12 +214,17 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
             cfg.loss = OmegaConf.create(upgrade_targets(trained["loss"]))
             cfg.seed = trained.get("seed", cfg.seed)
         method = trained.get("method", method)
+    check_config(cfg)
+    check_memory(cfg)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule = build(cfg, method)
+    check_weights_fit(module, state, checkpoint_path)
     module.load_state_dict(state["state_dict"])
     trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir)
+        cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir),
+        plugins=trainer_plugins(cfg),
     )
+    check_run_folders(cfg, module, datamodule, trainer, output_dir)
     extra = {"loss": method, "checkpoint": str(checkpoint_path), "seed": cfg.seed}
     title = f"{method} (eval), R={module.physics.acceleration:g}"
     return test_and_report(trainer, module, datamodule, output_dir, None, extra, title)

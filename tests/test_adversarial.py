@@ -8,6 +8,7 @@ import torch
 
 from ssmri.losses.adversarial import UAIRLoss, UnsupervisedAdversarialLoss
 from ssmri.models.discriminator import SkipConvDiscriminator
+from ssmri.physics.acquisition import Acquisition
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import SIZE, small_problem
 
@@ -82,7 +83,7 @@ def test_generator_step_leaves_d_alone_and_d_step_leaves_the_model_alone(batch, 
     opt_d = torch.optim.Adam(d.parameters(), lr=1e-3)
 
     d_before, g_before = snapshot(d), snapshot(model)
-    out = loss_fn(model, physics, y, mask, rng=rng)
+    out = loss_fn(model, physics, y, Acquisition(mask), rng=rng)
     out.loss.backward()
     opt_g.step()
     assert unchanged(d, d_before) and all(p.grad is None for p in d.parameters())
@@ -90,7 +91,7 @@ def test_generator_step_leaves_d_alone_and_d_step_leaves_the_model_alone(batch, 
 
     opt_g.zero_grad(set_to_none=True)
     g_before = snapshot(model)
-    loss_fn.discriminator_loss(physics, y, mask, out, rng).backward()
+    loss_fn.discriminator_loss(physics, y, Acquisition(mask), out, rng).backward()
     opt_d.step()
     assert unchanged(model, g_before) and all(p.grad is None for p in model.parameters())
     assert not unchanged(d, d_before)
@@ -100,12 +101,12 @@ def test_generator_step_leaves_d_alone_and_d_step_leaves_the_model_alone(batch, 
 def test_discriminator_steps_alone_lower_the_discriminator_loss(batch, rng, name):
     physics, _, y, mask = batch
     model, loss_fn = make(name, real_source="current") if name == "adversarial" else make(name)
-    out = loss_fn(model, physics, y, mask, rng=rng)
+    out = loss_fn(model, physics, y, Acquisition(mask), rng=rng)
     opt_d = torch.optim.Adam(loss_fn.discriminator.parameters(), lr=1e-3)
     losses = []
     for _ in range(20):
         opt_d.zero_grad()
-        d_loss = loss_fn.discriminator_loss(physics, y, mask, out, rng)
+        d_loss = loss_fn.discriminator_loss(physics, y, Acquisition(mask), out, rng)
         d_loss.backward()
         opt_d.step()
         losses.append(d_loss.item())
@@ -116,7 +117,7 @@ def test_discriminator_steps_alone_lower_the_discriminator_loss(batch, rng, name
 def test_generator_steps_alone_lower_the_generator_loss_against_a_frozen_d(batch, name):
     physics, _, y, mask = batch
     model, loss_fn = make(name)
-    objective = lambda: loss_fn(model, physics, y, mask, rng=torch.Generator().manual_seed(2))
+    objective = lambda: loss_fn(model, physics, y, Acquisition(mask), rng=torch.Generator().manual_seed(2))
     with torch.no_grad():
         before = objective().loss.item()
     d_before = snapshot(loss_fn.discriminator)
@@ -140,11 +141,11 @@ def test_alternating_training_on_batches_of_changing_size_stays_finite(batch, na
     rng = torch.Generator().manual_seed(0)
     for step in range(10):  # batches of 2, 2, 2, 1, ...: the previous batch's reals differ in size
         opt_g.zero_grad(set_to_none=True)
-        out = loss_fn(model, physics, y[step % 4 :][:2], mask[step % 4 :][:2], rng=rng)
+        out = loss_fn(model, physics, y[step % 4 :][:2], Acquisition(mask[step % 4 :][:2]), rng=rng)
         out.loss.backward()
         opt_g.step()
         opt_d.zero_grad(set_to_none=True)
-        d_loss = loss_fn.discriminator_loss(physics, y, mask, out, rng)
+        d_loss = loss_fn.discriminator_loss(physics, y, Acquisition(mask), out, rng)
         d_loss.backward()
         opt_d.step()
         assert torch.isfinite(out.loss) and torch.isfinite(d_loss)
@@ -153,7 +154,7 @@ def test_alternating_training_on_batches_of_changing_size_stays_finite(batch, na
 def test_fakes_use_fresh_masks(batch, rng):
     physics, _, y, mask = batch
     model, loss_fn = make("uair")
-    fake = loss_fn(model, physics, y, mask, rng=rng).cache["fake"]
+    fake = loss_fn(model, physics, y, Acquisition(mask), rng=rng).cache["fake"]
     support = (fake.abs().sum(dim=(1, 2)) > 0).float()  # (B, W) sampled columns of each fake
     assert torch.equal(support.sum(1), torch.full((4,), SIZE // 4.0))
     assert not torch.equal(support, mask[:, 0, 0])
@@ -163,36 +164,37 @@ def test_fakes_use_fresh_masks(batch, rng):
 def test_uair_image_domain_and_acquisition_noise(rng):
     physics, _, y, mask = small_problem(batch=2, noise_std=0.05)
     model, kspace_loss = make("uair")
-    fake = kspace_loss(model, physics, y, mask, rng=torch.Generator().manual_seed(1)).cache["fake"]
+    acq = Acquisition(mask)
+    fake = kspace_loss(model, physics, y, acq, rng=torch.Generator().manual_seed(1)).cache["fake"]
     mask_g = physics.sample_mask(2, torch.Generator().manual_seed(1))
     with torch.no_grad():
-        clean = physics.A(model(y, mask), mask_g)
+        clean = physics.A(model(y, acq), mask_g)
     noise = fake - clean
     assert noise[(mask_g == 0).expand_as(noise)].abs().max() == 0
     assert 0.03 < noise[mask_g.bool().expand_as(noise)].std() < 0.07
     _, image_loss = make("uair", domain="image")
-    out = image_loss(model, physics, y, mask, rng=rng)
-    torch.testing.assert_close(out.cache["real"], physics.zero_filled(y, mask))
+    out = image_loss(model, physics, y, Acquisition(mask), rng=rng)
+    torch.testing.assert_close(out.cache["real"], physics.zero_filled(y, Acquisition(mask)))
 
 
 def test_reals_come_from_another_sample_even_at_batch_size_one(batch, rng):
     physics, _, y, mask = batch
     model, loss_fn = make("adversarial")
-    first = loss_fn(model, physics, y[:1], mask[:1], rng=rng)
-    torch.testing.assert_close(first.cache["real"], physics.zero_filled(y[:1], mask[:1]))
-    second = loss_fn(model, physics, y[1:2], mask[1:2], rng=rng)
-    torch.testing.assert_close(second.cache["real"], physics.zero_filled(y[:1], mask[:1]))
+    first = loss_fn(model, physics, y[:1], Acquisition(mask[:1]), rng=rng)
+    torch.testing.assert_close(first.cache["real"], physics.zero_filled(y[:1], Acquisition(mask[:1])))
+    second = loss_fn(model, physics, y[1:2], Acquisition(mask[1:2]), rng=rng)
+    torch.testing.assert_close(second.cache["real"], physics.zero_filled(y[:1], Acquisition(mask[:1])))
     loss_fn.eval()  # evaluation batches never become training reals
-    loss_fn(model, physics, y[2:3], mask[2:3], rng=rng)
+    loss_fn(model, physics, y[2:3], Acquisition(mask[2:3]), rng=rng)
     loss_fn.train()
-    third = loss_fn(model, physics, y[3:4], mask[3:4], rng=rng)
-    torch.testing.assert_close(third.cache["real"], physics.zero_filled(y[1:2], mask[1:2]))
+    third = loss_fn(model, physics, y[3:4], Acquisition(mask[3:4]), rng=rng)
+    torch.testing.assert_close(third.cache["real"], physics.zero_filled(y[1:2], Acquisition(mask[1:2])))
 
 
 def test_optional_mc_term_and_bad_options(batch, rng):
     physics, _, y, mask = batch
     model, loss_fn = make("adversarial", mc_weight=1.0)
-    out = loss_fn(model, physics, y, mask, rng=rng)
+    out = loss_fn(model, physics, y, Acquisition(mask), rng=rng)
     torch.testing.assert_close(out.loss.detach(), out.terms["adv"] + out.terms["mc"])
     with pytest.raises(ValueError, match="real_source"):
         make("adversarial", real_source="shuffled")

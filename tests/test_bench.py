@@ -7,7 +7,7 @@ import torch
 
 from ssmri.bench.__main__ import find_reference_python, output_path, parse_args
 from ssmri.bench.harness import synchronizer, timed
-from ssmri.bench.ours import run
+from ssmri.bench.ours import multicoil_overrides, run
 from ssmri.bench.rates import device_rates
 from ssmri.bench.report import (
     compare,
@@ -161,6 +161,26 @@ def test_a_tiny_real_measurement_in_process():
     # The U-Net's three calls (one per MoDL iteration), replayed alone: part of the step, most FLOPs.
     assert result["unet_calls"] == 3 and 0 < result["unet_seconds"]
     assert 0.8 * result["step_gflop"] < result["unet_gflop"] <= result["step_gflop"]
+
+
+def test_a_tiny_multicoil_measurement_splits_the_step_and_renders_its_section(tmp_path):
+    overrides = [*multicoil_overrides(2), "model.denoiser.base_features=8", "model.cg_iterations=3"]
+    ours = run("weighted_ssdu", 1, size=32, steps=1, warmup=0, overrides=overrides)
+    wall = ours["profiled_step_seconds"]
+    for key in ("unet_forward_seconds", "cg_forward_seconds", "fft_seconds", "conv_seconds"):
+        assert 0 < ours[key] < wall, (key, ours[key], wall)
+    single = fake("ssmri", ours["step_seconds"] / 2, 1.0, 1.0)
+    rows = [row("weighted_ssdu", 1, single, None),
+            {**row("weighted_ssdu", 1, ours, None), "coils": 2}]
+    text = render(rows, RATES, {**SETTINGS, "coils": 2}, "skipped.")
+    assert "## Multi-coil (2 birdcage coils" in text
+    assert text.count("| weighted_ssdu | 1 |") == 2  # one row in each table
+    assert "2.00x" in text and "single-coil one: **not met**" in text
+    lonely = render(rows[1:], RATES, SETTINGS, "skipped.")
+    assert "single-coil one: not measured" in lonely
+    args = parse_args(["--multicoil-methods", "mo_ei", "--coils", "4"])
+    assert args.multicoil_methods == ["mo_ei"] and args.coils == 4
+    assert parse_args(["--multicoil-methods", ""]).multicoil_methods == []
 
 
 def test_a_tiny_bfloat16_measurement_runs_the_convolutions_in_bfloat16(monkeypatch):

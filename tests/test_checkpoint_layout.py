@@ -47,7 +47,7 @@ def test_a_checkpoint_with_the_old_layout_evaluates_to_the_same_psnr(tmp_path):
 
     today = psnr_of(Path(trained["best_checkpoint"]), "b")
     # Write the checkpoint as the layout before the move did: transforms under ssmri.physics.
-    state = torch.load(trained["best_checkpoint"], map_location="cpu", weights_only=False)
+    state = torch.load(trained["best_checkpoint"], map_location="cpu", weights_only=True)
     state["hyper_parameters"]["loss"] = OLD_NOISE2INVERSE
     old = tmp_path / "old.ckpt"
     torch.save(state, old)

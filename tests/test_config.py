@@ -9,9 +9,13 @@ from omegaconf import OmegaConf
 
 from ssmri.run import build, build_trainer
 from tests.helpers.config import FAST, compose_config, options
-from tests.helpers.fastmri_files import write_fastmri_volume, write_slice_tensor
+from tests.helpers.fastmri_files import (
+    write_fastmri_multicoil_volume,
+    write_fastmri_volume,
+    write_slice_tensor,
+)
 
-GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks",
+GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks", "selection",
           "paths", "experiment", "debug"]
 
 
@@ -34,6 +38,10 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         for i in range(5):
             write_fastmri_volume(tmp_path / f"file{i}.h5", slices=4, seed=i)
         overrides.append(f"data.images.root={tmp_path}")
+    if option == "fastmri_multicoil":
+        for i in range(2):
+            write_fastmri_multicoil_volume(tmp_path / f"file{i}.h5", slices=1, seed=i)
+        overrides += [f"data.images.root={tmp_path}", "data.image_size=32", "data.images.train_fraction=0.5"]
     cfg = compose_config(tmp_path, [*overrides, f"{group}={option}"])
     OmegaConf.resolve(cfg)
     module, datamodule = build(cfg)

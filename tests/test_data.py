@@ -8,7 +8,7 @@ import torch
 
 from ssmri.data import BrainTemplateSlices, CacheError, PhantomImages
 from ssmri.data.brain import guarded_block_split
-from ssmri.data.cache import write_cache
+from ssmri.data.cache import CacheChunk, write_cache
 
 
 def test_phantoms_are_deterministic_complex_and_normalised():
@@ -63,10 +63,12 @@ def test_cache_round_trip_and_reuse(phantom_datamodule):
     datamodule.setup()
     with h5py.File(path) as file:
         assert file["train/kspace"].shape == (8, 2, 32, 32)
-        assert file["train/mask"].shape == (8, 1, 32, 32)
+        assert file["train/mask"].shape == (8, 32)  # one row of sampled columns per sample
+        assert all(file[f"train/{key}"].fletcher32 for key in ("kspace", "mask", "target"))
         assert file["test/target"].shape == (4, 2, 32, 32)
-        kspace, mask = torch.from_numpy(file["val/kspace"][:]), torch.from_numpy(file["val/mask"][:])
+        kspace, rows = torch.from_numpy(file["val/kspace"][:]), torch.from_numpy(file["val/mask"][:])
         target = torch.from_numpy(file["val/target"][:])
+    mask = rows[:, None, None, :].float().expand(-1, 1, 32, -1)
     # The stored measurements are the physics applied to the stored images and masks.
     torch.testing.assert_close(kspace, datamodule.physics.A(target, mask.float()))
     # Each sample has its own mask.
@@ -82,10 +84,10 @@ def test_interrupted_write_leaves_nothing_behind(phantom_datamodule, monkeypatch
     datamodule = phantom_datamodule()
     real = datamodule.simulate
 
-    def dies_on_test_split(split):
+    def dies_on_test_split(split, start, data):
         if split == "test":
             raise KeyboardInterrupt
-        return real(split)
+        return real(split, start, data)
 
     monkeypatch.setattr(datamodule, "simulate", dies_on_test_split)
     with pytest.raises(KeyboardInterrupt):
@@ -97,7 +99,7 @@ def test_interrupted_write_leaves_nothing_behind(phantom_datamodule, monkeypatch
 
 def test_interrupted_hdf5_write_leaves_no_half_file(tmp_path, monkeypatch):
     target = tmp_path / "cache.h5"
-    splits = {"train": (torch.zeros(2, 2, 4, 4), torch.ones(2, 1, 4, 4), torch.zeros(2, 2, 4, 4))}
+    splits = {"train": [CacheChunk(torch.zeros(2, 2, 4, 4), torch.ones(2, 4), torch.zeros(2, 2, 4, 4))]}
     original = h5py.Group.create_dataset
 
     def fail_on_target(self, name, *args, **kwargs):
@@ -107,7 +109,7 @@ def test_interrupted_hdf5_write_leaves_no_half_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(h5py.Group, "create_dataset", fail_on_target)
     with pytest.raises(OSError, match="disk full"):
-        write_cache(target, {"a": 1}, splits)
+        write_cache(target, {"a": 1}, splits, {"train": 2})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,14 +139,15 @@ def test_cache_written_for_another_config_is_refused(phantom_datamodule):
 
 def test_nan_in_the_data_is_refused_before_training(phantom_datamodule, monkeypatch):
     datamodule = phantom_datamodule()
-    clean = datamodule.images.images
+    clean = datamodule.images.load
 
-    def with_nan(split, count):
-        images = clean(split, count)
-        images[2, 0, 5, 5] = float("nan")
+    def with_nan(keys):
+        images = clean(keys)
+        if len(keys) > 2:
+            images[2, 0, 5, 5] = float("nan")
         return images
 
-    monkeypatch.setattr(datamodule.images, "images", with_nan)
+    monkeypatch.setattr(datamodule.images, "load", with_nan)
     with pytest.raises(ValueError, match=r"train images contain NaN/Inf .* first index 2"):
         datamodule.prepare_data()
 
@@ -172,3 +175,23 @@ def test_workers_open_their_own_file(phantom_datamodule):
     assert dataset.__getstate__()["_file"] is None  # ... which is never sent to a worker
     indices = sorted(i for batch in datamodule.train_dataloader() for i in batch.index.tolist())
     assert indices == list(range(8))
+
+
+def test_multicoil_cache_holds_the_shared_maps_and_serves_them(tmp_path):
+    from ssmri.data.datamodule import MRIDataModule
+    from ssmri.physics import MultiCoilMRI, SingleCoilMRI, birdcage_maps
+
+    physics = MultiCoilMRI(32, 4, coils=3)
+    datamodule = MRIDataModule(PhantomImages(32), physics, 32, num_train=4, num_val=2, num_test=2,
+                               batch_size=2, cache_dir=tmp_path)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert "coils" in datamodule.cache_spec()["physics"]
+    assert "coils" not in MRIDataModule(PhantomImages(32), SingleCoilMRI(32, 4), 32).cache_spec()["physics"]
+    with h5py.File(datamodule.cache_path, "r") as file:
+        assert file["val/maps"].shape == (3, 2, 32, 32)  # shared by every sample: stored once
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch.y.shape == (2, 3, 2, 32, 32) and batch.maps.shape == (2, 3, 2, 32, 32)
+    torch.testing.assert_close(batch.maps[0], birdcage_maps(3, 32))
+    # The stored measurements are the multi-coil physics applied to the stored images.
+    torch.testing.assert_close(batch.y, physics.measure(batch.x, batch.acq), atol=1e-6, rtol=1e-5)

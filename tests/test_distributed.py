@@ -80,7 +80,9 @@ def test_two_rank_training_completes_and_writes_its_outputs_once(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_test_images"] == 5 and metrics["epochs"] == 1
     assert len(per_image(run)) == 5
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    # best.ckpt: the val_loss pick; select-val_psnr.ckpt: the oracle's, tested beside it
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best.ckpt", "last.ckpt", "select-val_psnr.ckpt"]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in (run / "train_ddp_process_1.log").read_text()
     # the sample figure gathers both ranks' images (rank 0 alone holds images 0, 2, 4)
     assert torch.load(run / "samples.pt", weights_only=True)["index"].tolist() == [0, 1, 2, 3]
@@ -272,7 +274,7 @@ def test_on_slurm_lightning_saves_requeues_and_resumes_while_submitits_handler_s
                                         *warned, *record]))
         run = tmp_path / "run"
         assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", "4242"]
-        assert torch.load(run / "hpc_ckpt_1.ckpt", weights_only=False)["global_step"] == 3
+        assert torch.load(run / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"] == 3
         assert signal.getsignal(signal.SIGUSR2) is submitit_handler  # never replaced, never called
         # The requeued job: same directory, no ckpt_path, and Lightning resumes by itself.
         train(compose_config(tmp_path, [*FAST, "data.batch_size=2", "trainer.max_epochs=2", *record]))

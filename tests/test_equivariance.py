@@ -7,6 +7,7 @@ import torch
 
 from ssmri.losses.base import mse
 from ssmri.losses.equivariance import EILoss, MOEILoss, fresh_masks
+from ssmri.physics.acquisition import Acquisition
 from ssmri.transforms.image import Rotate
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import small_problem
@@ -17,11 +18,12 @@ def test_ei_term_is_the_equivariance_error_for_a_fixed_rotation():
     model = tiny_model()
     loss = EILoss(Rotate(multiples=90, per_sample=True))
     rng = torch.Generator().manual_seed(5)
-    output = loss(model, physics, y, mask, None, rng)
+    acq = Acquisition(mask)
+    output = loss(model, physics, y, acq, None, rng)
     angles = Rotate(multiples=90, per_sample=True).sample_params(len(y), torch.Generator().manual_seed(5))
-    x_hat = model(y, mask)
+    x_hat = model(y, acq)
     rotated = loss.transform.apply(x_hat, angles)
-    expected = mse(physics.A(x_hat, mask), y) + mse(model(physics.A(rotated, mask), mask), rotated)
+    expected = mse(physics.A(x_hat, mask), y) + mse(model(physics.A(rotated, mask), acq), rotated)
     torch.testing.assert_close(output.loss, expected)
 
 
@@ -38,6 +40,6 @@ def test_moei_uses_fresh_masks_from_the_data_law():
 def test_gradients_flow_through_both_passes():
     physics, _, y, mask = small_problem()
     model = tiny_model()
-    output = MOEILoss(Rotate(), mc_weight=0.0)(model, physics, y, mask, None, torch.Generator())
+    output = MOEILoss(Rotate(), mc_weight=0.0)(model, physics, y, Acquisition(mask), None, torch.Generator())
     output.loss.backward()
     assert model.rho.grad.abs().sum() > 0

@@ -9,6 +9,7 @@ import torch
 from ssmri.bench import gpu_check
 from ssmri.bench.gpu_check import (
     GROUPS,
+    MULTICOIL_LOSSES,
     NO_GPU,
     PRECISIONS,
     Check,
@@ -20,9 +21,12 @@ from ssmri.bench.gpu_check import (
     run_checks,
 )
 from ssmri.bench.gpu_worker import RESULT_MARKER, dtype_problem, recorded_dtypes
+from ssmri.models import modl
+from ssmri.physics import Acquisition
+from ssmri.physics.multicoil import MultiCoilMRI
 from tests.helpers.config import options
 from tests.helpers.models import tiny_model
-from tests.helpers.problems import small_problem
+from tests.helpers.problems import acquisition_for, small_problem
 
 
 def reporting(*lines: str, then: str = "") -> list[str]:
@@ -56,6 +60,11 @@ def test_the_checks_come_from_the_loss_configs(tmp_path):
     assert by_group["multirun"].min_gpus == 0 and by_group["multirun ddp"].ddp_ranks == 2
     assert "trainer.accelerator=gpu" in by_group["multirun"].command
     assert "hydra/launcher=local_parallel" in by_group["local_parallel"].command
+    multicoil = by_group["fast_dev_run multicoil"]
+    assert "physics=multicoil" in multicoil.command and "bf16-mixed" in multicoil.command
+    assert multicoil.expects == [f"fast_dev_run loss={m} bf16-mixed physics=multicoil"
+                                 for m in MULTICOIL_LOSSES]
+    assert "fast_dev_run multicoil" not in [c.group for c in plan("cuda", ["sup"], tmp_path, [])]
 
 
 def test_arguments(monkeypatch):
@@ -121,15 +130,26 @@ def test_the_report_has_one_line_per_check_and_a_count():
 
 def test_the_hooks_see_float32_ffts_and_data_consistency_under_bf16_autocast():
     _, _, y, mask = small_problem()
-    original = torch.fft.fft2
+    original, solver = torch.fft.fft2, modl.conjugate_gradient
     with recorded_dtypes() as seen, torch.autocast("cpu", dtype=torch.bfloat16):
-        tiny_model()(y, mask)
-    assert seen == {"fft": {torch.complex64}, "dc": {torch.float32}}
+        tiny_model()(y, Acquisition(mask))
+    assert seen == {"fft": {torch.complex64}, "dc": {torch.float32}, "cg": set()}
     assert dtype_problem(seen) is None
-    assert "hooks saw no FFT" in dtype_problem({"fft": set(), "dc": {torch.float32}})
-    half = {"fft": {torch.complex64}, "dc": {torch.bfloat16}}
+    assert dtype_problem(seen, multicoil=True) == "hooks saw no CG call"
+    assert "hooks saw no FFT" in dtype_problem({"fft": set(), "dc": {torch.float32}, "cg": set()})
+    half = {"fft": {torch.complex64}, "dc": {torch.bfloat16}, "cg": set()}
     assert "DC outputs ['torch.bfloat16']" in dtype_problem(half)
-    assert torch.fft.fft2 is original  # unpatched after the block
+    assert "CG outputs ['torch.bfloat16']" in dtype_problem({**seen, "cg": {torch.bfloat16}})
+    assert torch.fft.fft2 is original and modl.conjugate_gradient is solver  # unpatched after the block
+
+
+def test_the_hooks_see_the_conjugate_gradients_of_multicoil_data_consistency():
+    physics = MultiCoilMRI(16, 4, coils=2)
+    _, _, y, mask = small_problem(batch=2, physics=physics)
+    with recorded_dtypes() as seen, torch.autocast("cpu", dtype=torch.bfloat16):
+        tiny_model()(y, acquisition_for(physics, mask))
+    assert seen["cg"] == {torch.float32} and seen["dc"] == {torch.float32}
+    assert dtype_problem(seen, multicoil=True) is None
 
 
 @pytest.mark.slow

@@ -14,6 +14,10 @@ with the tiny MoDL of ``tests.helpers``. Every loss:
 - reconstructs ``(B, 2, H, W)`` images with its inference rule, with one ``rng`` or with one per
   image (what evaluation passes), and then independently of how the images are batched.
 
+Every loss also runs with ``physics=multicoil`` (2 birdcage coils, CG data consistency): finite
+value and gradients, no ground truth read, images from the inference rule; the falls check in
+multi-coil is ``slow``.
+
 The method-specific properties (what each term computes) stay in the per-method test modules.
 """
 
@@ -27,7 +31,7 @@ from ssmri.losses import AdversarialLoss
 from ssmri.run import instantiate
 from tests.helpers.config import compose_only, options
 from tests.helpers.models import tiny_model
-from tests.helpers.problems import SIZE, small_problem
+from tests.helpers.problems import SIZE, acquisition_for, small_problem
 
 # Options a user switches by override that no yaml file shows; they meet the same contract.
 VARIANTS = {
@@ -43,22 +47,35 @@ SMALLER = {"discriminator.features": 8, "discriminator.num_blocks": 2}
 STEPS, LR = 30, 1e-3
 
 
+MULTICOIL = ("physics=multicoil", "physics.coils=2")
+
+
 @cache
-def loss_config(case: str) -> DictConfig:
-    cfg = compose_only(["data=phantom", f"data.image_size={SIZE}", *CASES[case]])
+def loss_config(case: str, physics: tuple[str, ...] = ()) -> DictConfig:
+    cfg = compose_only(["data=phantom", f"data.image_size={SIZE}", *CASES[case], *physics])
     for key, value in SMALLER.items():
         if OmegaConf.select(cfg.loss, key) is not None:
             OmegaConf.update(cfg.loss, key, value)
     return cfg
 
 
-@pytest.fixture(params=list(CASES))
-def case(request):
-    """``(loss, physics, x, y, mask)``: a fresh loss (some keep state) on a 32x32 batch of 4."""
-    cfg = loss_config(request.param)
+def make_case(name: str, physics_overrides: tuple[str, ...] = ()):
+    cfg = loss_config(name, physics_overrides)
     physics, x, y, mask = small_problem(physics=instantiate(cfg.physics))
     torch.manual_seed(0)  # a discriminator's initial weights
-    return instantiate(cfg.loss), physics, x, y, mask
+    return instantiate(cfg.loss), physics, x, y, acquisition_for(physics, mask)
+
+
+@pytest.fixture(params=list(CASES))
+def case(request):
+    """``(loss, physics, x, y, acq)``: a fresh loss (some keep state) on a 32x32 batch of 4."""
+    return make_case(request.param)
+
+
+@pytest.fixture(params=list(CASES))
+def multicoil_case(request):
+    """As :func:`case`, with 2-coil multi-coil physics (the network then solves DC by CG)."""
+    return make_case(request.param, MULTICOIL)
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -71,10 +88,10 @@ def truth_for(loss, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_value_and_gradients_are_finite(case):
-    loss, physics, x, y, mask = case
+    loss, physics, x, y, acq = case
     model = tiny_model()
     # Over a few draws: one draw may hold nothing out (Weighted-SSDU at 32x32), a zero gradient.
-    outputs = [loss(model, physics, y, mask, truth_for(loss, x), seeded(seed)) for seed in range(3)]
+    outputs = [loss(model, physics, y, acq, truth_for(loss, x), seeded(seed)) for seed in range(3)]
     for output in outputs:
         assert output.loss.ndim == 0 and torch.isfinite(output.loss), output.loss
         assert output.x_hat.shape == x.shape
@@ -84,7 +101,7 @@ def test_value_and_gradients_are_finite(case):
     assert sum(p.grad.abs().sum() for p in model.parameters()) > 0
     if isinstance(loss, AdversarialLoss):
         assert not any(t.requires_grad for t in outputs[0].cache.values())  # the D step needs no G graph
-        d_loss = loss.discriminator_loss(physics, y, mask, outputs[0], seeded(1))
+        d_loss = loss.discriminator_loss(physics, y, acq, outputs[0], seeded(1))
         assert torch.isfinite(d_loss), d_loss
         d_loss.backward()
         grads = [p.grad for p in loss.discriminator.parameters()]
@@ -93,16 +110,16 @@ def test_value_and_gradients_are_finite(case):
 
 
 def test_reads_the_ground_truth_only_when_it_says_so(case):
-    loss, physics, x, y, mask = case
+    loss, physics, x, y, acq = case
     model = tiny_model()
     nan_truth = torch.full_like(x, float("nan"))
     if loss.needs_ground_truth:
         with pytest.raises(ValueError, match="ground truth"):
-            loss(model, physics, y, mask, None, seeded(0))
-        assert torch.isnan(loss(model, physics, y, mask, nan_truth, seeded(0)).loss)
+            loss(model, physics, y, acq, None, seeded(0))
+        assert torch.isnan(loss(model, physics, y, acq, nan_truth, seeded(0)).loss)
     else:
-        with_truth = loss(model, physics, y, mask, x, seeded(0)).loss
-        torch.testing.assert_close(loss(model, physics, y, mask, nan_truth, seeded(0)).loss, with_truth)
+        with_truth = loss(model, physics, y, acq, x, seeded(0)).loss
+        torch.testing.assert_close(loss(model, physics, y, acq, nan_truth, seeded(0)).loss, with_truth)
 
 
 def test_a_few_dozen_adam_steps_lower_it(case):
@@ -116,7 +133,7 @@ def test_a_few_dozen_adam_steps_lower_it(case):
     on the fakes of its time. Its reconstruction terms need not fall meanwhile (UAIR's cycle MC
     rises while the generator learns to fool D), so they are not asserted.
     """
-    loss, physics, x, y, mask = case
+    loss, physics, x, y, acq = case
     model = tiny_model()
     truth = truth_for(loss, x)
     adversarial = isinstance(loss, AdversarialLoss)
@@ -125,8 +142,8 @@ def test_a_few_dozen_adam_steps_lower_it(case):
         values = []
         with torch.no_grad():
             for seed in range(3):
-                output = loss(model, physics, y, mask, truth, seeded(seed))
-                d_loss = loss.discriminator_loss(physics, y, mask, output, seeded(seed)) if adversarial else 0
+                output = loss(model, physics, y, acq, truth, seeded(seed))
+                d_loss = loss.discriminator_loss(physics, y, acq, output, seeded(seed)) if adversarial else 0
                 values.append(torch.tensor([float(output.loss), float(d_loss)]))
         return torch.stack(values).mean(0)
 
@@ -136,12 +153,12 @@ def test_a_few_dozen_adam_steps_lower_it(case):
         d_optimiser = torch.optim.Adam(loss.discriminator.parameters(), lr=LR)
     for step in range(STEPS):
         rng = seeded(100 + step)
-        output = loss(model, physics, y, mask, truth, rng)
+        output = loss(model, physics, y, acq, truth, rng)
         optimiser.zero_grad()
         output.loss.backward()
         optimiser.step()
         if adversarial:
-            d_loss = loss.discriminator_loss(physics, y, mask, output, rng)
+            d_loss = loss.discriminator_loss(physics, y, acq, output, rng)
             d_optimiser.zero_grad()
             d_loss.backward()
             d_optimiser.step()
@@ -150,13 +167,13 @@ def test_a_few_dozen_adam_steps_lower_it(case):
 
 
 def test_a_fixed_rng_gives_the_same_value(case):
-    loss, physics, x, y, mask = case
+    loss, physics, x, y, acq = case
     model, truth = tiny_model(), truth_for(loss, x)
     with torch.no_grad():
-        first = loss(model, physics, y, mask, truth, seeded(3)).loss
-        again = loss(model, physics, y, mask, truth, seeded(3)).loss
+        first = loss(model, physics, y, acq, truth, seeded(3)).loss
+        again = loss(model, physics, y, acq, truth, seeded(3)).loss
         rng = seeded(4)
-        other = loss(model, physics, y, mask, truth, rng).loss
+        other = loss(model, physics, y, acq, truth, rng).loss
     assert torch.equal(first, again)
     if torch.equal(rng.get_state(), seeded(4).get_state()):  # drew nothing (sup, mc)
         assert torch.equal(first, other)
@@ -165,19 +182,38 @@ def test_a_fixed_rng_gives_the_same_value(case):
 
 
 def test_inference_rule_returns_images_independent_of_batching(case):
-    loss, physics, x, y, mask = case
+    loss, physics, x, y, acq = case
     model = tiny_model().eval()
 
     def rngs(indices):
         return [seeded(100 + i) for i in indices]
 
     with torch.no_grad():
-        one_rng = loss.reconstruct(model, physics, y, mask, seeded(0))
-        per_image = loss.reconstruct(model, physics, y, mask, rngs(range(len(y))))
-        again = loss.reconstruct(model, physics, y, mask, rngs(range(len(y))))
-        apart = torch.cat([loss.reconstruct(model, physics, y[i : i + 1], mask[i : i + 1], rngs([i]))
+        one_rng = loss.reconstruct(model, physics, y, acq, seeded(0))
+        per_image = loss.reconstruct(model, physics, y, acq, rngs(range(len(y))))
+        again = loss.reconstruct(model, physics, y, acq, rngs(range(len(y))))
+        apart = torch.cat([loss.reconstruct(model, physics, y[i : i + 1], acq[i : i + 1], rngs([i]))
                            for i in range(len(y))])
     assert one_rng.shape == per_image.shape == x.shape
     assert torch.isfinite(one_rng).all() and torch.isfinite(per_image).all()
     assert torch.equal(per_image, again)
     torch.testing.assert_close(apart, per_image, rtol=1e-5, atol=1e-6)
+
+
+def test_multicoil_value_and_gradients_are_finite(multicoil_case):
+    loss, physics, x, y, acq = multicoil_case
+    assert y.shape == (len(x), 2, 2, SIZE, SIZE) and acq.maps is not None
+    test_value_and_gradients_are_finite(multicoil_case)
+
+
+def test_multicoil_reads_the_ground_truth_only_when_it_says_so(multicoil_case):
+    test_reads_the_ground_truth_only_when_it_says_so(multicoil_case)
+
+
+def test_multicoil_inference_rule_returns_images(multicoil_case):
+    test_inference_rule_returns_images_independent_of_batching(multicoil_case)
+
+
+@pytest.mark.slow
+def test_multicoil_a_few_dozen_adam_steps_lower_it(multicoil_case):
+    test_a_few_dozen_adam_steps_lower_it(multicoil_case)

@@ -5,6 +5,7 @@ import torch
 
 from ssmri.models import MoDL, UNet, data_consistency
 from ssmri.physics import SingleCoilMRI
+from ssmri.physics.acquisition import Acquisition
 
 
 def test_unet_parameter_count_matches_the_benchmark():
@@ -15,7 +16,7 @@ def test_unet_parameter_count_matches_the_benchmark():
 def test_any_image_size(size):
     model = MoDL(UNet(base_features=4, scales=3), num_iter=2)
     y, mask = torch.randn(2, 2, *size), torch.ones(2, 1, *size)
-    assert model(y, mask).shape == (2, 2, *size)
+    assert model(y, Acquisition(mask)).shape == (2, 2, *size)
 
 
 def _dense_operator(mask_columns: torch.Tensor, height: int) -> torch.Tensor:
@@ -57,10 +58,10 @@ def test_modl_output_is_data_consistent_in_paper_order(rng):
     physics = SingleCoilMRI(16, 4)
     mask = physics.sample_mask(2, rng)
     y = physics.A(torch.randn(2, 2, 16, 16), mask)
-    torch.testing.assert_close(physics.A(model(y, mask), mask), y, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(physics.A(model(y, Acquisition(mask)), mask), y, atol=1e-4, rtol=1e-4)
     # The reference's DC-first order ends on the denoiser: not data consistent.
     model.dc_first = True
-    assert (physics.A(model(y, mask), mask) - y).abs().max() > 1e-2
+    assert (physics.A(model(y, Acquisition(mask)), mask) - y).abs().max() > 1e-2
 
 
 def test_zero_initialised_output_makes_the_untrained_modl_the_zero_filled_image(rng):
@@ -68,11 +69,12 @@ def test_zero_initialised_output_makes_the_untrained_modl_the_zero_filled_image(
     mask = physics.sample_mask(2, rng)
     y = physics.A(torch.randn(2, 2, 16, 16), mask)
     model = MoDL(UNet(base_features=4, scales=2, zero_init_output=True), num_iter=3)
-    torch.testing.assert_close(model(y, mask), physics.zero_filled(y, mask), atol=1e-6, rtol=0)
+    acq = Acquisition(mask)
+    torch.testing.assert_close(model(y, acq), physics.zero_filled(y, acq), atol=1e-6, rtol=0)
     model.denoiser(torch.randn(2, 2, 16, 16)).sum().backward()
     assert model.denoiser.head.weight.grad.abs().sum() > 0  # and it learns from there
     reference = MoDL(UNet(base_features=4, scales=2), num_iter=3)  # PyTorch's init, as the reference
-    assert (reference(y, mask) - physics.zero_filled(y, mask)).abs().max() > 1e-3
+    assert (reference(y, acq) - physics.zero_filled(y, acq)).abs().max() > 1e-3
 
 
 def test_lambdas_are_positive_and_learnable():
@@ -82,7 +84,7 @@ def test_lambdas_are_positive_and_learnable():
         model.rho.fill_(-50.0)
     assert (model.lambdas > 0).all()
     y, mask = torch.randn(1, 2, 8, 8), torch.ones(1, 1, 8, 8)
-    model(y, mask).sum().backward()
+    model(y, Acquisition(mask)).sum().backward()
     assert model.rho.grad is not None and torch.isfinite(model.rho.grad).all()
 
 

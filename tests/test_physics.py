@@ -3,6 +3,7 @@
 import torch
 
 from ssmri.physics import SingleCoilMRI, fft2c, ifft2c
+from ssmri.physics.acquisition import Acquisition
 
 
 def inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -36,7 +37,7 @@ def test_noise_only_at_sampled_entries(rng):
     physics = SingleCoilMRI(32, acceleration=4, noise_std=0.1)
     mask = physics.sample_mask(2, rng)
     x = torch.randn(2, 2, 32, 32)
-    noise = physics.simulate(x, mask, rng) - physics.A(x, mask)
+    noise = physics.simulate(x, Acquisition(mask), rng) - physics.A(x, mask)
     assert noise[(mask == 0).expand_as(noise)].abs().max() == 0
     sampled = noise[(mask == 1).expand_as(noise)]
     assert 0.08 < sampled.std() < 0.12, sampled.std()
@@ -46,7 +47,7 @@ def test_zero_filled_is_the_adjoint(rng):
     physics = SingleCoilMRI(16, acceleration=2)
     mask = physics.sample_mask(1, rng)
     y = physics.A(torch.randn(1, 2, 16, 16), mask)
-    torch.testing.assert_close(physics.zero_filled(y, mask), physics.A_adjoint(y, mask))
+    torch.testing.assert_close(physics.zero_filled(y, Acquisition(mask)), physics.A_adjoint(y, mask))
 
 
 def test_ffts_and_dc_run_in_float32_under_bf16_autocast(monkeypatch, rng):
@@ -66,7 +67,7 @@ def test_ffts_and_dc_run_in_float32_under_bf16_autocast(monkeypatch, rng):
     y = physics.A(torch.randn(2, 2, 16, 16), mask)
     model = MoDL(UNet(base_features=4, scales=2), num_iter=2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        x_hat = model(y, mask)
+        x_hat = model(y, Acquisition(mask))
         loss = (physics.A(x_hat, mask) - y).pow(2).mean()
     loss.backward()
     assert seen and set(seen) == {torch.complex64}, set(seen)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ssmri.lit.module import ReconstructionModule
+from ssmri.physics.acquisition import Acquisition
 from ssmri.run import train
 from tests.helpers.config import FAST, compose_config
 from tests.helpers.models import tiny_model
@@ -33,8 +34,9 @@ def test_channels_last_changes_the_layout_not_the_result():
     nhwc.load_state_dict(plain.state_dict())
     conv = nhwc.denoiser.down[0][0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    acq = Acquisition(mask)
     with torch.no_grad():
-        torch.testing.assert_close(nhwc(y, mask), plain(y, mask), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(nhwc(y, acq), plain(y, acq), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -44,7 +46,7 @@ def test_compile_compiles_only_the_denoiser_and_keeps_checkpoints_interchangeabl
     compiled.load_state_dict(eager.state_dict())  # same keys: no "_orig_mod." prefix
     assert compiled.denoiser._compiled_call_impl is not None
     assert getattr(compiled, "_compiled_call_impl", None) is None  # FFTs and DC stay eager
-    out_eager, out_compiled = eager(y, mask), compiled(y, mask)
+    out_eager, out_compiled = eager(y, Acquisition(mask)), compiled(y, Acquisition(mask))
     torch.testing.assert_close(out_compiled, out_eager, rtol=1e-4, atol=1e-5)
     out_compiled.square().mean().backward()
     assert all(p.grad is not None for p in compiled.parameters())
@@ -69,7 +71,7 @@ def test_image_quality_is_measured_in_float32_under_bf16_autocast():
 
     physics, x, y, mask = small_problem(batch=2)
     x_hat = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
-    zero_filled = physics.zero_filled(y, mask)
+    zero_filled = physics.zero_filled(y, Acquisition(mask))
     plain, under_autocast = PerImageQuality(), PerImageQuality()
     plain.update(torch.arange(2), x_hat, zero_filled, x)
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):

@@ -83,7 +83,7 @@ def test_multirun_builds_the_table_and_survives_a_failing_job(tmp_path):
     assert sum((sweep / j / "failed.json").is_file() for j in jobs) == 2
     assert "acceleration must lie in" in json.loads((sweep / "1-sup-s0" / "failed.json").read_text())["error"]
     table = (sweep / "results.md").read_text()
-    assert "(+1 failed)" in table and table.count("\n| ") == 3
+    assert "(+1 failed)" in table and table.split("Selection rules")[0].count("\n| ") == 4  # header + 3 rows
     for name in ("results.csv", "samples.png", "curves.png"):
         assert (sweep / name).is_file(), name
 
@@ -99,3 +99,39 @@ def test_python_dash_m_ssmri_report_rebuilds_the_table(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "ssmri.report", str(tmp_path / "nope")], env=env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def rules_of(oracle: float, gt_free: float, last: float, fallback: bool = False) -> dict:
+    def entry(rule, psnr, used=None, epoch=3):
+        used = used or rule
+        return {"rule": rule, "used": used, "oracle": used == "val_psnr", "epoch": epoch,
+                "test/psnr": psnr, "test/ssim": psnr / 40, "test/nmse": 1 / psnr}
+    return {"val_loss": entry("val_loss", last if fallback else gt_free, "last" if fallback else None, 2),
+            "last": entry("last", last), "val_psnr": entry("val_psnr", oracle, epoch=1)}
+
+
+def test_one_sweep_gives_oracle_and_ground_truth_free_selection_side_by_side(tmp_path):
+    for name, method, seed, rules in [
+        ("0-ei-s0", "ei", 0, rules_of(oracle=30.0, gt_free=29.0, last=28.5)),
+        ("1-ei-s1", "ei", 1, rules_of(oracle=31.0, gt_free=29.5, last=29.0)),
+        ("2-uair-s0", "uair", 0, rules_of(oracle=20.0, gt_free=0.0, last=12.0, fallback=True)),
+    ]:
+        fake_job(tmp_path, name, method, seed, [rules["val_loss"]["test/psnr"]] * 4)
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        metrics.update(rules=rules, selection=rules["val_loss"], metrics_convention="fastmri")
+        write_json(tmp_path / name / "metrics.json", metrics)
+    write_results(tmp_path)
+    table = (tmp_path / "results.md").read_text()
+    assert table.startswith("Selection: val_loss; metric convention: fastmri")
+    assert "metric convention: fastmri" in table.split("Selection rules side by side")[1]
+    assert "val_psnr (oracle) psnr" in table
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ei |")
+            or line.startswith("| uair |")}
+    # ei: oracle 30.5 against GT-free 29.25 over the two seeds: 1.25 dB from the oracle.
+    assert "| 29.25 |" in rows["| ei"] and "| 30.50 |" in rows["| ei"] and rows["| ei"].endswith("| +1.25 |")
+    # uair has nothing to select on: its val_loss column shows the last weights, labelled.
+    assert "12.00 (last)" in rows["| uair"] and rows["| uair"].endswith("| +8.00 |")
+    csv = (tmp_path / "results_selection.csv").read_text().splitlines()
+    assert csv[0].startswith("method,val_loss_psnr,val_loss_ssim,val_loss_nmse,val_loss_epoch")
+    ei = dict(zip(csv[0].split(","), next(r for r in csv[1:] if r.startswith("ei,")).split(",")))
+    assert float(ei["oracle_gain_db"]) == 1.25 and float(ei["val_psnr_epoch"]) == 1

@@ -8,6 +8,7 @@ import torch
 
 from ssmri.losses.splitting import Noise2InverseLoss, SSDULoss, WeightedSSDULoss
 from ssmri.physics import GaussianMaskLaw, SingleCoilMRI
+from ssmri.physics.acquisition import Acquisition
 from ssmri.transforms.split_masks import BernoulliSplitter, GaussianSplitter, MultiplicativeSplitter
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import small_problem
@@ -71,9 +72,9 @@ def test_noise2inverse_with_one_replayed_split_is_one_forward_pass():
     model = tiny_model().eval()
     loss = Noise2InverseLoss(num_splits=1)
     with torch.no_grad():
-        averaged = loss.reconstruct(model, physics, y, mask, torch.Generator().manual_seed(7))
+        averaged = loss.reconstruct(model, physics, y, Acquisition(mask), torch.Generator().manual_seed(7))
         input_mask = loss.splitter.split(mask, torch.Generator().manual_seed(7))
-        single = model(input_mask * y, input_mask)
+        single = model(input_mask * y, Acquisition(input_mask))
     torch.testing.assert_close(averaged, single)
 
 
@@ -91,7 +92,7 @@ def test_noise2inverse_groups_splits_into_passes_without_changing_the_result():
                 calls.clear()
                 loss = Noise2InverseLoss(num_splits=5, **{knob: value})
                 rng = torch.Generator().manual_seed(0)
-                results[knob, value] = loss.reconstruct(model, physics, y, mask, rng)
+                results[knob, value] = loss.reconstruct(model, physics, y, Acquisition(mask), rng)
                 assert calls == passes, (knob, value)  # None on a CPU: one split at a time
     for key, result in results.items():
         torch.testing.assert_close(result, results["splits_per_pass", 15], rtol=1e-5, atol=1e-6, msg=str(key))
@@ -116,14 +117,14 @@ def test_noise2inverse_takes_all_splits_at_once_on_cuda_and_halves_after_running
     model.register_forward_pre_hook(too_large)
     loss.pass_size = lambda total, device: total  # as on CUDA
     with torch.no_grad():
-        halved = loss.reconstruct(model, physics, y, mask, torch.Generator().manual_seed(0))
+        halved = loss.reconstruct(model, physics, y, Acquisition(mask), torch.Generator().manual_seed(0))
     assert calls == [10, 5, 3, 3, 3, 1]
     fixed = Noise2InverseLoss(num_splits=5, splits_per_pass=10)
     with pytest.raises(torch.OutOfMemoryError):  # a number the user chose is never changed
-        fixed.reconstruct(model, physics, y, mask, torch.Generator().manual_seed(0))
+        fixed.reconstruct(model, physics, y, Acquisition(mask), torch.Generator().manual_seed(0))
     calls.clear()
     with torch.no_grad():
-        reference = Noise2InverseLoss(num_splits=5).reconstruct(model, physics, y, mask,
+        reference = Noise2InverseLoss(num_splits=5).reconstruct(model, physics, y, Acquisition(mask),
                                                                  torch.Generator().manual_seed(0))
     torch.testing.assert_close(halved, reference, rtol=1e-5, atol=1e-6)
 
@@ -131,7 +132,7 @@ def test_noise2inverse_takes_all_splits_at_once_on_cuda_and_halves_after_running
 def test_ssdu_normalises_by_the_held_out_fraction():
     physics, _, y, mask = small_problem()
     loss = SSDULoss(BernoulliSplitter())
-    output = loss(tiny_model(), physics, y, mask, None, torch.Generator().manual_seed(0))
+    output = loss(tiny_model(), physics, y, Acquisition(mask), None, torch.Generator().manual_seed(0))
     input_mask = BernoulliSplitter().split(mask, torch.Generator().manual_seed(0))
     held_out = mask - input_mask
     residual = held_out * (physics.A(output.x_hat, mask) - y)
@@ -148,11 +149,11 @@ def test_noise2inverse_with_one_generator_per_image_does_not_depend_on_the_batch
         return [torch.Generator().manual_seed(100 + i) for i in indices]
 
     with torch.no_grad():
-        together = loss.reconstruct(model, physics, y, mask, rngs(range(4)))
-        apart = [loss.reconstruct(model, physics, y[i : i + 1], mask[i : i + 1], rngs([i]))
+        together = loss.reconstruct(model, physics, y, Acquisition(mask), rngs(range(4)))
+        apart = [loss.reconstruct(model, physics, y[i : i + 1], Acquisition(mask[i : i + 1]), rngs([i]))
                  for i in range(4)]
-        shuffled = loss.reconstruct(model, physics, y[[2, 0]], mask[[2, 0]], rngs([2, 0]))
+        shuffled = loss.reconstruct(model, physics, y[[2, 0]], Acquisition(mask[[2, 0]]), rngs([2, 0]))
     torch.testing.assert_close(together, torch.cat(apart), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(shuffled, together[[2, 0]], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="3 rngs for 4 images"):
-        loss.reconstruct(model, physics, y, mask, rngs(range(3)))
+        loss.reconstruct(model, physics, y, Acquisition(mask), rngs(range(3)))

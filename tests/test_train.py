@@ -68,6 +68,16 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     assert metrics["epochs"] == 2 and metrics["global_step"] == 4
 
 
+def test_a_multicoil_run_trains_and_tests(tmp_path):
+    """``physics=multicoil`` is one override: birdcage maps in the cache, CG in MoDL, every split."""
+    cfg = compose_config(tmp_path, [*FAST, "physics=multicoil", "physics.coils=2", "loss=weighted_ssdu",
+                                    "trainer.max_epochs=1", "model.cg_iterations=3"])
+    metrics = train(cfg, method="weighted_ssdu")
+    assert metrics["epochs"] == 1
+    with h5py.File(next((tmp_path / "cache").glob("*.h5"))) as file:
+        assert file["train/kspace"].shape[1:] == (2, 2, 32, 32) and file["maps"].shape == (2, 2, 32, 32)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -116,13 +126,21 @@ def test_eval_of_a_checkpoint_reproduces_the_test_psnr(tmp_path, loss):
     trained = train(cfg, method=loss)
     overrides = [o for o in FAST if not o.startswith("logger")]
     # eval's own defaults name another loss: the checkpoint's network and inference rule win
-    again = compose_config(tmp_path / "b", [*overrides, f"ckpt_path={trained['best_checkpoint']}"],
+    again = compose_config(tmp_path / "b", [*overrides, f"ckpt_path={trained['tested_checkpoint']}"],
                            config_name="eval")
     evaluated = evaluate(again)
     assert evaluated["loss"] == loss
     assert abs(evaluated["test/psnr"] - trained["test/psnr"]) < 1e-4
     assert abs(evaluated["test/ssim"] - trained["test/ssim"]) < 1e-6
     assert (tmp_path / "b" / "run" / "metrics.json").is_file()
+    # The same checkpoint under fastMRI's convention (phantoms: one volume per image).
+    fastmri = compose_config(tmp_path / "c", [*overrides, "metrics.convention=fastmri",
+                                              f"ckpt_path={trained['tested_checkpoint']}"],
+                             config_name="eval")
+    recomputed = evaluate(fastmri)
+    assert recomputed["metrics_convention"] == "fastmri" and recomputed["test/num_volumes"] == 4
+    assert evaluated["metrics_convention"] == "per_image"
+    assert recomputed["test/ssim"] != pytest.approx(evaluated["test/ssim"], abs=1e-4)  # 7x7 uniform window
 
 
 def test_wandb_offline_run_holds_the_final_metrics(tmp_path, monkeypatch):

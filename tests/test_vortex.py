@@ -11,6 +11,7 @@ import torch
 from ssmri.data import PhantomImages
 from ssmri.losses.augmentation import VORTEXLoss
 from ssmri.physics import SingleCoilMRI
+from ssmri.physics.acquisition import Acquisition
 from ssmri.transforms.kspace import KspaceCompose, KspaceNoise, RandomPhaseError
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import SIZE, small_problem
@@ -84,7 +85,7 @@ def test_bad_arguments_are_rejected():
 
 def test_vortex_loss_is_mc_plus_the_augmentation_consistency(batch, rng):
     physics, _, y, mask = batch
-    out = VORTEXLoss()(tiny_model(), physics, y, mask, rng=rng)
+    out = VORTEXLoss()(tiny_model(), physics, y, Acquisition(mask), rng=rng)
     assert set(out.terms) == {"mc", "vortex"}
     torch.testing.assert_close(out.loss.detach(), out.terms["mc"] + out.terms["vortex"])
 
@@ -94,12 +95,12 @@ def test_target_is_detached(batch):
     model = tiny_model()
     loss = VORTEXLoss(mc_weight=0.0)
     seed = lambda: torch.Generator().manual_seed(5)
-    grad_of = lambda fn: torch.autograd.grad(fn(model, physics, y, mask, rng=seed()).loss,
+    grad_of = lambda fn: torch.autograd.grad(fn(model, physics, y, Acquisition(mask), rng=seed()).loss,
                                              model.rho)[0]
     # Through the augmented branch only: equal to an explicitly frozen target.
     y_aug = loss.augmentation(y, mask, seed())
-    frozen = torch.autograd.grad(((model(y_aug, mask) - model(y, mask).detach()) ** 2).mean(),
-                                 model.rho)[0]
+    acq = Acquisition(mask)
+    frozen = torch.autograd.grad(((model(y_aug, acq) - model(y, acq).detach()) ** 2).mean(), model.rho)[0]
     torch.testing.assert_close(grad_of(loss), frozen)
     both = grad_of(VORTEXLoss(mc_weight=0.0, detach_target=False))
     assert not torch.allclose(both, frozen)
@@ -113,10 +114,10 @@ def test_image_transform_maps_input_and_target_with_one_draw(batch, rng):
         shift = int(torch.randint(1, SIZE, (1,), generator=rng))
         return torch.roll(images, shift, dims=-2)
 
-    zero_filled = lambda y, mask: physics.A_adjoint(y, mask)  # f(y, A) = Aᴴy is shift equivariant
+    zero_filled = lambda y, acq: physics.backproject(y, acq)  # f(y, A) = Aᴴy is shift equivariant
     loss = VORTEXLoss(augmentation=KspaceCompose([]), image_transform=roll_rows)
-    out = loss(zero_filled, physics, y, mask, rng=rng)
+    out = loss(zero_filled, physics, y, Acquisition(mask), rng=rng)
     assert out.terms["vortex"] < 1e-10
     # The shift was not trivial: the augmented reconstruction differs from the untransformed one.
     shifted = physics.A(roll_rows(physics.A_adjoint(y, mask), rng), mask)
-    assert (zero_filled(shifted, mask) - zero_filled(y, mask)).pow(2).mean() > 1e-4
+    assert (zero_filled(shifted, Acquisition(mask)) - zero_filled(y, Acquisition(mask))).pow(2).mean() > 1e-4

@@ -2,8 +2,10 @@
 
 For each image size, method and batch size, one fresh subprocess measures the ssmri side and
 (when an interpreter with DeepInverse 0.5 is found) another measures DeepInverse on the same
-work; the results, the device's matrix-multiply rates and the targets go to ``bench/results.md``
-on a CPU, ``bench/results-cuda-<size>.md`` on CUDA (128x128 and 320x320, batches 1, 8 and 32).
+work; then the multi-coil rows (``--multicoil-methods`` with ``physics=multicoil``, ``--coils``
+birdcage coils, CG data consistency) on our side alone, with the step's time split. The
+results, the device's matrix-multiply rates and the targets go to ``bench/results.md`` on a
+CPU, ``bench/results-cuda-<size>.md`` on CUDA (128x128 and 320x320, batches 1, 8 and 32).
 """
 
 import argparse
@@ -53,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="arithmetic of our side's forward passes (Lightning's names; default 32-true); "
                         "efficiency is then against the matrix rate of that dtype, and DeepInverse, "
                         "whose FFTs reject bfloat16, is skipped unless 32-true")
+    parser.add_argument("--multicoil-methods", default="mo_ei,weighted_ssdu",
+                        help="methods also measured with physics=multicoil (comma-separated; '' for none)")
+    parser.add_argument("--coils", type=int, default=4, help="coils of the multi-coil rows (default 4)")
     parser.add_argument("--out", default=None, help="the table (default bench/results.md; CUDA "
                         "bench/results-cuda.md); with several sizes -<size> is added to its name")
     parser.add_argument("--reference-python", default=None,
@@ -66,17 +71,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     sizes, batch_sizes, out = DEFAULTS[args.device]
     args.out = args.out or out
     args.methods = [m for m in args.methods.split(",") if m]
+    args.multicoil_methods = [m for m in args.multicoil_methods.split(",") if m]
     try:
         args.batch_sizes = [int(b) for b in (args.batch_sizes or batch_sizes).split(",") if b]
         args.sizes = [int(n) for n in (args.sizes or sizes).split(",") if n]
     except ValueError as error:
         parser.error(f"--batch-sizes and --sizes take comma-separated integers ({error})")
-    unknown = sorted(set(args.methods) - set(METHODS))
+    unknown = sorted(set(args.methods + args.multicoil_methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
     if not args.sizes or not args.batch_sizes or min(args.sizes) < 8 or args.steps < 1 or args.warmup < 0 \
-            or min(args.batch_sizes) < 1:
-        parser.error("need --sizes >= 8, --steps >= 1, --warmup >= 0 and batch sizes >= 1")
+            or min(args.batch_sizes) < 1 or args.coils < 1:
+        parser.error("need --sizes >= 8, --steps >= 1, --warmup >= 0, batch sizes >= 1 and --coils >= 1")
     return args
 
 
@@ -116,7 +122,8 @@ def run_worker(python: str, side: str, method: str, batch_size: int, args, size:
     """One measurement in a fresh process; ``{"error": ...}`` if it failed."""
     command = [python, "-m", "ssmri.bench", "--worker", side, method, str(batch_size),
                "--size", str(size or args.sizes[0]), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", str(args.threads), "--precision", args.precision, "--device", args.device]
+               "--threads", str(args.threads), "--precision", args.precision, "--device", args.device,
+               "--coils", str(args.coils)]
     result = subprocess.run(command, capture_output=True, text=True, env=worker_env())
     for line in result.stdout.splitlines():
         if line.startswith(RESULT_MARKER):
@@ -129,11 +136,12 @@ def run_worker(python: str, side: str, method: str, batch_size: int, args, size:
 def worker(args) -> None:
     side, method, batch_size = args.worker[0], args.worker[1], int(args.worker[2])
     size = args.sizes[0]
-    if side == "ssmri":
-        from ssmri.bench.ours import run
+    if side in ("ssmri", "ssmri-multicoil"):
+        from ssmri.bench.ours import multicoil_overrides, run
 
+        overrides = multicoil_overrides(args.coils) if side == "ssmri-multicoil" else ()
         result = run(method, batch_size, size, args.steps, args.warmup, args.threads,
-                     precision=args.precision, device=args.device)
+                     overrides=overrides, precision=args.precision, device=args.device)
     elif side == "deepinv":
         from ssmri.bench.reference import run
 
@@ -187,8 +195,16 @@ def main(argv=None) -> None:
                        "ratios": compare(ours, theirs)}
                 rows.append(row)
                 print(f"{size}x{size} " + summary(row, rates["rate"]), flush=True)
+        for method in args.multicoil_methods:
+            for batch_size in args.batch_sizes:
+                ours = run_worker(sys.executable, "ssmri-multicoil", method, batch_size, args, size)
+                row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": None,
+                       "ratios": {}, "coils": args.coils}
+                rows.append(row)
+                print(f"{size}x{size} [multi-coil, {args.coils} coils] " + summary(row, rates["rate"]),
+                      flush=True)
         settings = {"size": size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
-                    "precision": args.precision, "device": args.device}
+                    "precision": args.precision, "device": args.device, "coils": args.coils}
         out = output_path(args.out, size, args.sizes)
         write_results(out, rows, rates, settings, reference_note)
         print(f"wrote {out}")

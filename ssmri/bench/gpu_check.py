@@ -3,7 +3,8 @@
 Checks, each in its own subprocess with a timeout (one failing never stops the others), all
 within one time budget (8 minutes by default): ``fast_dev_run`` of every loss config on CUDA in
 ``32-true``, ``bf16-mixed`` and ``16-mixed`` (asserting that FFTs and data consistency stay
-float32), ``model.compile=true``, a 2-job multirun, and with 2 or more GPUs a 2-job multirun of
+float32), ``physics=multicoil`` (CG data consistency) for two losses in ``bf16-mixed``,
+``model.compile=true``, a 2-job multirun, and with 2 or more GPUs a 2-job multirun of
 2-process DDP jobs and a ``hydra/launcher=local_parallel`` sweep with one GPU per job;
 Noise2Inverse's batched inference. Each line of the report says passed, failed (with the error)
 or not run (and why). Without a GPU it says so and exits 0, checking and writing nothing.
@@ -36,8 +37,10 @@ CPU_TIMEOUT_FACTOR = 5
 TINY = ["data=phantom", "data.image_size=32", "data.num_train=8", "data.num_val=4", "data.num_test=4",
         "data.batch_size=2", "model.denoiser.base_features=8", "logger=none", "trainer.max_epochs=1"]
 #: The check groups, in the order they run (``--only`` picks some).
-GROUPS = (*(f"fast_dev_run {p}" for p in PRECISIONS), "noise2inverse", "multirun", "multirun ddp",
-          "local_parallel", "model.compile=true")
+GROUPS = (*(f"fast_dev_run {p}" for p in PRECISIONS), "fast_dev_run multicoil", "noise2inverse", "multirun",
+          "multirun ddp", "local_parallel", "model.compile=true")
+#: Losses of the multi-coil check (``physics=multicoil``, CG data consistency), in bf16-mixed.
+MULTICOIL_LOSSES = ("mo_ei", "weighted_ssdu")
 NO_GPU = "no GPU visible (torch.cuda.is_available() is False): nothing checked, no report written."
 
 
@@ -74,6 +77,12 @@ def plan(device: str, losses: list[str], workdir: Path, overrides: list[str]) ->
               timeout=30 + 10 * len(losses), expects=[f"fast_dev_run loss={m} {precision}" for m in losses])
         for precision in PRECISIONS
     ]
+    multicoil = [m for m in MULTICOIL_LOSSES if m in losses]  # none chosen: no multi-coil check
+    if multicoil:
+        command = [*worker, "--worker", "fast_dev_run", "--precision", "bf16-mixed",
+                   "--losses", ",".join(multicoil), *extra, "--override", "physics=multicoil"]
+        expects = [f"fast_dev_run loss={m} bf16-mixed physics=multicoil" for m in multicoil]
+        checks.append(Check("fast_dev_run multicoil", command, 30 + 20 * len(multicoil), expects))
     checks.append(Check("noise2inverse", [*worker, "--worker", "noise2inverse"], timeout=90,
                         expects=["Noise2Inverse batched inference"]))
     sweeps = {"multirun": ([], 1), "multirun ddp": (["trainer=ddp", "trainer.devices=2"], 2),

@@ -2,8 +2,10 @@
 
 ``fast_dev_run`` trains every named loss for one batch through ``ssmri.run.train`` on the
 device in one precision, while hooks record the dtype of every FFT's input
-(``torch.fft.*``) and of every data-consistency output (the ``*consistency*`` functions of
-``ssmri.models.modl``): mixed precision must leave both in float32. ``noise2inverse`` checks
+(``torch.fft.*``), of every data-consistency output (the ``*consistency*`` functions of
+``ssmri.models.modl``) and of every conjugate-gradient solve inside multi-coil data consistency
+(the :mod:`ssmri.models.cg` functions MoDL calls): mixed precision must leave all of them in
+float32. ``noise2inverse`` checks
 that its batched inference (all splits in one pass by default on CUDA) equals the sequential
 passes. Each result is one line on stdout, :data:`RESULT_MARKER` and JSON, so that the parent
 reports every loss even when a later one crashes the process.
@@ -40,10 +42,10 @@ def one_line(error: BaseException) -> str:
 
 @contextmanager
 def recorded_dtypes() -> Iterator[dict[str, set]]:
-    """Within the block, every FFT input's and data-consistency output's dtype is recorded."""
+    """Within the block, every FFT input's, data-consistency output's and CG solution's dtype is recorded."""
     import ssmri.models.modl as modl
 
-    seen: dict[str, set] = {"fft": set(), "dc": set()}
+    seen: dict[str, set] = {"fft": set(), "dc": set(), "cg": set()}
     patched = []
 
     def wrap(owner, name: str, key: str, inputs: bool) -> None:
@@ -68,6 +70,12 @@ def recorded_dtypes() -> Iterator[dict[str, set]]:
         raise RuntimeError("ssmri.models.modl has no *consistency* function to watch: update gpu_worker")
     for name in consistency:
         wrap(modl, name, "dc", inputs=False)
+    solvers = [name for name, value in vars(modl).items()  # as modl looks them up, so patched there
+               if callable(value) and getattr(value, "__module__", None) == "ssmri.models.cg"]
+    if not solvers:
+        raise RuntimeError("ssmri.models.modl calls no ssmri.models.cg function to watch: update gpu_worker")
+    for name in solvers:
+        wrap(modl, name, "cg", inputs=False)
     try:
         yield seen
     finally:
@@ -75,14 +83,17 @@ def recorded_dtypes() -> Iterator[dict[str, set]]:
             setattr(owner, name, original)
 
 
-def dtype_problem(seen: dict[str, set]) -> str | None:
-    """What is wrong with the recorded dtypes, or ``None``."""
-    if not seen["fft"] or not seen["dc"]:
-        return f"hooks saw no {'FFT' if not seen['fft'] else 'data consistency'} call"
+def dtype_problem(seen: dict[str, set], multicoil: bool = False) -> str | None:
+    """What is wrong with the recorded dtypes, or ``None``; ``multicoil``: CG must have run."""
+    missing = [what for what, key in (("FFT", "fft"), ("data consistency", "dc"), ("CG", "cg"))
+               if not seen.get(key) and (key != "cg" or multicoil)]
+    if missing:
+        return f"hooks saw no {missing[0]} call"
     wrong_fft, wrong_dc = seen["fft"] - FFT_DTYPES, seen["dc"] - DC_DTYPES
-    if wrong_fft or wrong_dc:
+    wrong_cg = seen.get("cg", set()) - DC_DTYPES
+    if wrong_fft or wrong_dc or wrong_cg:
         return (f"not float32: FFT inputs {sorted(map(str, wrong_fft))}, "
-                f"DC outputs {sorted(map(str, wrong_dc))}")
+                f"DC outputs {sorted(map(str, wrong_dc))}, CG outputs {sorted(map(str, wrong_cg))}")
     return None
 
 
@@ -113,8 +124,9 @@ def fast_dev_run(losses: Sequence[str], precision: str, device: str, workdir: Pa
     from ssmri.run import train
 
     accelerator = "gpu" if device == "cuda" else "cpu"
+    multicoil = "physics=multicoil" in extra
     for loss in losses:
-        name = label or f"fast_dev_run loss={loss} {precision}"
+        name = label or f"fast_dev_run loss={loss} {precision}" + (" physics=multicoil" if multicoil else "")
         overrides = ["debug=fast_dev_run", f"loss={loss}", f"trainer.accelerator={accelerator}",
                      f"trainer.precision={precision}", *extra]
         started = time.perf_counter()
@@ -122,13 +134,13 @@ def fast_dev_run(losses: Sequence[str], precision: str, device: str, workdir: Pa
             cfg = compose_run_config(overrides, workdir / f"{loss}-{precision}", workdir / "cache")
             with recorded_dtypes() as seen:
                 metrics = train(cfg, method=loss)
-            problem = dtype_problem(seen)
+            problem = dtype_problem(seen, multicoil)
             psnr = metrics.get("test/psnr")
             if problem is None and (psnr is None or not torch.isfinite(torch.tensor(float(psnr)))):
                 problem = f"test/psnr is {psnr}"
-            detail = problem or (f"FFTs {sorted(str(d).removeprefix('torch.') for d in seen['fft'])}, "
-                                 f"DC {sorted(str(d).removeprefix('torch.') for d in seen['dc'])}, "
-                                 f"{time.perf_counter() - started:.0f} s")
+            shown = ", ".join(f"{what} {sorted(str(d).removeprefix('torch.') for d in seen[key])}"
+                              for what, key in (("FFTs", "fft"), ("DC", "dc"), ("CG", "cg")) if seen[key])
+            detail = problem or f"{shown}, {time.perf_counter() - started:.0f} s"
             emit(name, problem is None, detail)
         except Exception as error:  # noqa: BLE001  (reported, and the next loss still runs)
             traceback.print_exc()
@@ -139,6 +151,7 @@ def noise2inverse(device: str, batch_size: int = 2, size: int = 64) -> None:
     """Batched inference (the device's choice) against one split per pass: same images."""
     from ssmri.bench.ours import compose_config
     from ssmri.data.phantom import PhantomImages
+    from ssmri.physics.acquisition import Acquisition
     from ssmri.run import instantiate
 
     name = "Noise2Inverse batched inference"
@@ -149,8 +162,8 @@ def noise2inverse(device: str, batch_size: int = 2, size: int = 64) -> None:
         model = instantiate(cfg.model).to(device).eval()
         rng = torch.Generator().manual_seed(0)
         mask = physics.sample_mask(batch_size, rng)
-        y = physics.simulate(PhantomImages(size).images("test", batch_size), mask, rng)
-        y, mask = y.to(device), mask.to(device)
+        y = physics.simulate(PhantomImages(size).images("test", batch_size), Acquisition(mask), rng)
+        y, acq = y.to(device), Acquisition(mask.to(device))
         passes = []
         model.register_forward_pre_hook(lambda module, inputs: passes.append(len(inputs[0])))
         results, passes_of = {}, {}
@@ -159,7 +172,7 @@ def noise2inverse(device: str, batch_size: int = 2, size: int = 64) -> None:
             passes.clear()
             with torch.no_grad():
                 results[splits_per_pass] = loss.reconstruct(
-                    model, physics, y, mask, [torch.Generator().manual_seed(i) for i in range(batch_size)])
+                    model, physics, y, acq, [torch.Generator().manual_seed(i) for i in range(batch_size)])
             passes_of[splits_per_pass] = list(passes)
         batched = results[None]
         difference = (batched - results[1]).abs().max().item()

@@ -8,9 +8,10 @@ reads the peak memory (the process's resident set on a CPU, ``torch.cuda.max_mem
 on CUDA, where every timed call is bracketed by ``torch.cuda.synchronize``), so both sides are
 timed by the very same code.
 One further step runs under torch's profiler to split the step's time between the
-convolution kernels and everything else, which tells whether a gap to the machine's matrix
-rate lies in the convolution library or in the code around it. When the workload names its
-denoiser, :mod:`ssmri.bench.denoiser` times the U-Net's own share of the step.
+convolution and FFT kernels, MoDL's U-Net and CG forward scopes and everything else, which
+tells whether a gap to the machine's matrix rate lies in the convolution library or in the
+code around it. When the workload names its denoiser, :mod:`ssmri.bench.denoiser` times the
+U-Net's own share of the step (its recorded calls replayed alone).
 """
 
 import resource
@@ -101,23 +102,34 @@ def convolution_flops(counter: FlopCounterMode) -> float:
     return float(sum(count for op, count in totals.items() if "convolution" in str(op)))
 
 
-def convolution_seconds(
+def step_time_split(
     step: Callable[[int], None], index: int, synchronize: Callable[[], None] | None = None
-) -> tuple[float, float]:
-    """One step under the profiler: its wall time and the time spent in convolution kernels.
+) -> dict[str, float]:
+    """One step under the profiler: its wall time and where it went, in seconds.
 
-    The kernels' time is the self time of the aten convolution operators (forward and
-    backward): on a CPU their threads run inside the call; on CUDA it is the device time of the
-    kernels they launched. The profiler's own overhead is in the wall time, so the share errs
-    on the low side.
+    ``conv`` and ``fft`` are the self times of the aten convolution and FFT operators (forward
+    and backward): on a CPU their threads run inside the call; on CUDA it is the device time of
+    the kernels they launched. ``unet`` and ``cg`` are the forward passes of MoDL's denoiser and
+    of its conjugate-gradient data consistency (the ``ssmri::unet`` and ``ssmri::cg`` scopes,
+    their FFTs included; on CUDA the device time of the kernels inside them); their backward
+    passes are not attributed. The profiler's own overhead is in the wall time, so shares err low.
     """
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if synchronize else [])
     with profile(activities=activities) as profiler:
         wall = timed(lambda: step(index), synchronize)
-    kernel_time = "self_device_time_total" if synchronize else "self_cpu_time_total"
-    kernels = sum(getattr(event, kernel_time) for event in profiler.key_averages()
-                  if event.key.startswith("aten::") and "convolution" in event.key)
-    return wall, kernels / 1e6
+    events = profiler.key_averages()
+    self_attr, total_attr = (("self_device_time_total", "device_time_total") if synchronize
+                             else ("self_cpu_time_total", "cpu_time_total"))
+
+    def self_time(word: str) -> float:
+        kernels = (e for e in events if e.key.startswith("aten::") and word in e.key)
+        return sum(getattr(e, self_attr) for e in kernels) / 1e6
+
+    def scope_time(name: str) -> float:
+        return sum(getattr(e, total_attr) for e in events if e.key == name) / 1e6
+
+    return {"wall": wall, "conv": self_time("convolution"), "fft": self_time("fft"),
+            "unet": scope_time("ssmri::unet"), "cg": scope_time("ssmri::cg")}
 
 
 def measure(
@@ -165,7 +177,7 @@ def measure(
     share = denoiser_share(workload, counter, warmup, steps, synchronize)
     times = [timed(lambda index=index: workload.step(index), synchronize)
              for index in range(warmup + 1, warmup + 1 + steps)]
-    profiled_seconds, conv_seconds = convolution_seconds(workload.step, warmup + 1 + steps, synchronize)
+    split = step_time_split(workload.step, warmup + 1 + steps, synchronize)
     workload.infer()  # warm-up of the evaluation-mode kernels
     inference = [timed(workload.infer, synchronize) for _ in range(min(steps, INFERENCE_RUNS))]
     step_seconds = statistics.median(times)
@@ -182,8 +194,11 @@ def measure(
         "images_per_second": batch_size / step_seconds,
         "step_gflop": counter.get_total_flops() / 1e9,
         "conv_gflop": convolution_flops(counter) / 1e9,
-        "profiled_step_seconds": profiled_seconds,
-        "conv_seconds": conv_seconds,
+        "profiled_step_seconds": split["wall"],
+        "conv_seconds": split["conv"],
+        "fft_seconds": split["fft"],
+        "unet_forward_seconds": split["unet"],
+        "cg_forward_seconds": split["cg"],
         "inference_ms_per_image": 1e3 * statistics.median(inference) / batch_size,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if on_cuda else peak_memory_gib(),
         "baseline_memory_gib": baseline,

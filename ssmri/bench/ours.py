@@ -33,6 +33,11 @@ def compose_config(method: str, size: int, overrides: Sequence[str] = ()) -> Dic
         )
 
 
+def multicoil_overrides(coils: int) -> tuple[str, ...]:
+    """The config overrides of a multi-coil row: ``physics=multicoil`` with ``coils`` birdcage coils."""
+    return ("physics=multicoil", f"physics.coils={coils}")
+
+
 #: ``--precision`` values and the autocast dtype each runs the forward passes in.
 PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16}
 
@@ -43,6 +48,7 @@ def build_workload(
 ) -> Workload:
     """Model, loss and optimisers from the configs, a phantom batch, and the two closures."""
     from ssmri.data.batch import MRIBatch
+    from ssmri.physics.acquisition import Acquisition
     from ssmri.run import instantiate
     from ssmri.seeding import seeded_rng
 
@@ -67,20 +73,22 @@ def build_workload(
     rng = torch.Generator().manual_seed(cfg.seed)
     x = phantom_batch(size, batch_size).to(device)
     mask = physics.sample_mask(batch_size, rng).to(device)
-    batch = MRIBatch(physics.simulate(x, mask, rng), mask, torch.arange(batch_size), x)
+    maps = physics.sensitivity_maps(batch_size).to(device) if hasattr(physics, "sensitivity_maps") else None
+    acq = Acquisition(mask, maps)
+    batch = MRIBatch(physics.simulate(x, acq, rng), mask, torch.arange(batch_size), x, maps)
     target = batch.x if loss.needs_ground_truth else None
 
     def step(index: int) -> None:
         module.train()
         stream = seeded_rng(cfg.seed, 0, 0, index)  # the module's (seed, rank, epoch, batch)
         with forward_context():
-            output = loss(model, physics, batch.y, batch.mask, target, stream)
+            output = loss(model, physics, batch.y, batch.acq, target, stream)
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()
         if discriminator_optimizer is not None:
             with forward_context():
-                discriminator_loss = loss.discriminator_loss(physics, batch.y, batch.mask, output, stream)
+                discriminator_loss = loss.discriminator_loss(physics, batch.y, batch.acq, output, stream)
             discriminator_optimizer.zero_grad(set_to_none=True)
             discriminator_loss.backward()
             discriminator_optimizer.step()

@@ -176,6 +176,8 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
         settings: ``size``, ``steps``, ``warmup``, ``threads``.
         reference_note: how the DeepInverse side ran, or why it did not.
     """
+    multicoil = [r for r in rows if r.get("coils")]
+    rows = [r for r in rows if not r.get("coils")]
     rate, size = rates["rate"], settings["size"]
     dtype, precision = rates.get("dtype", "float32"), settings.get("precision", "32-true")
     reference_ran = any(r["deepinv"] is not None for r in rows)
@@ -245,7 +247,57 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
     lines += target_lines(rows, rate, reference_ran)
     if on_cuda:
         lines.append(unet_target_line(rows, rates.get("all", {}).get("bfloat16", rate), settings))
+    if multicoil:
+        lines += [""] + multicoil_lines(multicoil, rows)
     return "\n".join(lines) + "\n"
+
+
+#: A multi-coil step may cost at most this many single-coil steps (same method and batch).
+MULTICOIL_STEP_RATIO = 1.5
+
+
+def multicoil_lines(multicoil: list[dict], single: list[dict]) -> list[str]:
+    """The multi-coil section: throughput, the step's time split and the cost vs single-coil."""
+    coils = multicoil[0]["coils"]
+    lines = [
+        f"## Multi-coil ({coils} birdcage coils, CG data consistency)",
+        "",
+        "Shares of one profiled step: *U-Net* and *CG* are the forward passes of MoDL's denoiser "
+        "and of its conjugate-gradient data consistency (CG's FFTs included; backward passes are "
+        "not attributed), *FFTs* every FFT kernel forward and backward, *convolutions* the "
+        "convolution kernels forward and backward. *vs single-coil*: step time over the "
+        f"single-coil row of the same method and batch (target <= {MULTICOIL_STEP_RATIO}x).",
+        "",
+        "| method | batch | images/s | step (ms) | U-Net | CG | FFTs | convolutions | vs single-coil |",
+        "|" + " --- |" * 9,
+    ]
+    ratios = {}
+    for row in multicoil:
+        ours = row["ssmri"]
+        if "error" in ours:
+            lines.append(f"| {row['method']} | {row['batch_size']} | failed |" + " |" * 6)
+            continue
+        wall = ours["profiled_step_seconds"]
+        shares = [ours.get(key, 0.0) / wall for key in
+                  ("unet_forward_seconds", "cg_forward_seconds", "fft_seconds", "conv_seconds")]
+        match = [r["ssmri"] for r in single if r["method"] == row["method"]
+                 and r["batch_size"] == row["batch_size"] and "error" not in r["ssmri"]]
+        ratio = ours["step_seconds"] / match[0]["step_seconds"] if match else None
+        ratios[f"{row['method']} b={row['batch_size']}"] = ratio
+        lines.append(
+            f"| {row['method']} | {row['batch_size']} | {ours['images_per_second']:.2f} | "
+            f"{1e3 * ours['step_seconds']:.0f} | " + " | ".join(f"{100 * s:.0f} %" for s in shares)
+            + f" | {'–' if ratio is None else f'{ratio:.2f}x'} |"
+        )
+    measured = {k: v for k, v in ratios.items() if v is not None}
+    if not measured:
+        verdict = "not measured (no single-coil row of the same method and batch)"
+    else:
+        missed = {k: v for k, v in measured.items() if v > MULTICOIL_STEP_RATIO}
+        verdict = "**met**" if not missed else "**not met**: " + ", ".join(
+            f"{k} ({v:.3f}x)" for k, v in missed.items())
+    lines += ["", f"- Multi-coil step at most {MULTICOIL_STEP_RATIO}x the single-coil one: {verdict}"]
+    return lines
 
 
 def write_results(path: Path, rows: list[dict], rates: dict, settings: dict, reference_note: str) -> None:

@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssmri.data.sources import SPLITS, ImageSource, check_image_size, magnitude_to_complex
+from ssmri.data.sources import (
+    SPLITS,
+    ImageSource,
+    MissingSample,
+    check_image_size,
+    magnitude_to_complex,
+)
 
 TEMPLATE_NAME = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 ORIENTATIONS = {"sagittal": 0, "coronal": 1, "axial": 2}
@@ -137,7 +143,8 @@ class BrainTemplateSlices(ImageSource):
             self._slices = assignment
         return self._slices
 
-    def images(self, split: str, count: int | None) -> Tensor:
+    def keys(self, split: str, count: int | None) -> list[tuple[str, int]]:
+        """``(orientation, slice number)`` of the split's slices."""
         self._check_split(split)
         chosen = self.slice_index()[split]
         if count is not None:
@@ -149,7 +156,30 @@ class BrainTemplateSlices(ImageSource):
             # Spread the subset over the whole split rather than taking its first slices.
             picks = np.linspace(0, len(chosen) - 1, count).round().astype(int)
             chosen = [chosen[i] for i in picks]
-        return magnitude_to_complex(torch.stack([self._slice(*key) for key in chosen]))
+        return chosen
+
+    def load(self, keys) -> Tensor:
+        return magnitude_to_complex(torch.stack([self._slice(*key) for key in keys]))
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        self._check_split(split)
+        chosen = self.slice_index()[split]
+        if count is not None:
+            chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, count).round().astype(int)]
+        # The template is one volume; each orientation's slices are the natural volume.
+        return [{"file": self.path.name, "orientation": o, "slice": n, "volume": o} for o, n in chosen]
+
+    def images_for(self, ids: list[dict]) -> Tensor:
+        for sample in ids:
+            orientation, number = sample.get("orientation"), sample.get("slice")
+            if sample.get("file", self.path.name) != self.path.name:
+                raise MissingSample(sample, f"this source reads {self.path.name}")
+            if orientation not in ORIENTATIONS:
+                raise MissingSample(sample, f"orientation must be one of {list(ORIENTATIONS)}")
+            size = self.volume().shape[ORIENTATIONS[orientation]]
+            if not isinstance(number, int) or not 0 <= number < size:
+                raise MissingSample(sample, f"{orientation} slices are numbered 0..{size - 1}")
+        return magnitude_to_complex(torch.stack([self._slice(s["orientation"], s["slice"]) for s in ids]))
 
     def _slice(self, orientation: str, number: int) -> Tensor:
         image = torch.from_numpy(np.take(self.volume(), number, axis=ORIENTATIONS[orientation]))

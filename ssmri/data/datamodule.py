@@ -1,19 +1,33 @@
 """LightningDataModule: simulate (or reuse) the k-space cache, then serve typed batches."""
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ssmri.data.batch import collate
-from ssmri.data.cache import CacheError, check_cache, check_finite, config_hash, write_cache
+from ssmri.data.cache import (
+    CACHE_VERSION,
+    CacheChunk,
+    CacheError,
+    check_cache,
+    check_finite,
+    config_hash,
+    write_cache,
+)
 from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.sampler import ResumableSampler
-from ssmri.data.sources import SPLITS, ImageSource
+from ssmri.data.sources import SPLITS, DataSource, MeasuredSlices
+from ssmri.data.splits import read_splits, splits_record
+from ssmri.physics.acquisition import Acquisition
 from ssmri.physics.operator import SingleCoilMRI
+from ssmri.seeding import seeded_rng
+from ssmri.validation import check_images
 
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
 
@@ -23,11 +37,15 @@ class MRIDataModule(L.LightningDataModule):
 
     On first use the images are pushed through the physics (one fresh mask per sample, noise
     if configured) and stored in an HDF5 cache keyed by the data and physics configuration;
-    later runs with the same configuration reuse it. Training batches carry ground truth only
-    when ``train_ground_truth`` is set, which the training code does for supervised losses alone.
+    later runs with the same configuration reuse it. Measured sources (raw multi-coil k-space)
+    bring their own k-space and coil maps: the physics only draws each sample's mask (and
+    noise), which masks the fully sampled k-space retrospectively. The cache is built
+    ``chunk_size`` samples at a time, so memory does not grow with the data set. Training
+    batches carry ground truth only when ``train_ground_truth`` is set, which the training
+    code does for supervised losses alone.
 
     Args:
-        images: the image source (phantom, brain template, ...).
+        images: the data source (phantom, brain template, fastMRI files, ...).
         physics: the acquisition that simulates the measurements.
         image_size: side length; must match the source and the physics.
         num_train, num_val, num_test: samples per split (``None``: all the source has).
@@ -36,12 +54,18 @@ class MRIDataModule(L.LightningDataModule):
         cache_dir: folder of the measurement caches.
         seed: seed of the masks and noise of the cache.
         rebuild_cache: rewrite the cache even if a valid one exists.
+        chunk_size: samples loaded and simulated at a time while the cache is built; the
+            cache does not depend on it.
         train_ground_truth: serve ``x`` in training batches (supervised training only).
+        val_ground_truth: serve ``x`` in validation batches; ``False`` leaves a run no ground
+            truth before its final test (selection by ``val_loss`` or ``last`` only).
+        splits_file: a ``splits.json`` of an earlier run: use exactly its samples (the
+            ``num_*`` counts are then those of the file).
     """
 
     def __init__(
         self,
-        images: ImageSource,
+        images: DataSource,
         physics: SingleCoilMRI,
         image_size: int,
         num_train: int | None = None,
@@ -53,7 +77,10 @@ class MRIDataModule(L.LightningDataModule):
         cache_dir: str = "~/.cache/ssmri",
         seed: int = 0,
         rebuild_cache: bool = False,
+        chunk_size: int = 64,
         train_ground_truth: bool = False,
+        val_ground_truth: bool = True,
+        splits_file: str | None = None,
     ):
         super().__init__()
         if images.image_size != image_size or physics.image_size != (image_size, image_size):
@@ -61,10 +88,10 @@ class MRIDataModule(L.LightningDataModule):
                 f"data.image_size={image_size}, but the images are {images.image_size} and the "
                 f"physics {physics.image_size}; set sizes through data.image_size only"
             )
-        if batch_size < 1 or num_workers < 0:
+        if batch_size < 1 or num_workers < 0 or chunk_size < 1:
             raise ValueError(
-                f"data.batch_size must be >= 1 and data.num_workers >= 0, "
-                f"got {batch_size} and {num_workers}"
+                f"data.batch_size and data.chunk_size must be >= 1 and data.num_workers >= 0, "
+                f"got {batch_size}, {chunk_size} and {num_workers}"
             )
         self.images = images
         self.physics = physics
@@ -76,24 +103,58 @@ class MRIDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser()
         self.seed = seed
         self.rebuild_cache = rebuild_cache
+        self.chunk_size = chunk_size
+        self._verified: Path | None = None  # the cache this object has read in full
         self.train_ground_truth = train_ground_truth
+        self.val_ground_truth = bool(val_ground_truth)
+        self.splits_file = splits_file
+        self._sample_ids: dict[str, list[dict]] | None = None
         self.datasets: dict[str, KspaceDataset] = {}
         self._resume: tuple[int, int] | None = None
 
     def cache_spec(self) -> dict:
         """Everything the cached measurements depend on."""
+        physics = {
+            "sampling": self.physics.sampling,
+            "image_size": list(self.physics.image_size),
+            "acceleration": self.physics.acceleration,
+            "center_fraction": self.physics.mask_law.center_fraction,
+            "noise_std": self.physics.noise_std,
+        }
+        if self.simulates_maps:  # only then, so that single-coil caches keep their names
+            physics["coils"] = self.physics.coils
         return {
+            "cache_version": CACHE_VERSION,
             "images": self.images.describe(),
             "counts": self.counts,
-            "physics": {
-                "sampling": self.physics.sampling,
-                "image_size": list(self.physics.image_size),
-                "acceleration": self.physics.acceleration,
-                "center_fraction": self.physics.mask_law.center_fraction,
-                "noise_std": self.physics.noise_std,
-            },
+            "physics": physics,
             "seed": self.seed,
+            # The samples themselves only when a splits file chose them (else the counts do).
+            **({"sample_ids": config_hash(self.sample_ids())} if self.splits_file else {}),
         }
+
+    def sample_ids(self) -> dict[str, list[dict]]:
+        """Each split's sample identities (``splits.json``), in the order of the cache."""
+        if self._sample_ids is None:
+            if self.splits_file:
+                self._sample_ids = read_splits(self.splits_file, self.images)
+            else:
+                self._sample_ids = {s: self.images.sample_ids(s, self.counts[s]) for s in SPLITS}
+        return self._sample_ids
+
+    def splits_record(self) -> dict:
+        """What ``splits.json`` holds: the source and every sample of every split."""
+        return splits_record(self.images, self.sample_ids())
+
+    @property
+    def test_volume_ids(self) -> list[str]:
+        """The volume each test sample belongs to (for metrics.convention=fastmri)."""
+        return [str(sample["volume"]) for sample in self.sample_ids()["test"]]
+
+    @property
+    def simulates_maps(self) -> bool:
+        """Multi-coil physics on image-domain data: the physics simulates the coil maps."""
+        return hasattr(self.physics, "sensitivity_maps")
 
     @property
     def cache_path(self) -> Path:
@@ -104,26 +165,86 @@ class MRIDataModule(L.LightningDataModule):
         path = self.cache_path
         if path.exists() and not self.rebuild_cache:
             check_cache(path, self.cache_spec())
-            return
-        write_cache(path, self.cache_spec(), {split: self.simulate(split) for split in SPLITS})
+        else:
+            totals = self.split_sizes()
+            write_cache(path, self.cache_spec(), {split: self.chunks(split) for split in SPLITS}, totals)
+        self._verified = path
 
-    def simulate(self, split: str):
-        """``(kspace, mask, target)`` of one split, reproducible from ``seed``."""
-        target = self.images.images(split, self.counts[split])
-        check_finite(target, split)
-        rng = torch.Generator().manual_seed(self.seed * 1000 + _SPLIT_SEED[split])
-        mask = self.physics.sample_mask(len(target), rng)
-        kspace = self.physics.simulate(target, mask, rng)
-        return kspace, mask, target
+    def chunks(self, split: str) -> Iterator[CacheChunk]:
+        """The cache content of ``split``, ``chunk_size`` samples at a time."""
+        start = 0
+        for data in self._source_chunks(split):
+            yield self.simulate(split, start, data)
+            start += len(data)
+
+    def _source_chunks(self, split: str) -> Iterator[Tensor | MeasuredSlices]:
+        if not self.splits_file:
+            yield from self.images.chunks(split, self.counts[split], self.chunk_size)
+            return
+        if not hasattr(self.images, "images_for"):
+            raise ValueError(
+                f"data.splits_file is not supported for {type(self.images).__name__}; "
+                "remove data.splits_file"
+            )
+        ids = self.sample_ids()[split]
+        for first in range(0, len(ids), self.chunk_size):
+            yield self.images.images_for(ids[first : first + self.chunk_size])
+
+    def split_sizes(self) -> dict[str, int]:
+        """Samples per split in the cache."""
+        if self.splits_file:
+            return {split: len(ids) for split, ids in self.sample_ids().items()}
+        return {split: len(self.images.keys(split, self.counts[split])) for split in SPLITS}
+
+    def simulate(self, split: str, start: int, data: Tensor | MeasuredSlices) -> CacheChunk:
+        """Measurements of samples ``start, start + 1, ...`` of ``split``.
+
+        Each sample's mask and noise come from its own stream, seeded from (seed, split,
+        sample index): the cache is the same whatever the chunk size.
+        """
+        measured = isinstance(data, MeasuredSlices)
+        target = data.target if measured else data
+        check_finite(target, split, start)
+        check_images(target, split)
+        # Simulated coil maps are the same for every sample (as the benchmark simulates them):
+        # stored once, (C, 2, H, W). Measured data brings each slice's own estimated maps.
+        shared_maps = None if measured or not self.simulates_maps else self.physics.sensitivity_maps(1)
+        masks, kspace = [], []
+        for offset in range(len(target)):
+            rng = seeded_rng(self.seed, _SPLIT_SEED[split], start + offset)
+            mask = self.physics.sample_mask(1, rng)
+            if measured:
+                kspace.append(self.undersample(data.kspace[offset : offset + 1], mask, rng))
+            else:
+                acq = Acquisition(mask, shared_maps)
+                kspace.append(self.physics.simulate(target[offset : offset + 1], acq, rng))
+            masks.append(mask)
+        mask = torch.cat(masks)
+        maps = data.maps if measured else (None if shared_maps is None else shared_maps[0])
+        return CacheChunk(torch.cat(kspace), mask_rows(mask), target, maps)
+
+    def undersample(self, kspace: Tensor, mask: Tensor, rng: torch.Generator) -> Tensor:
+        """Retrospective acquisition of fully sampled coil k-space ``(1, C, 2, H, W)``.
+
+        The coils share the mask; noise, if configured, is added at the sampled entries as
+        :meth:`SingleCoilMRI.simulate` adds it.
+        """
+        coil_mask = mask[:, :, None]  # (1, 1, 1, H, W) against (1, C, 2, H, W)
+        if self.physics.noise_std > 0:
+            noise = torch.randn(kspace.shape, generator=rng, dtype=kspace.dtype)
+            kspace = kspace + self.physics.noise_std * noise
+        return coil_mask * kspace
 
     def setup(self, stage: str | None = None) -> None:
         path = self.cache_path
         if not path.exists():
             raise CacheError(f"no measurement cache at {path}; call prepare_data() first")
-        check_cache(path, self.cache_spec())
+        # Read in full once per process; later reads still verify each chunk's checksum.
+        check_cache(path, self.cache_spec(), verify_data=self._verified != path)
+        self._verified = path
         self.datasets = {
             "train": KspaceDataset(path, "train", with_target=self.train_ground_truth),
-            "val": KspaceDataset(path, "val", with_target=True),
+            "val": KspaceDataset(path, "val", with_target=self.val_ground_truth),
             "test": KspaceDataset(path, "test", with_target=True),
         }
 
@@ -167,3 +288,14 @@ class MRIDataModule(L.LightningDataModule):
             self._resume = (state["epoch"], state["batches_done"])
             # Lightning cannot see that our sampler skips the finished batches and would warn.
             warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before")
+
+
+def mask_rows(mask: Tensor) -> Tensor:
+    """``(N, 1, H, W)`` Cartesian masks -> their ``(N, W)`` sampled columns, as the cache stores them."""
+    rows = mask[:, 0, 0, :]
+    if not torch.equal(mask, rows[:, None, None, :].expand_as(mask)):
+        raise ValueError(
+            "the physics drew masks that are not constant along H (not Cartesian columns); "
+            "the cache stores one row of columns per sample"
+        )
+    return rows

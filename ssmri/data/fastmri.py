@@ -15,17 +15,21 @@ from torch import Tensor
 
 from ssmri.data.sources import (
     ImageSource,
+    MissingSample,
     check_image_size,
     magnitude_to_complex,
     normalise_magnitude,
+    take,
 )
 from ssmri.physics.fft import ifft2c
+from ssmri.validation import open_hdf5
 
 
-def _existing(path, what: str) -> Path:
+def existing(path, what: str, key: str) -> Path:
+    """``path`` as a Path, or an error naming the config ``key`` that set it."""
     path = Path(str(path)).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; set data.images.path to it")
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; set {key} to it")
     return path
 
 
@@ -73,7 +77,7 @@ class FastMRISliceTensor(ImageSource):
         max_test: int | None = 50,
         num_val: int = 0,
     ):
-        self.path = _existing(path, "fastMRI slice file")
+        self.path = existing(path, "fastMRI slice file", "data.images.path")
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
         self._slices: Tensor | None = None
@@ -107,20 +111,59 @@ class FastMRISliceTensor(ImageSource):
             self._slices = data.reshape(len(data), 1, *data.shape[-2:]).float()
         return self._slices
 
-    def images(self, split: str, count: int | None) -> Tensor:
+    def keys(self, split: str, count: int | None) -> list[int]:
+        """Indices into the file's slices."""
         self._check_split(split)
+        chosen = protocol_split(len(self.slices()), self.train_fraction, self.max_test, self.num_val)[split]
+        return take(chosen, count, split, "the file")
+
+    def load(self, keys) -> Tensor:
+        return magnitude_to_complex(resize(self.slices()[list(keys)], self.image_size)[:, 0])
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        self._check_split(split)
+        chosen = protocol_split(len(self.slices()), self.train_fraction, self.max_test, self.num_val)[split]
+        # The file does not say which slices share a volume: each slice is its own.
+        return [{"file": self.path.name, "slice": i, "volume": f"slice-{i}"}
+                for i in (chosen if count is None else chosen[:count])]
+
+    def images_for(self, ids: list[dict]) -> Tensor:
         slices = self.slices()
-        chosen = protocol_split(len(slices), self.train_fraction, self.max_test, self.num_val)[split]
-        if count is not None:
-            if count > len(chosen):
-                raise ValueError(
-                    f"data.num_{split}={count} but the file gives only {len(chosen)} {split} slices"
-                )
-            chosen = chosen[:count]
-        return magnitude_to_complex(resize(slices[chosen], self.image_size)[:, 0])
+        for sample in ids:
+            if sample.get("file") != self.path.name:
+                raise MissingSample(sample, f"this source reads {self.path.name}")
+            if not isinstance(sample.get("slice"), int) or not 0 <= sample["slice"] < len(slices):
+                raise MissingSample(sample, f"{self.path.name} has slices 0..{len(slices) - 1}")
+        picked = slices[[s["slice"] for s in ids]]
+        return magnitude_to_complex(resize(picked, self.image_size)[:, 0])
 
 
-class FastMRISingleCoilFiles(ImageSource):
+class VolumeFiles:
+    """Sample names of a source made of HDF5 volumes: ``{"file", "slice", "volume"}`` per slice.
+
+    The source provides ``files``, ``slices_per_file()``, ``keys(split, count)`` (``(volume
+    number, slice number)`` pairs) and ``load(keys)``.
+    """
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        return [{"file": self.files[v].name, "slice": s, "volume": self.files[v].name}
+                for v, s in self.keys(split, count)]
+
+    def images_for(self, ids: list[dict]):
+        numbers = {f.name: v for v, f in enumerate(self.files)}
+        counts = self.slices_per_file()
+        keys = []
+        for sample in ids:
+            volume = numbers.get(sample.get("file"))
+            if volume is None:
+                raise MissingSample(sample, f"no such file in {self.root}")
+            if not isinstance(sample.get("slice"), int) or not 0 <= sample["slice"] < counts[volume]:
+                raise MissingSample(sample, f"{sample['file']} has slices 0..{counts[volume] - 1}")
+            keys.append((volume, sample["slice"]))
+        return self.load(keys)
+
+
+class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
     """Raw fastMRI single-coil volumes (``*.h5``) from a user directory, split by volume.
 
     Ground truth per slice is ``target``: ``reconstruction_esc`` or ``reconstruction_rss``
@@ -146,7 +189,7 @@ class FastMRISingleCoilFiles(ImageSource):
         max_test: int | None = 50,
         num_val: int = 0,
     ):
-        self.root = _existing(root, "fastMRI folder")
+        self.root = existing(root, "fastMRI folder", "data.images.root")
         if target not in ("reconstruction_esc", "reconstruction_rss", "kspace"):
             raise ValueError(
                 f"target must be reconstruction_esc, reconstruction_rss or kspace, got {target!r}"
@@ -157,6 +200,7 @@ class FastMRISingleCoilFiles(ImageSource):
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         self.target, self.crop_size = target, crop_size
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+        self._counts: list[int] | None = None
 
     def describe(self) -> dict:
         return {
@@ -172,14 +216,50 @@ class FastMRISingleCoilFiles(ImageSource):
             "num_val": self.num_val,
         }
 
-    def _volume(self, path: Path) -> Tensor:
-        """``(S, 2, image_size, image_size)`` complex slices of one volume."""
-        with h5py.File(path, "r") as file:
-            if self.target not in file:
-                raise ValueError(
-                    f"{path} has no {self.target!r} dataset (has {sorted(file)}); set data.images.target"
-                )
-            data = torch.from_numpy(file[self.target][()])
+    def slice_counts(self) -> list[int]:
+        """Slices per volume, read from the dataset shapes (no pixels)."""
+        if self._counts is None:
+            counts = []
+            for path in self.files:
+                with open_h5(path) as file:
+                    if self.target not in file:
+                        raise ValueError(
+                            f"{path} has no {self.target!r} dataset (has {sorted(file)}); "
+                            f"set data.images.target"
+                        )
+                    counts.append(int(file[self.target].shape[0]))
+            self._counts = counts
+        return self._counts
+
+    def keys(self, split: str, count: int | None) -> list[tuple[int, int]]:
+        """``(volume number, slice number)`` of the split's slices; volumes never straddle splits."""
+        self._check_split(split)
+        boundary = int(self.train_fraction * len(self.files))
+        if not 0 < boundary < len(self.files):
+            raise ValueError(
+                f"{len(self.files)} volumes cannot be split {self.train_fraction:g}/"
+                f"{1 - self.train_fraction:g}; add volumes or change train_fraction"
+            )
+        counts = self.slice_counts()
+        slices = [(v, s) for v in range(len(self.files)) for s in range(counts[v])]
+        first_test = sum(counts[:boundary])
+        train, test = slices[:first_test], slices[first_test:][: self.max_test or None]
+        if self.num_val >= len(train):
+            raise ValueError(f"num_val={self.num_val} leaves no training slices")
+        cut = len(train) - self.num_val
+        chosen = {"train": train[:cut], "val": train[cut:] if self.num_val else test, "test": test}[split]
+        return take(chosen, count, split, "the files")
+
+    def slices_per_file(self) -> list[int]:
+        return self.slice_counts()
+
+    def load(self, keys) -> Tensor:
+        return torch.cat([self._slices(volume, numbers) for volume, numbers in by_volume(keys)])
+
+    def _slices(self, volume: int, numbers: list[int]) -> Tensor:
+        """``(S, 2, image_size, image_size)`` complex slices ``numbers`` of one volume."""
+        with open_h5(self.files[volume]) as file:
+            data = torch.from_numpy(file[self.target][numbers])
         if self.target == "kspace":
             kspace = torch.stack((data.real, data.imag), dim=1).float()
             images = ifft2c(kspace)
@@ -191,31 +271,21 @@ class FastMRISingleCoilFiles(ImageSource):
         images = images[..., top : top + crop, left : left + crop]
         return normalise_magnitude(resize(images, self.image_size))
 
-    def images(self, split: str, count: int | None) -> Tensor:
-        self._check_split(split)
-        boundary = int(self.train_fraction * len(self.files))
-        if not 0 < boundary < len(self.files):
-            raise ValueError(
-                f"{len(self.files)} volumes cannot be split {self.train_fraction:g}/"
-                f"{1 - self.train_fraction:g}; add volumes or change train_fraction"
-            )
-        train_volumes = torch.cat([self._volume(f) for f in self.files[:boundary]])
-        test = torch.cat([self._volume(f) for f in self.files[boundary:]])[: self.max_test or None]
-        if self.num_val >= len(train_volumes):
-            raise ValueError(f"num_val={self.num_val} leaves no training slices")
-        cut = len(train_volumes) - self.num_val
-        chosen = {
-            "train": train_volumes[:cut],
-            "val": train_volumes[cut:] if self.num_val else test,
-            "test": test,
-        }[split]
-        if count is not None:
-            if count > len(chosen):
-                raise ValueError(
-                    f"data.num_{split}={count} but the files give only {len(chosen)} {split} slices"
-                )
-            chosen = chosen[:count]
-        return chosen
+
+def by_volume(keys) -> list[tuple[int, list[int]]]:
+    """Group ``(volume, slice)`` keys into runs of one volume, in order (one read per run)."""
+    runs: list[tuple[int, list[int]]] = []
+    for volume, number in keys:
+        if runs and runs[-1][0] == volume and number > runs[-1][1][-1]:
+            runs[-1][1].append(number)
+        else:
+            runs.append((volume, [number]))
+    return runs
 
 
-__all__ = ["FastMRISingleCoilFiles", "FastMRISliceTensor"]
+def open_h5(path: Path) -> h5py.File:
+    """Open an HDF5 file of ``data.images.root`` for reading, naming the file if it is not one."""
+    return open_hdf5(path, "data.images.root")
+
+
+__all__ = ["FastMRISingleCoilFiles", "FastMRISliceTensor", "VolumeFiles", "by_volume", "open_h5"]

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import Tensor
 
-from ssmri.data.sources import ImageSource, check_image_size, normalise_magnitude
+from ssmri.data.sources import ImageSource, MissingSample, check_image_size, normalise_magnitude
 
 # Offsets that keep the three splits' random streams apart for the same seed.
 _SPLIT_STREAM = {"train": 0, "val": 1_000_003, "test": 2_000_003}
@@ -36,12 +36,33 @@ class PhantomImages(ImageSource):
             "phase_strength": self.phase_strength,
         }
 
-    def images(self, split: str, count: int | None) -> Tensor:
+    def keys(self, split: str, count: int | None) -> list[int]:
+        """The random streams of the split's phantoms."""
         self._check_split(split)
         if count is None or count < 1:
             raise ValueError(f"the phantom data set needs a positive count for {split}, got {count}")
         base = self.seed * 10_000_019 + _SPLIT_STREAM[split]
-        return torch.stack([self.render(base + i) for i in range(count)])
+        return [base + i for i in range(count)]
+
+    def load(self, keys) -> Tensor:
+        return torch.stack([self.render(stream) for stream in keys])
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        self._check_split(split)
+        # A phantom is a volume of its own: nothing groups them.
+        return [{"seed": self.seed, "split": split, "index": i, "volume": f"{split}-{i}"}
+                for i in range(count or 0)]
+
+    def images_for(self, ids: list[dict]) -> Tensor:
+        streams = []
+        for sample in ids:
+            seed, split, index = sample.get("seed"), sample.get("split"), sample.get("index")
+            if not isinstance(seed, int) or not isinstance(index, int) or seed < 0 or index < 0:
+                raise MissingSample(sample, "a phantom is named by integers seed >= 0 and index >= 0")
+            if split not in _SPLIT_STREAM:
+                raise MissingSample(sample, f"split must be one of {list(_SPLIT_STREAM)}")
+            streams.append(seed * 10_000_019 + _SPLIT_STREAM[split] + index)
+        return torch.stack([self.render(stream) for stream in streams])
 
     def render(self, stream: int) -> Tensor:
         """One ``(2, H, W)`` phantom from its own random stream."""

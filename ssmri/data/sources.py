@@ -1,11 +1,33 @@
-"""What every image source gives the k-space cache: complex ground-truth images per split."""
+"""What every data source gives the k-space cache: ground truth per split, a few slices at a time.
+
+A source lists the keys of a split's slices (:meth:`DataSource.keys`, cheap: no pixels) and
+loads any run of them (:meth:`DataSource.load`). The cache builder walks the keys in chunks,
+so memory is bounded by the chunk, not by the data set.
+
+- An :class:`ImageSource` loads ground-truth images ``(N, 2, H, W)``; the physics simulates
+  their measurements.
+- A measured source (raw multi-coil k-space) loads :class:`MeasuredSlices`: fully sampled
+  k-space, coil maps and the target; the physics only draws the masks.
+"""
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 SPLITS = ("train", "val", "test")
+
+
+class MissingSample(ValueError):
+    """A sample named in a splits file that the image source does not have."""
+
+    def __init__(self, sample: dict, why: str):
+        super().__init__(
+            f"sample {sample} does not exist in this data source ({why}); data.splits_file must "
+            f"come from a run on the same data source (same files, same template)"
+        )
 
 
 def check_image_size(image_size, smallest: int = 8, largest: int | None = None) -> int:
@@ -33,20 +55,88 @@ def magnitude_to_complex(slices: Tensor) -> Tensor:
     return normalise_magnitude(images)
 
 
-class ImageSource(ABC):
-    """A data set of complex images ``(2, H, W)`` with fixed train/val/test splits."""
+def take(chosen: list, count: int | None, split: str, what: str) -> list:
+    """The first ``count`` of ``chosen`` (all if None), refusing more than there are."""
+    if count is None:
+        return chosen
+    if count > len(chosen):
+        raise ValueError(
+            f"data.num_{split}={count} but {what} give only {len(chosen)} {split} slices; "
+            f"lower data.num_{split}"
+        )
+    return chosen[:count]
+
+
+@dataclass
+class MeasuredSlices:
+    """Slices acquired with coils: what a measured source gives instead of images.
+
+    Attributes:
+        kspace: ``(N, C, 2, H, W)`` fully sampled k-space of each coil.
+        maps: ``(N, C, 2, H, W)`` coil sensitivity maps estimated from that k-space.
+        target: ``(N, 2, H, W)`` the coil-combined image ``Sᴴ Fᴴ kspace``.
+    """
+
+    kspace: Tensor
+    maps: Tensor
+    target: Tensor
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+class DataSource(ABC):
+    """A data set with fixed train/val/test splits, read a run of slices at a time.
+
+    To add one, implement :meth:`keys` (which slices a split holds, in order, without reading
+    pixels), :meth:`load` (the slices of a run of keys) and :meth:`describe` (everything the
+    data depend on, for the cache key).
+    """
 
     image_size: int
 
     @abstractmethod
-    def images(self, split: str, count: int | None) -> Tensor:
-        """``(N, 2, H, W)`` float32 images of ``split``; ``count`` of them, or all if None."""
+    def keys(self, split: str, count: int | None) -> list:
+        """The keys of ``count`` slices of ``split`` (all if None), in cache order."""
+
+    @abstractmethod
+    def load(self, keys: Sequence) -> Tensor | MeasuredSlices:
+        """The slices of ``keys``: images ``(N, 2, H, W)`` or :class:`MeasuredSlices`."""
 
     @abstractmethod
     def describe(self) -> dict:
-        """Everything that determines the images, for the cache key (JSON-serialisable)."""
+        """Everything that determines the data, for the cache key (JSON-serialisable)."""
+
+    def chunks(self, split: str, count: int | None, chunk_size: int) -> Iterator[Tensor | MeasuredSlices]:
+        """The slices of ``split`` in runs of at most ``chunk_size``; memory stays bounded."""
+        if chunk_size < 1:
+            raise ValueError(f"data.chunk_size must be >= 1, got {chunk_size}")
+        keys = self.keys(split, count)
+        for start in range(0, len(keys), chunk_size):
+            yield self.load(keys[start : start + chunk_size])
+
+    def sample_ids(self, split: str, count: int | None) -> list[dict]:
+        """The identity of each image ``images(split, count)`` returns, in the same order.
+
+        Each is a small JSON-able dict (file and slice, orientation and slice, seed and index)
+        with a ``volume`` key: the group a slice belongs to (metrics.convention=fastmri).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot name its samples")
+
+    def images_for(self, ids: list[dict]) -> Tensor:
+        """``(N, 2, H, W)`` the images named by ``ids`` (from :meth:`sample_ids`, e.g. a
+        ``splits.json``); raises :class:`MissingSample` for one this source does not have."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load samples by name")
 
     @staticmethod
     def _check_split(split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+
+
+class ImageSource(DataSource):
+    """A data set of complex ground-truth images ``(2, H, W)``; the physics simulates k-space."""
+
+    def images(self, split: str, count: int | None) -> Tensor:
+        """All ``(N, 2, H, W)`` float32 images of ``split`` at once (small sets, tests)."""
+        return self.load(self.keys(split, count))

@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,30 @@ class CheckpointOnInterrupt(L.Callback):
     ) -> None:
         if not isinstance(exception, SIGTERMException):
             return  # a failure (e.g. a NaN loss) keeps the last good checkpoint untouched
-        trainer.save_checkpoint(self.path)
-        if SLURMEnvironment.detect():
-            # A preempted SLURM job is requeued and resumes from Lightning's hpc checkpoint.
-            trainer.save_checkpoint(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir))
+        stopped = f"Stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}"
+        before = _identity(self.path)
+        try:
+            trainer.save_checkpoint(self.path)
+            if SLURMEnvironment.detect():
+                # A preempted SLURM job is requeued and resumes from Lightning's hpc checkpoint.
+                trainer.save_checkpoint(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir))
+        except Exception as error:  # noqa: BLE001 - the stop goes on; say what was not written
+            rank_zero_warn(f"{stopped}; could NOT write {self.path}: {error}")
+            return
+        # Say "wrote" only for a file that is there (rank 0 writes; the others only report).
+        if _identity(self.path) in (None, before):
+            rank_zero_warn(f"{stopped}; {self.path} was not written")
+            return
         rank_zero_info(
-            f"Stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-            f"wrote {self.path}. Resume with the same overrides plus ckpt_path=last "
+            f"{stopped}; wrote {self.path}. Resume with the same overrides plus ckpt_path=last "
             f"hydra.run.dir={self.path.parent.parent}"
         )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, modification time) of ``path``: a new write changes it; None if absent."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns

@@ -6,8 +6,11 @@ import lightning as L
 import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
+from torchmetrics.aggregation import MeanMetric
 
+from ssmri.conventions import volume_ranges
 from ssmri.data.batch import MRIBatch
+from ssmri.lit.selection import validation_objective
 from ssmri.losses.base import AdversarialLoss, ReconstructionLoss
 from ssmri.metrics import PerImageQuality, summarise
 from ssmri.physics.operator import SingleCoilMRI
@@ -22,7 +25,7 @@ class ReconstructionModule(L.LightningModule):
     gradient clipping through ``clip_gradients``.
 
     Args:
-        model: the network ``f(y, mask)`` (MoDL).
+        model: the network ``f(y, acq)`` (MoDL).
         loss: the training objective, which also owns the inference rule.
         physics: the acquisition.
         optimizer: partial optimiser, called with the model's parameters.
@@ -32,6 +35,8 @@ class ReconstructionModule(L.LightningModule):
             losses use ``trainer.gradient_clip_val``.
         seed: seed of the loss's random choices (split masks, transforms, fresh operators).
         num_samples: test images kept for the sample figure.
+        metric_convention: how test PSNR/SSIM/NMSE are computed and averaged
+            (:mod:`ssmri.conventions`); validation metrics stay ``per_image``.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class ReconstructionModule(L.LightningModule):
         gradient_clip_val: float | None = None,
         seed: int = 0,
         num_samples: int = 4,
+        metric_convention: str = "per_image",
     ):
         super().__init__()
         self.model = model
@@ -58,8 +64,12 @@ class ReconstructionModule(L.LightningModule):
         self.num_samples = num_samples
         self.adversarial = isinstance(loss, AdversarialLoss)
         self.automatic_optimization = not self.adversarial
+        self.metric_convention = metric_convention
         self.val_quality = PerImageQuality()
-        self.test_quality = PerImageQuality()
+        self.test_quality = PerImageQuality(metric_convention)
+        self.val_objective = MeanMetric()
+        self.test_volume_ids: list[str] | None = None
+        self._test_ranges: dict[int, float] = {}
         self.test_results: dict[str, Tensor] = {}
         self.test_samples: dict[str, Tensor] = {}
 
@@ -104,7 +114,7 @@ class ReconstructionModule(L.LightningModule):
     def training_step(self, batch: MRIBatch, batch_idx: int) -> Tensor | None:
         target = batch.x if self.loss.needs_ground_truth else None
         rng = self.training_rng(batch_idx)
-        output = self.loss(self.model, self.physics, batch.y, batch.mask, target, rng)
+        output = self.loss(self.model, self.physics, batch.y, batch.acq, target, rng)
         if not torch.isfinite(output.loss):
             raise FloatingPointError(
                 f"training loss is {output.loss.item()} at step {self.global_step}; lower "
@@ -126,7 +136,7 @@ class ReconstructionModule(L.LightningModule):
         generator_optimizer.step()
 
         discriminator_loss = self.loss.discriminator_loss(
-            self.physics, batch.y, batch.mask, output, rng
+            self.physics, batch.y, batch.acq, output, rng
         )
         discriminator_optimizer.zero_grad()
         self.manual_backward(discriminator_loss)
@@ -156,30 +166,57 @@ class ReconstructionModule(L.LightningModule):
     def reconstruct(self, batch: MRIBatch) -> Tensor:
         """The method's inference rule on one batch."""
         if not self.loss.random_inference:
-            return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask)
+            return self.loss.reconstruct(self.model, self.physics, batch.y, batch.acq)
         # One random stream per image, so the result never depends on how images are batched.
         rngs = [self.evaluation_rng(index) for index in batch.index.tolist()]
-        return self.loss.reconstruct(self.model, self.physics, batch.y, batch.mask, rngs)
+        return self.loss.reconstruct(self.model, self.physics, batch.y, batch.acq, rngs)
 
     def _evaluate(self, batch: MRIBatch, quality: PerImageQuality) -> tuple[Tensor, Tensor]:
         x_hat = self.reconstruct(batch)
-        zero_filled = self.physics.zero_filled(batch.y, batch.mask)
-        quality.update(batch.index, x_hat, zero_filled, batch.x)
+        zero_filled = self.physics.zero_filled(batch.y, batch.acq)
+        data_range = None
+        if quality.convention == "fastmri":
+            data_range = torch.tensor([self._test_ranges[i] for i in batch.index.tolist()])
+        quality.update(batch.index, x_hat, zero_filled, batch.x, data_range)
         return x_hat, zero_filled
 
     def validation_step(self, batch: MRIBatch, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_quality)
+        if batch.x is not None:  # data.val_ground_truth=false: no PSNR, only the objective
+            self._evaluate(batch, self.val_quality)
+        objective = validation_objective(self, batch)
+        if objective is not None:
+            self.val_objective.update(objective)
 
     def on_validation_epoch_end(self) -> None:
-        summary = summarise(self.val_quality.compute(), "val")
+        if self.val_quality.update_called:
+            summary = summarise(self.val_quality.compute(), "val")
+            for name in ("val/psnr", "val/ssim", "val/psnr_zero_filled"):
+                # Already global (the metric gathers every rank's images): sync_dist only averages
+                # equal values, and keeps Lightning from warning under DDP.
+                self.log(name, summary[name], prog_bar=name == "val/psnr", sync_dist=True)
         self.val_quality.reset()
-        for name in ("val/psnr", "val/ssim", "val/psnr_zero_filled"):
-            # Already global (the metric gathers every rank's images): sync_dist only averages
-            # equal values, and keeps Lightning from warning under DDP.
-            self.log(name, summary[name], prog_bar=name == "val/psnr", sync_dist=True)
+        if self.val_objective.update_called:
+            self.log("val/loss", self.val_objective.compute(), sync_dist=True)
+        self.val_objective.reset()
 
     def on_test_epoch_start(self) -> None:
         self.test_samples = {}
+        if self.metric_convention == "fastmri":
+            self._test_ranges = self._volume_ranges()
+
+    def _volume_ranges(self) -> dict[int, float]:
+        """Test image index -> the maximum |x| of its volume (one pass over the test targets)."""
+        datamodule = self.trainer.datamodule
+        self.test_volume_ids = getattr(datamodule, "test_volume_ids", None)
+        if self.test_volume_ids is None:
+            raise ValueError("metrics.convention=fastmri needs a data module that names each test "
+                             "sample's volume (MRIDataModule.test_volume_ids)")
+        indices, peaks = [], []
+        for batch in datamodule.test_dataloader():
+            indices += batch.index.tolist()
+            peaks.append(batch.x.pow(2).sum(dim=1).sqrt().amax(dim=(-2, -1)))
+        ranges = volume_ranges([self.test_volume_ids[i] for i in indices], torch.cat(peaks))
+        return dict(zip(indices, ranges.tolist()))
 
     def test_step(self, batch: MRIBatch, batch_idx: int) -> None:
         x_hat, zero_filled = self._evaluate(batch, self.test_quality)
@@ -197,7 +234,7 @@ class ReconstructionModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_results = {k: v.cpu() for k, v in self.test_quality.compute().items()}
         self.test_quality.reset()
-        summary = summarise(self.test_results, "test")
+        summary = summarise(self.test_results, "test", self.metric_convention, self.test_volume_ids)
         for name, value in summary.items():
             self.log(name, value, sync_dist=True)
         self.test_samples = gather_samples(self.test_samples, self.trainer.world_size)

@@ -91,9 +91,9 @@ class UnsupervisedAdversarialLoss(AdversarialLoss):
     def set_extra_state(self, state: dict) -> None:
         self._previous_real = state.get("previous_real")
 
-    def real_images(self, physics, y: Tensor, mask: Tensor) -> Tensor:
+    def real_images(self, physics, y: Tensor, acq) -> Tensor:
         """The reals of this step; remembers this batch's zero-filled images when training."""
-        current = physics.zero_filled(y, mask).detach()
+        current = physics.zero_filled(y, acq).detach()
         previous = self._previous_real
         if self.training:
             self._previous_real = current
@@ -102,21 +102,21 @@ class UnsupervisedAdversarialLoss(AdversarialLoss):
                 return previous.to(current.device)
         return current
 
-    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
-        x_hat = model(y, mask)
-        mask_g = fresh_mask(physics, y, rng)
-        fake = physics.A_adjoint(physics.A(x_hat, mask_g), mask_g)
+    def forward(self, model, physics, y, acq, x=None, rng=None) -> LossOutput:
+        x_hat = model(y, acq)
+        acq_g = acq.with_mask(fresh_mask(physics, acq.mask, rng))
+        fake = physics.backproject(physics.measure(x_hat, acq_g), acq_g)
         adversarial = generator_adversarial(self.discriminator, fake)
         loss = self.adversarial_weight * adversarial
         terms = {"adv": adversarial.detach()}
         if self.mc_weight:
-            mc = measurement_consistency(physics, x_hat, y, mask)
+            mc = measurement_consistency(physics, x_hat, y, acq)
             loss = loss + self.mc_weight * mc
             terms["mc"] = mc.detach()
-        cache = {"real": self.real_images(physics, y, mask), "fake": fake.detach()}
+        cache = {"real": self.real_images(physics, y, acq), "fake": fake.detach()}
         return LossOutput(loss, x_hat, terms, cache)
 
-    def discriminator_loss(self, physics, y, mask, generator_output, rng=None) -> Tensor:
+    def discriminator_loss(self, physics, y, acq, generator_output, rng=None) -> Tensor:
         cache = generator_output.cache
         return discriminator_objective(self.discriminator, cache["real"], cache["fake"])
 
@@ -133,8 +133,11 @@ class UAIRLoss(AdversarialLoss):
     acquisition's own noise (none when noiseless). Weights 0.5 and 1 as the paper and reference.
     The discriminator sees k-space in the reference (DeepInverse ``UAIRGeneratorLoss`` with
     ``metric_adv=None``, SSIBench single coil); ``domain="image"`` shows it zero-filled images
-    :math:`A^H y` and :math:`A_g^H \hat y` instead. Pajot et al., "Unsupervised Adversarial
-    Image Reconstruction", ICLR 2019.
+    :math:`A^H y` and :math:`A_g^H \hat y` instead. In multi-coil the discriminator always sees
+    images (``domain`` is then ignored): multi-coil k-space does not fit an image discriminator,
+    and the benchmark takes the adversarial metric after :math:`A^H` there (SSIBench
+    ``metric_adv="A_adjoint"``). Pajot et al., "Unsupervised Adversarial Image Reconstruction",
+    ICLR 2019.
 
     Args:
         discriminator: ``D``, ``(B, 2, H, W)`` -> ``(B,)`` logits.
@@ -158,26 +161,28 @@ class UAIRLoss(AdversarialLoss):
         self.mc_weight = float(mc_weight)
         self.domain = domain
 
-    def _view(self, physics, kspace: Tensor, mask: Tensor) -> Tensor:
-        return kspace if self.domain == "kspace" else physics.A_adjoint(kspace, mask)
+    def _view(self, physics, kspace: Tensor, acq) -> Tensor:
+        if self.domain == "kspace" and acq.maps is None:
+            return kspace
+        return physics.backproject(kspace, acq)
 
-    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
-        x_hat = model(y, mask)
-        mask_g = fresh_mask(physics, y, rng)
+    def forward(self, model, physics, y, acq, x=None, rng=None) -> LossOutput:
+        x_hat = model(y, acq)
+        acq_g = acq.with_mask(fresh_mask(physics, acq.mask, rng))
         # Simulate the acquisition with its own noise law, so noise level cannot give fakes away.
-        y_hat = physics.A(x_hat, mask_g)
+        y_hat = physics.measure(x_hat, acq_g)
         if physics.noise_std > 0:
-            y_hat = KspaceNoise(physics.noise_std)(y_hat, mask_g, rng)
-        x_tilde = model(y_hat, mask_g)
-        mc = measurement_consistency(physics, x_tilde, y_hat, mask_g)
-        fake = self._view(physics, y_hat, mask_g)
+            y_hat = KspaceNoise(physics.noise_std)(y_hat, acq_g.mask, rng)
+        x_tilde = model(y_hat, acq_g)
+        mc = measurement_consistency(physics, x_tilde, y_hat, acq_g)
+        fake = self._view(physics, y_hat, acq_g)
         adversarial = generator_adversarial(self.discriminator, fake)
         loss = self.adversarial_weight * adversarial + self.mc_weight * mc
         terms = {"adv": adversarial.detach(), "mc": mc.detach()}
-        cache = {"real": self._view(physics, y, mask).detach(), "fake": fake.detach()}
+        cache = {"real": self._view(physics, y, acq).detach(), "fake": fake.detach()}
         return LossOutput(loss, x_hat, terms, cache)
 
-    def discriminator_loss(self, physics, y, mask, generator_output, rng=None) -> Tensor:
+    def discriminator_loss(self, physics, y, acq, generator_output, rng=None) -> Tensor:
         cache = generator_output.cache
         return discriminator_objective(self.discriminator, cache["real"], cache["fake"])
 

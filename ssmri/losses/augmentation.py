@@ -30,6 +30,9 @@ class VORTEXLoss(ReconstructionLoss):
     network ``f(y, mask)`` cannot take. We re-measure the transformed image with the same mask
     instead (the VORTEX paper's construction); for integer shifts the two inputs coincide.
 
+    In multi-coil the k-space augmentations act on every coil's k-space alike (one phase error
+    per sample, independent noise per coil) and MC is the image-domain form, as in the benchmark.
+
     Args:
         augmentation: k-space augmentation ``T_i``, a module ``forward(y, mask, rng)``;
             ``None`` for :class:`~ssmri.transforms.kspace.KspaceCompose`'s default.
@@ -58,23 +61,23 @@ class VORTEXLoss(ReconstructionLoss):
         self.detach_target = detach_target
 
     def augment(
-        self, physics, y: Tensor, mask: Tensor, target: Tensor, rng: torch.Generator | None
+        self, physics, y: Tensor, acq, target: Tensor, rng: torch.Generator | None
     ) -> tuple[Tensor, Tensor]:
-        """Augmented measurements ``(B, 2, H, W)`` and the matching target ``(B, 2, H, W)``."""
-        y_aug = self.augmentation(y, mask, rng)
+        """Augmented measurements (shaped as ``y``) and the matching target ``(B, 2, H, W)``."""
+        y_aug = self.augmentation(y, acq.mask, rng)
         if self.image_transform is None:
             return y_aug, target
-        stacked = torch.cat((physics.A_adjoint(y_aug, mask), target), dim=1)
+        stacked = torch.cat((physics.backproject(y_aug, acq), target), dim=1)
         stacked = self.image_transform(stacked, rng=rng)
         image_aug, target = stacked.split(target.shape[1], dim=1)
-        return physics.A(image_aug, mask), target
+        return physics.measure(image_aug, acq), target
 
-    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
-        x_hat = model(y, mask)
-        mc = measurement_consistency(physics, x_hat, y, mask)
+    def forward(self, model, physics, y, acq, x=None, rng=None) -> LossOutput:
+        x_hat = model(y, acq)
+        mc = measurement_consistency(physics, x_hat, y, acq)
         target = x_hat.detach() if self.detach_target else x_hat
-        y_aug, target = self.augment(physics, y, mask, target, rng)
-        vortex = mse(model(y_aug, mask), target)
+        y_aug, target = self.augment(physics, y, acq, target, rng)
+        vortex = mse(model(y_aug, acq), target)
         loss = self.mc_weight * mc + self.weight * vortex
         return LossOutput(loss, x_hat, {"mc": mc.detach(), "vortex": vortex.detach()})
 

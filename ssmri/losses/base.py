@@ -1,6 +1,8 @@
 """The one interface every training objective shares.
 
-A loss receives the network ``f(y, mask)``, the acquisition physics and a batch, and returns
+A loss receives the network ``f(y, acq)``, the acquisition physics, the measurements and their
+:class:`~ssmri.physics.acquisition.Acquisition` (each sample's mask and, in multi-coil, coil
+maps), and returns
 the scalar to minimise together with the reconstruction it made. It also owns its method's
 inference rule (``reconstruct``), so that e.g. Noise2Inverse can average split
 reconstructions at test time while the training loop stays the same for every method.
@@ -12,13 +14,15 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from ssmri.physics.acquisition import Acquisition
 from ssmri.physics.operator import SingleCoilMRI
 
 
 class Reconstructor(Protocol):
-    """``f(y, A)``: measurements ``(B, 2, H, W)`` and their mask ``(B, 1, H, W)`` -> image."""
+    """``f(y, A)``: measurements ``(B, 2, H, W)`` (multi-coil ``(B, C, 2, H, W)``) and their
+    acquisition -> image ``(B, 2, H, W)``."""
 
-    def __call__(self, y: Tensor, mask: Tensor) -> Tensor: ...
+    def __call__(self, y: Tensor, acq: Acquisition) -> Tensor: ...
 
 
 @dataclass
@@ -49,23 +53,27 @@ class ReconstructionLoss(nn.Module):
     #: The inference rule draws random numbers; it then gets one seeded random stream (``rng``) per image,
     #: so that results never depend on batching or on the number of ranks.
     random_inference: bool = False
+    #: The objective measures the reconstruction, so its value on validation measurements can
+    #: choose a checkpoint (``selection=val_loss``); False falls back to the last weights.
+    selectable: bool = True
 
     def forward(
         self,
         model: Reconstructor,
         physics: SingleCoilMRI,
         y: Tensor,
-        mask: Tensor,
+        acq: Acquisition,
         x: Tensor | None = None,
         rng: torch.Generator | None = None,
     ) -> LossOutput:
         """Training objective on one batch.
 
         Args:
-            model: the network ``f(y, mask)``.
+            model: the network ``f(y, acq)``.
             physics: the acquisition (operator, mask law, noise level).
-            y: ``(B, 2, H, W)`` measured k-space, zero off the mask.
-            mask: ``(B, 1, H, W)`` sampling mask of each sample.
+            y: ``(B, 2, H, W)`` measured k-space, zero off the mask; ``(B, C, 2, H, W)`` in
+                multi-coil.
+            acq: each sample's sampling mask ``(B, 1, H, W)`` and, in multi-coil, coil maps.
             x: ``(B, 2, H, W)`` ground truth, given only when ``needs_ground_truth``.
             rng: CPU random rng for every random choice the loss makes
                 (split masks, transforms, fresh operators), seeded per (seed, rank, worker).
@@ -77,14 +85,14 @@ class ReconstructionLoss(nn.Module):
         model: Reconstructor,
         physics: SingleCoilMRI,
         y: Tensor,
-        mask: Tensor,
+        acq: Acquisition,
         rng: torch.Generator | list[torch.Generator] | None = None,
     ) -> Tensor:
         """The method's inference rule; ``f(y, A)`` unless the method says otherwise.
 
         A method with ``random_inference`` accepts one ``rng`` per image of the batch.
         """
-        return model(y, mask)
+        return model(y, acq)
 
 
 class AdversarialLoss(ReconstructionLoss):
@@ -95,12 +103,15 @@ class AdversarialLoss(ReconstructionLoss):
     """
 
     discriminator: nn.Module
+    #: The generator's objective measures how well the critic is fooled, which moves with the
+    #: critic: no basis for choosing weights.
+    selectable = False
 
     def discriminator_loss(
         self,
         physics: SingleCoilMRI,
         y: Tensor,
-        mask: Tensor,
+        acq: Acquisition,
         generator_output: LossOutput,
         rng: torch.Generator | None = None,
     ) -> Tensor:

@@ -1,6 +1,7 @@
 """Equivariant imaging and multiple operators: learn the null space from virtual operators.
 
-All four objectives add measurement consistency ``MSE(A x̂, y)`` (weight ``mc_weight``) to a
+All four objectives add measurement consistency ``MSE(A x̂, y)`` (weight ``mc_weight``; in
+multi-coil the image-domain ``MSE(Aᴴ A x̂, Aᴴ y)`` as in the benchmark) to a
 term that asks the network to reconstruct its own output seen through another operator:
 ``A T_g`` (EI), ``A_g`` (MOI) or ``A_g T_g`` (MO-EI). Gradients flow through ``x̂`` and the
 second pass, as in the reference (DeepInverse ``EILoss``, ``MOILoss``, ``MOEILoss``).
@@ -40,11 +41,15 @@ class _VirtualOperatorLoss(ReconstructionLoss):
         self.weight = float(weight)
         self.mc_weight = float(mc_weight)
 
-    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
-        x_hat = model(y, mask)
-        mc = measurement_consistency(physics, x_hat, y, mask)
+    def forward(self, model, physics, y, acq, x=None, rng=None) -> LossOutput:
+        x_hat = model(y, acq)
+        mc = measurement_consistency(physics, x_hat, y, acq)
         target = self.transform(x_hat, rng=rng) if self.transform is not None else x_hat
-        operator = fresh_masks(physics, y, self.per_sample_masks, rng) if self.new_operator else mask
+        # A new operator is a new mask on the same samples: each keeps its coil maps.
+        operator = (
+            acq.with_mask(fresh_masks(physics, acq.mask, self.per_sample_masks, rng))
+            if self.new_operator else acq
+        )
         # physics.simulate adds the acquisition's noise, as the reference's physics(x) does.
         reconstruction = model(physics.simulate(target, operator, rng), operator)
         term = mse(reconstruction, target)

@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from ssmri.losses.base import LossOutput, ReconstructionLoss, mse
+from ssmri.physics.acquisition import apply_mask
 from ssmri.transforms.split_masks import GaussianSplitter, MultiplicativeSplitter
 
 #: Split reconstructions per forward pass on a CPU when ``splits_per_pass`` is left to the device.
@@ -18,7 +19,8 @@ class SSDULoss(ReconstructionLoss):
         \qquad \hat x_1 = f(M_1 y, M_1 A), \quad M_2 = M - M_1
 
     The ``1/mean(M₂)`` factor (the ``m/m₂`` of the reference ``SplittingLoss``) makes the loss
-    the mean error over held-out entries. Inference uses all measurements, ``f(y, A)``.
+    the mean error over held-out entries. Inference uses all measurements, ``f(y, A)``. In
+    multi-coil the split acts on the mask the coils share; each sample keeps its coil maps.
     Yaman et al., "Self-supervised learning of physics-guided reconstruction neural networks
     without fully sampled reference data", MRM 2020.
 
@@ -34,14 +36,16 @@ class SSDULoss(ReconstructionLoss):
         input_mask = self.splitter.split(mask, rng)
         return input_mask, mask - input_mask
 
-    def forward(self, model, physics, y, mask, x=None, rng=None) -> LossOutput:
-        input_mask, held_out = self.split(y, mask, rng)
-        x_hat = model(input_mask * y, input_mask)
-        loss = self.held_out_error(physics, x_hat, y, held_out)
+    def forward(self, model, physics, y, acq, x=None, rng=None) -> LossOutput:
+        input_mask, held_out = self.split(y, acq.mask, rng)
+        x_hat = model(apply_mask(y, input_mask), acq.with_mask(input_mask))
+        loss = self.held_out_error(physics, x_hat, y, acq.with_mask(held_out))
         return LossOutput(loss, x_hat, {"ssdu": loss.detach()})
 
-    def held_out_error(self, physics, x_hat: Tensor, y: Tensor, held_out: Tensor) -> Tensor:
-        return mse(physics.A(x_hat, held_out), held_out * y) / held_out.mean().clamp_min(1e-12)
+    def held_out_error(self, physics, x_hat: Tensor, y: Tensor, held_out) -> Tensor:
+        """Error on the held-out entries; ``held_out`` is the acquisition with mask ``M₂``."""
+        mask = held_out.mask
+        return mse(physics.measure(x_hat, held_out), apply_mask(y, mask)) / mask.mean().clamp_min(1e-12)
 
 
 class Noise2InverseLoss(SSDULoss):
@@ -94,7 +98,7 @@ class Noise2InverseLoss(SSDULoss):
             return min(self.splits_per_pass, total)
         return total if device.type == "cuda" else min(CPU_SPLITS_PER_PASS, total)
 
-    def reconstruct(self, model, physics, y, mask, rng=None) -> Tensor:
+    def reconstruct(self, model, physics, y, acq, rng=None) -> Tensor:
         """``rng``: one CPU rng, or one per image (then each image's splits depend
         on that image alone, not on what else is in the batch)."""
         rngs = rng if isinstance(rng, (list, tuple)) else [rng] * len(y)
@@ -103,15 +107,16 @@ class Noise2InverseLoss(SSDULoss):
         count = self.num_splits
         input_masks = torch.cat([  # image-major: the N splits of image 0, then of image 1, ...
             self.splitter.split(image_mask.expand(count, *image_mask.shape[1:]), image_rng)
-            for image_mask, image_rng in zip(mask.split(1), rngs)
+            for image_mask, image_rng in zip(acq.mask.split(1), rngs)
         ])
-        inputs = input_masks * y.repeat_interleave(count, dim=0)
+        inputs = apply_mask(y.repeat_interleave(count, dim=0), input_masks)
+        split_acq = acq.repeat_interleave(count).with_mask(input_masks)
         chunk = self.pass_size(len(inputs), y.device)
         while True:
             try:
                 reconstructions = torch.cat([
-                    model(part, part_mask)
-                    for part, part_mask in zip(inputs.split(chunk), input_masks.split(chunk))
+                    model(inputs[start : start + chunk], split_acq[start : start + chunk])
+                    for start in range(0, len(inputs), chunk)
                 ])
                 break
             except torch.OutOfMemoryError:
@@ -120,7 +125,7 @@ class Noise2InverseLoss(SSDULoss):
                 chunk = (chunk + 1) // 2  # the device's choice was too large: same result, smaller passes
                 if y.is_cuda:
                     torch.cuda.empty_cache()
-        return reconstructions.reshape(len(y), count, *y.shape[1:]).mean(dim=1)
+        return reconstructions.reshape(len(y), count, *reconstructions.shape[1:]).mean(dim=1)
 
 
 class WeightedSSDULoss(SSDULoss):
@@ -131,7 +136,8 @@ class WeightedSSDULoss(SSDULoss):
         w = (1 - K)^{-1/2}, \quad K = (1 - \tilde P P)^{-1} (1 - P)
 
     per column, with ``M₁ = M̃ ⊙ M``, ``P`` the exact sampling probability of the data's masks
-    and ``P̃`` that of ``M̃`` (clipped to ``1 - 1e-9``); no ``mean(M₂)`` normalisation.
+    and ``P̃`` that of ``M̃`` (clipped to ``1 - 1e-9``); no ``mean(M₂)`` normalisation. The
+    weights stay exact in multi-coil: the coils share the mask, so its law is coil-independent.
     Millard & Chiew, IEEE TCI 2023. The reference estimates ``P`` and ``P̃`` by averaging 2000
     random masks; ``estimate_with`` reproduces that, the default uses the exact probabilities.
 
@@ -170,9 +176,9 @@ class WeightedSSDULoss(SSDULoss):
         """``(W,)`` float64 weight ``w = (1 - K)^{-1/2}`` of each column."""
         return (1 - self.column_k(physics, height, width)).clamp_min(1e-12).rsqrt()
 
-    def held_out_error(self, physics, x_hat: Tensor, y: Tensor, held_out: Tensor) -> Tensor:
+    def held_out_error(self, physics, x_hat: Tensor, y: Tensor, held_out) -> Tensor:
         weight = self.column_weight(physics, *y.shape[-2:]).to(device=y.device, dtype=y.dtype)
-        return mse(weight * physics.A(x_hat, held_out), weight * held_out * y)
+        return mse(weight * physics.measure(x_hat, held_out), weight * apply_mask(y, held_out.mask))
 
 
 __all__ = ["Noise2InverseLoss", "SSDULoss", "WeightedSSDULoss"]

@@ -1,5 +1,6 @@
 """MRI physics, the acquisition only: Fourier transforms, the operator and the mask laws (plain torch)."""
 
+from ssmri.physics.acquisition import Acquisition, apply_mask
 from ssmri.physics.fft import fft2c, ifft2c, magnitude, to_channels, to_complex
 from ssmri.physics.masks import (
     CartesianMaskLaw,
@@ -8,9 +9,14 @@ from ssmri.physics.masks import (
     UniformRandomMaskLaw,
     make_mask_law,
 )
+from ssmri.physics.multicoil import MultiCoilMRI, birdcage_maps
 from ssmri.physics.operator import SingleCoilMRI
 
 __all__ = [
+    "Acquisition",
+    "MultiCoilMRI",
+    "birdcage_maps",
+    "apply_mask",
     "CartesianMaskLaw",
     "EquispacedMaskLaw",
     "GaussianMaskLaw",

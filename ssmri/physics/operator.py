@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor, nn
 
+from ssmri.physics.acquisition import Acquisition, apply_mask
 from ssmri.physics.fft import fft2c, ifft2c
 from ssmri.physics.masks import CartesianMaskLaw, make_mask_law
 
@@ -16,7 +17,10 @@ class SingleCoilMRI(nn.Module):
     with :math:`F` the centred orthonormal FFT and :math:`\epsilon` complex Gaussian noise of
     standard deviation ``noise_std`` per real component. Measurements are stored full size
     ``(B, 2, H, W)`` with zeros off the mask. The operator holds no mask: every call takes one,
-    so each sample of a batch has its own.
+    so each sample of a batch has its own. ``A``/``A_adjoint`` take the mask (and ``maps``, which
+    single-coil data never has); the methods that take an
+    :class:`~ssmri.physics.acquisition.Acquisition` (``measure``, ``backproject``,
+    ``zero_filled``, ``simulate``) are the same calls for single- and multi-coil physics.
 
     Args:
         image_size: ``(H, W)`` or an int.
@@ -51,25 +55,42 @@ class SingleCoilMRI(nn.Module):
     def acceleration(self) -> float:
         return self.mask_law.acceleration
 
-    def A(self, x: Tensor, mask: Tensor) -> Tensor:
+    def A(self, x: Tensor, mask: Tensor, maps: Tensor | None = None) -> Tensor:
         """Forward operator: image ``(B, 2, H, W)`` -> masked k-space ``(B, 2, H, W)``."""
+        self._check_maps(maps)
         return mask * fft2c(x)
 
-    def A_adjoint(self, y: Tensor, mask: Tensor) -> Tensor:
+    def A_adjoint(self, y: Tensor, mask: Tensor, maps: Tensor | None = None) -> Tensor:
         """Adjoint: masked k-space -> image; on measurements, the zero-filled reconstruction."""
+        self._check_maps(maps)
         return ifft2c(mask * y)
 
-    def zero_filled(self, y: Tensor, mask: Tensor) -> Tensor:
-        """The "no learning" reconstruction ``Aᴴ y``."""
-        return self.A_adjoint(y, mask)
+    def _check_maps(self, maps: Tensor | None) -> None:
+        if maps is not None:
+            raise ValueError(
+                "single-coil physics got coil sensitivity maps; for multi-coil data use "
+                "physics=multicoil (ssmri.physics.MultiCoilMRI)"
+            )
 
-    def simulate(self, x: Tensor, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
+    def measure(self, x: Tensor, acq: Acquisition) -> Tensor:
+        """``A x`` with the operator of ``acq``."""
+        return self.A(x, acq.mask, acq.maps)
+
+    def backproject(self, y: Tensor, acq: Acquisition) -> Tensor:
+        """``Aᴴ y`` with the operator of ``acq``."""
+        return self.A_adjoint(y, acq.mask, acq.maps)
+
+    def zero_filled(self, y: Tensor, acq: Acquisition) -> Tensor:
+        """The "no learning" reconstruction ``Aᴴ y``."""
+        return self.backproject(y, acq)
+
+    def simulate(self, x: Tensor, acq: Acquisition, rng: torch.Generator | None = None) -> Tensor:
         """Noisy measurements ``A x + M ⊙ ε``."""
-        kspace = self.A(x, mask)
+        kspace = self.measure(x, acq)
         if self.noise_std > 0:
             # Drawn on the CPU from the CPU rng, then moved: the same numbers on any device.
             noise = torch.randn(kspace.shape, generator=rng, dtype=kspace.dtype).to(kspace.device)
-            kspace = kspace + mask * self.noise_std * noise
+            kspace = kspace + apply_mask(self.noise_std * noise, acq.mask)
         return kspace
 
     def sample_mask(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:

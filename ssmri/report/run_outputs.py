@@ -10,15 +10,18 @@ import torch
 
 from ssmri.atomic import atomic_write
 
-PER_IMAGE_COLUMNS = ["index", "psnr", "ssim", "psnr_zero_filled", "ssim_zero_filled"]
+PER_IMAGE_COLUMNS = ["index", "psnr", "ssim", "psnr_zero_filled", "ssim_zero_filled", "nmse",
+                     "nmse_zero_filled"]
 
 
 def write_per_image(path: Path, results: dict[str, torch.Tensor]) -> Path:
-    """One row per test image: index, psnr, ssim, psnr_zero_filled, ssim_zero_filled."""
+    """One row per test image: index, psnr, ssim, psnr_zero_filled, ssim_zero_filled, nmse,
+    nmse_zero_filled (those of them ``results`` has), under the run's metric convention."""
+    columns = [c for c in PER_IMAGE_COLUMNS if c in results]
     with atomic_write(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(PER_IMAGE_COLUMNS)
-        for row in zip(*(results[c].tolist() for c in PER_IMAGE_COLUMNS)):
+        writer.writerow(columns)
+        for row in zip(*(results[c].tolist() for c in columns)):
             writer.writerow([int(row[0]), *(f"{v:.6f}" for v in row[1:])])
     return Path(path)
 

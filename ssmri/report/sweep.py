@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from ssmri.atomic import write_text
 from ssmri.report.figures import save_curves, save_sweep_samples
 from ssmri.report.run_outputs import read_per_image
+from ssmri.report.selection_table import SELECTION_COLUMNS, selection_markdown, selection_rows
 
 SUPERVISED = "sup"
 
@@ -85,6 +86,7 @@ def summarise(jobs: list[Job]) -> list[dict]:
                 psnr=statistics.fmean(per_image_psnr), psnr_std=_mean_std(per_image_psnr)[1],
                 ssim=statistics.fmean(per_image_ssim), ssim_std=_mean_std(per_image_ssim)[1],
                 psnr_seed_spread=_mean_std(seed_psnr)[1] if len(done) > 1 else None,
+                nmse=statistics.fmean(j.metrics.get("test/nmse", math.nan) for j in done),
                 psnr_zero_filled=statistics.fmean(j.metrics["test/psnr_zero_filled"] for j in done),
                 train_seconds=statistics.fmean(j.metrics.get("train_seconds", math.nan) for j in done),
                 num_params=done[0].metrics.get("num_params"),
@@ -108,7 +110,25 @@ def summarise(jobs: list[Job]) -> list[dict]:
 
 COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "gap_to_sup",
            "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
-           "failed", "error"]
+           "failed", "error", "nmse"]
+
+
+def protocol(jobs: list[Job]) -> tuple[str, str]:
+    """``(selection label, metric convention)`` of a sweep's runs ("mixed" if they differ)."""
+    done = [j.metrics for j in jobs if j.error is None]
+    selections = {m.get("selection", {}).get("rule", "val_psnr") for m in done}
+    conventions = {m.get("metrics_convention", "per_image") for m in done}
+
+    def one(values: set, named) -> str:
+        return named(values.pop()) if len(values) == 1 else "mixed: " + ", ".join(sorted(values))
+
+    return one(selections, _selection_label), one(conventions, str)
+
+
+def _selection_label(rule: str) -> str:
+    from ssmri.selection import label
+
+    return label(rule)
 
 
 def write_results(sweep_dir: Path) -> list[dict]:
@@ -120,7 +140,17 @@ def write_results(sweep_dir: Path) -> list[dict]:
     for row in rows:
         lines.append(",".join(_csv_cell(row.get(c)) for c in COLUMNS))
     write_text(sweep_dir / "results.csv", "\n".join(lines) + "\n")
-    write_text(sweep_dir / "results.md", markdown(rows, best_ssl=_best_ssl(rows)))
+    selection, convention = protocol(jobs)
+    by_rule = selection_rows(jobs)
+    write_text(sweep_dir / "results_selection.csv", "\n".join(
+        [",".join(SELECTION_COLUMNS)]
+        + [",".join(_csv_cell(r.get(c)) for c in SELECTION_COLUMNS) for r in by_rule]) + "\n")
+    header = (f"Selection: {selection}; metric convention: {convention} "
+              "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n")
+    tables = header + markdown(rows, best_ssl=_best_ssl(rows))
+    if by_rule:
+        tables += "\n" + selection_markdown(by_rule, convention)
+    write_text(sweep_dir / "results.md", tables)
     done = [j for j in jobs if j.error is None]
     if done:
         save_curves(done, sweep_dir / "curves.png")
@@ -148,13 +178,17 @@ def _p_value(p: float | None) -> str:
     return "< 1e-4" if p < 1e-4 else f"{p:.2g}"
 
 
+def _nmse(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.4f}"  # runs from before NMSE was measured
+
+
 def markdown(rows: list[dict], best_ssl: str | None) -> str:
-    header = ("| method | PSNR (dB) | SSIM | zero-filled PSNR | gap to sup | p vs best SSL | "
+    header = ("| method | PSNR (dB) | SSIM | NMSE | zero-filled PSNR | gap to sup | p vs best SSL | "
               "seed spread | train time (s) | params | epochs | seeds |")
-    lines = [header, "|" + " --- |" * 11]
+    lines = [header, "|" + " --- |" * 12]
     for r in rows:
         if "psnr" not in r:
-            lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + " |" * 9)
+            lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + " |" * 10)
             continue
         p = r.get("p_vs_best_ssl")
         p_text = "(best SSL)" if r["method"] == best_ssl else _p_value(p)
@@ -162,7 +196,7 @@ def markdown(rows: list[dict], best_ssl: str | None) -> str:
         gap = "–" if math.isnan(r["gap_to_sup"]) else f"{r['gap_to_sup']:+.2f}"  # no sup in the sweep
         lines.append(
             f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} ± "
-            f"{r['ssim_std']:.4f} | {r['psnr_zero_filled']:.2f} | {gap} | {p_text} | "
+            f"{r['ssim_std']:.4f} | {_nmse(r['nmse'])} | {r['psnr_zero_filled']:.2f} | {gap} | {p_text} | "
             f"{spread} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
             f"{r['epochs']} | {r['seeds']}{' (+' + str(r['failed']) + ' failed)' if r['failed'] else ''} |"
         )

@@ -1,7 +1,8 @@
 """Physics-driven k-space augmentations ``T_i`` for VORTEX: additive noise and phase error.
 
 Each augmentation is a module ``forward(y, mask, rng=None)`` on measured k-space
-``(B, 2, H, W)`` (zero off the mask) that returns augmented k-space supported on the same mask.
+``(B, 2, H, W)``, or multi-coil ``(B, C, 2, H, W)`` (zero off the mask), that returns augmented
+k-space supported on the same mask.
 Random numbers are drawn on the CPU from ``rng`` and moved to the data's device.
 """
 
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
+
+from ssmri.physics.acquisition import apply_mask
 
 
 class KspaceNoise(nn.Module):
@@ -35,9 +38,9 @@ class KspaceNoise(nn.Module):
         self.sigma = float(sigma)
 
     def forward(self, y: Tensor, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
-        """``y``: ``(B, 2, H, W)`` k-space; ``mask``: ``(B, 1, H, W)``."""
+        """``y``: ``(B, 2, H, W)`` or ``(B, C, 2, H, W)`` k-space; ``mask``: ``(B, 1, H, W)``."""
         noise = torch.randn(y.shape, generator=rng).to(device=y.device, dtype=y.dtype)
-        return y + mask * (self.sigma * noise)
+        return y + apply_mask(self.sigma * noise, mask)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma:g}"
@@ -81,16 +84,18 @@ class RandomPhaseError(nn.Module):
         return phases.expand(batch_size, 2)
 
     def apply(self, y: Tensor, phases: Tensor) -> Tensor:
-        """Deterministic part: ``y`` ``(B, 2, H, W)``, ``phases`` ``(B, 2)`` (even, odd)."""
+        """Deterministic part: ``y`` ``(B, [C,] 2, H, W)``, ``phases`` ``(B, 2)`` (even, odd);
+        every coil of a sample gets the same phases."""
         width = y.shape[-1]
         odd = torch.arange(width) % 2
-        phi = phases[:, odd].to(device=y.device, dtype=y.dtype)[:, None, None, :]  # (B,1,1,W)
+        phi = phases[:, odd].to(device=y.device, dtype=y.dtype)  # (B, W)
+        phi = phi.reshape(len(y), *([1] * (y.dim() - 2)), width)  # (B, [1,] 1, 1, W)
         cos, sin = torch.cos(phi), torch.sin(phi)
-        real, imag = y[:, 0:1], y[:, 1:2]
+        real, imag = y[..., 0:1, :, :], y[..., 1:2, :, :]
         if self.reference_multiplication:
-            return torch.cat((real * cos, imag * -sin), dim=1)
+            return torch.cat((real * cos, imag * -sin), dim=-3)
         # (a + ib) e^{-iφ} = (a cosφ + b sinφ) + i (b cosφ - a sinφ)
-        return torch.cat((real * cos + imag * sin, imag * cos - real * sin), dim=1)
+        return torch.cat((real * cos + imag * sin, imag * cos - real * sin), dim=-3)
 
     def forward(self, y: Tensor, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
         """``y``: ``(B, 2, H, W)`` k-space; ``mask`` is unused (the support is preserved)."""

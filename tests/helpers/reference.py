@@ -1,12 +1,13 @@
 """For the DeepInverse cross-checks in ``tests/reference``: the tolerance, and call-convention adapters.
 
 DeepInverse calls ``model(y, physics)`` and draws its random choices inside its own objects;
-ssmri calls ``model(y, mask)`` and draws from one CPU generator. The adapters here let one
+ssmri calls ``model(y, acq)`` and draws from one CPU generator. The adapters here let one
 network serve both sides and hand DeepInverse exactly the masks that ssmri drew.
 """
 
 import torch
 
+from ssmri.physics.acquisition import Acquisition
 from ssmri.physics.fft import ifft2c
 
 SEED = 7
@@ -34,8 +35,8 @@ def mask_of(physics, like: torch.Tensor) -> torch.Tensor:
 
 
 def their_model(model):
-    """Our network ``f(y, mask)`` in DeepInverse's convention ``f(y, physics)``."""
-    return lambda y, physics, **kwargs: model(y, mask_of(physics, y))
+    """Our network ``f(y, acq)`` in DeepInverse's convention ``f(y, physics)`` (single-coil)."""
+    return lambda y, physics, **kwargs: model(y, Acquisition(mask_of(physics, y)))
 
 
 def model_grads(model, loss):

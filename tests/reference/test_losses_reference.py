@@ -36,6 +36,7 @@ from ssmri.losses.equivariance import EILoss, MOEILoss, MOILoss  # noqa: E402
 from ssmri.losses.splitting import Noise2InverseLoss, SSDULoss, WeightedSSDULoss  # noqa: E402
 from ssmri.models import MoDL, UNet  # noqa: E402
 from ssmri.physics import SingleCoilMRI  # noqa: E402
+from ssmri.physics.acquisition import Acquisition  # noqa: E402
 from ssmri.transforms.image import Diffeomorphism, Rotate  # noqa: E402
 from ssmri.transforms.split_masks import BernoulliSplitter, GaussianSplitter  # noqa: E402
 from tests.helpers.reference import SEED, ReplayedMasks, assert_same_grads, close, rng, their_model  # noqa: E402
@@ -52,7 +53,7 @@ def make_problem(noise_std: float = 0.0):
     x = torch.randn(BATCH, 2, SIZE, SIZE, generator=generator)
     mask = physics.sample_mask(BATCH, generator)
     model = MoDL(UNet(base_features=8, scales=2), num_iter=2).eval()
-    return physics, model, x, physics.simulate(x, mask, generator), mask
+    return physics, model, x, physics.simulate(x, Acquisition(mask), generator), mask
 
 
 @pytest.fixture
@@ -67,16 +68,16 @@ def their_physics(mask, noise_std: float = 0.0, generator: torch.Generator | Non
 
 def test_supervised(problem):
     physics, model, x, y, mask = problem
-    ours = SupervisedLoss()(model, physics, y, mask, x=x, rng=rng()).loss
-    theirs = deepinv.loss.SupLoss()(x_net=model(y, mask), x=x)
+    ours = SupervisedLoss()(model, physics, y, Acquisition(mask), x=x, rng=rng()).loss
+    theirs = deepinv.loss.SupLoss()(x_net=model(y, Acquisition(mask)), x=x)
     close(ours, theirs)
     assert_same_grads(model, ours, theirs)
 
 
 def test_measurement_consistency(problem):
     physics, model, _, y, mask = problem
-    ours = MCLoss()(model, physics, y, mask, rng=rng()).loss
-    theirs = deepinv.loss.MCLoss()(y=y, x_net=model(y, mask), physics=their_physics(mask))
+    ours = MCLoss()(model, physics, y, Acquisition(mask), rng=rng()).loss
+    theirs = deepinv.loss.MCLoss()(y=y, x_net=model(y, Acquisition(mask)), physics=their_physics(mask))
     close(ours, theirs)
     assert_same_grads(model, ours, theirs)
 
@@ -87,7 +88,7 @@ def test_measurement_consistency(problem):
 def test_ssdu(problem, splitter):
     physics, model, _, y, mask = problem
     loss = SSDULoss(splitter)
-    ours = loss(model, physics, y, mask, rng=rng())
+    ours = loss(model, physics, y, Acquisition(mask), rng=rng())
 
     reference = deepinv.loss.SplittingLoss(
         mask_generator=ReplayedMasks(splitter.split(mask, rng())), eval_split_input=False
@@ -100,7 +101,8 @@ def test_ssdu(problem, splitter):
     close(ours.loss, theirs)
     assert_same_grads(model, ours.loss, theirs)
     with torch.no_grad():
-        close(loss.reconstruct(model, physics, y, mask, rng()), split_model.eval()(y, physics_ref))
+        ours_eval = loss.reconstruct(model, physics, y, Acquisition(mask), rng())
+        close(ours_eval, split_model.eval()(y, physics_ref))
 
 
 def test_noise2inverse_inference_averages_the_same_splits(problem):
@@ -110,7 +112,7 @@ def test_noise2inverse_inference_averages_the_same_splits(problem):
         return [torch.Generator().manual_seed(SEED + b) for b in range(len(y))]
 
     with torch.no_grad():
-        ours = loss.reconstruct(model, physics, y, mask, generators())
+        ours = loss.reconstruct(model, physics, y, Acquisition(mask), generators())
         # Image b's 3 splits come from its own stream; the reference takes split i of every image.
         per_image = [loss.splitter.split(mask[b : b + 1].expand(3, -1, -1, -1), g)
                      for b, g in enumerate(generators())]
@@ -125,7 +127,7 @@ def test_noise2inverse_inference_averages_the_same_splits(problem):
 def test_weighted_ssdu(problem):
     physics, model, _, y, mask = problem
     loss = WeightedSSDULoss()
-    ours = loss(model, physics, y, mask, rng=rng())
+    ours = loss(model, physics, y, Acquisition(mask), rng=rng())
 
     p = physics.mask_law.column_probability()
     p_split = loss.splitter.generator_for(SIZE, SIZE).column_probability()
@@ -146,7 +148,7 @@ def test_weighted_ssdu(problem):
 
 def mc_plus(term, model, y, mask, physics_ref):
     """DeepInverse's loss list ``[MCLoss(), term]`` as the Trainer sums it."""
-    x_net = model(y, mask)
+    x_net = model(y, Acquisition(mask))
     mc = deepinv.loss.MCLoss()(y=y, x_net=x_net, physics=physics_ref)
     return mc + term(x_net=x_net, physics=physics_ref, model=their_model(model))
 
@@ -156,7 +158,7 @@ def mc_plus(term, model, y, mask, physics_ref):
 def test_ei_with_a_rotation(noise_std, seed):
     physics, model, _, y, mask = make_problem(noise_std)
     transform = Rotate()  # integer degrees, nearest, one angle per batch: the reference's
-    ours = EILoss(transform)(model, physics, y, mask, rng=rng(seed)).loss
+    ours = EILoss(transform)(model, physics, y, Acquisition(mask), rng=rng(seed)).loss
 
     generator = rng(seed)
     angle = transform.sample_params(BATCH, generator)[:1].float()  # generator: now at the noise
@@ -170,7 +172,7 @@ def test_ei_with_a_rotation(noise_std, seed):
 def test_ei_arithmetic_around_our_diffeomorphism(problem):
     physics, model, _, y, mask = problem
     transform = Diffeomorphism(strength=0.1)
-    ours = EILoss(transform)(model, physics, y, mask, rng=rng()).loss
+    ours = EILoss(transform)(model, physics, y, Acquisition(mask), rng=rng()).loss
 
     coefficients = transform.sample_params(BATCH, rng())
     term = deepinv.loss.EILoss(transform=lambda x: transform.apply(x, coefficients))
@@ -183,7 +185,7 @@ def test_ei_arithmetic_around_our_diffeomorphism(problem):
 @pytest.mark.parametrize("noise_std", [0.0, NOISE])
 def test_moi(per_sample, noise_std):
     physics, model, _, y, mask = make_problem(noise_std)
-    ours = MOILoss(per_sample_masks=per_sample)(model, physics, y, mask, rng=rng()).loss
+    ours = MOILoss(per_sample_masks=per_sample)(model, physics, y, Acquisition(mask), rng=rng()).loss
 
     generator = rng()
     fresh = physics.sample_mask(BATCH if per_sample else 1, generator)
@@ -198,7 +200,8 @@ def test_moi(per_sample, noise_std):
 def test_mo_ei(per_sample, noise_std):
     physics, model, _, y, mask = make_problem(noise_std)
     transform = Rotate()
-    ours = MOEILoss(transform, per_sample_masks=per_sample)(model, physics, y, mask, rng=rng()).loss
+    loss = MOEILoss(transform, per_sample_masks=per_sample)
+    ours = loss(model, physics, y, Acquisition(mask), rng=rng()).loss
 
     generator = rng()  # ours draws the angle, then the mask, then the noise
     angle = transform.sample_params(BATCH, generator)[:1].float()

@@ -27,6 +27,7 @@ import torch
 deepinv = pytest.importorskip("deepinv")
 
 from ssmri.physics import SingleCoilMRI  # noqa: E402
+from ssmri.physics.acquisition import Acquisition  # noqa: E402
 from ssmri.physics.fft import fft2c, ifft2c  # noqa: E402
 from ssmri.physics.masks import make_mask_law  # noqa: E402
 from ssmri.transforms.split_masks import BernoulliSplitter, GaussianSplitter  # noqa: E402
@@ -57,7 +58,7 @@ def test_operator_and_adjoint_with_our_masks():
     assert torch.equal(theirs.mask, torch.cat([mask, mask], dim=1))  # (B,1,H,W) -> (B,2,H,W)
     close(physics.A(x, mask), theirs.A(x))
     close(physics.A_adjoint(k, mask), theirs.A_adjoint(k))  # also masks unmasked k-space
-    close(physics.zero_filled(physics.A(x, mask), mask), theirs.A_adjoint(theirs.A(x)))
+    close(physics.zero_filled(physics.A(x, mask), Acquisition(mask)), theirs.A_adjoint(theirs.A(x)))
 
 
 def test_operator_with_their_masks():
@@ -78,7 +79,7 @@ def test_noisy_measurements_replay_the_reference():
     x = torch.randn(3, 2, 32, 32, generator=rng(2))
     noise = deepinv.physics.GaussianNoise(sigma=0.05, rng=rng())
     theirs = deepinv.physics.MRI(mask=mask, img_size=(32, 32), noise_model=noise)
-    y = physics.simulate(x, mask, rng())
+    y = physics.simulate(x, Acquisition(mask), rng())
     close(y, theirs(x))
     assert (y[(mask == 0).expand_as(y)] == 0).all()
 

@@ -32,6 +32,7 @@ from ssmri.losses.augmentation import VORTEXLoss  # noqa: E402
 from ssmri.models import MoDL, UNet  # noqa: E402
 from ssmri.models.discriminator import SkipConvDiscriminator  # noqa: E402
 from ssmri.physics import SingleCoilMRI  # noqa: E402
+from ssmri.physics.acquisition import Acquisition  # noqa: E402
 from ssmri.transforms.kspace import KspaceCompose, KspaceNoise, RandomPhaseError  # noqa: E402
 from tests.helpers.reference import close, model_grads, rng  # noqa: E402
 
@@ -53,7 +54,7 @@ def setup():
 
 def their_model(model):
     """DeepInverse calls ``model(y, physics)``; our network takes the physics' mask."""
-    return lambda y, physics, **kwargs: model(y, physics.mask)
+    return lambda y, physics, **kwargs: model(y, Acquisition(physics.mask))
 
 
 def test_phase_error_replays_the_reference(setup):
@@ -83,14 +84,14 @@ def test_noise_and_the_ssibench_chain_replay_the_reference(setup):
 def test_vortex_matches_ssibench_with_identity_image_transform(setup):
     physics, model, y, mask = setup
     augmentation = KspaceCompose([RandomPhaseError(0.1, reference_multiplication=True), KspaceNoise(0.1)])
-    ours = VORTEXLoss(augmentation=augmentation)(model, physics, y, mask, rng=rng()).loss
+    ours = VORTEXLoss(augmentation=augmentation)(model, physics, y, Acquisition(mask), rng=rng()).loss
 
     generator = rng()
     t_i = deepinv.transform.RandomPhaseError(scale=0.1, rng=generator) * (
         deepinv.transform.RandomNoise(rng=generator)
     )
     their_physics = deepinv.physics.MRI(mask=mask, img_size=(SIZE, SIZE))
-    x_net = model(y, mask)
+    x_net = model(y, Acquisition(mask))
     mc = deepinv.loss.MCLoss()(y=y, x_net=x_net, physics=their_physics)
     augment = deepinv.loss.AugmentConsistencyLoss(T_i=t_i, T_e=deepinv.transform.Identity())
     theirs = mc.mean() + augment(x_net, y, their_physics, their_model(model)).mean()
@@ -105,13 +106,13 @@ def test_unsupervised_adversarial_matches_the_reference_blocks(setup):
     loss = UnsupervisedAdversarialLoss(discriminator)
     previous_y, previous_mask = y.roll(1, 0), mask.roll(1, 0)  # "another sample" per sample
     with torch.no_grad():
-        loss(model, physics, previous_y, previous_mask, rng=rng())
-    out = loss(model, physics, y, mask, rng=rng())
-    ours_d = loss.discriminator_loss(physics, y, mask, out)
+        loss(model, physics, previous_y, Acquisition(previous_mask), rng=rng())
+    out = loss(model, physics, y, Acquisition(mask), rng=rng())
+    ours_d = loss.discriminator_loss(physics, y, Acquisition(mask), out)
 
     mask_g = physics.sample_mask(BATCH, rng())
     full = deepinv.physics.MRI(img_size=(SIZE, SIZE))  # SSIBench's physics_like: mask of ones
-    x_net = model(y, mask)
+    x_net = model(y, Acquisition(mask))
     fake = full.A_adjoint(deepinv.physics.MRI(mask=mask_g, img_size=(SIZE, SIZE)).A(x_net))
     real = full.A_adjoint(previous_y)
     g_loss = deepinv.loss.adversarial.UnsupAdversarialGeneratorLoss(D=discriminator)
@@ -128,20 +129,20 @@ def test_uair_matches_the_reference_blocks(setup, domain):
     physics, model, y, mask = setup
     discriminator = SkipConvDiscriminator(SIZE, features=8, num_blocks=2)
     loss = UAIRLoss(discriminator, domain=domain)
-    out = loss(model, physics, y, mask, rng=rng())
-    ours_d = loss.discriminator_loss(physics, y, mask, out)
+    out = loss(model, physics, y, Acquisition(mask), rng=rng())
+    ours_d = loss.discriminator_loss(physics, y, Acquisition(mask), out)
 
     mask_g = physics.sample_mask(BATCH, rng())
     physics_g = deepinv.physics.MRI(mask=mask_g, img_size=(SIZE, SIZE))
     their_physics = deepinv.physics.MRI(mask=mask, img_size=(SIZE, SIZE))
-    y_hat = physics_g(model(y, mask))
+    y_hat = physics_g(model(y, Acquisition(mask)))
     adv_d = discriminator
     if domain == "image":  # SSIBench's metric_adv="A_adjoint": D sees A^H y and A_g^H y_hat
         adv_d = lambda k: discriminator(  # noqa: E731
             physics_g.A_adjoint(k) if k is y_hat else their_physics.A_adjoint(k)
         )
     g_loss = deepinv.loss.adversarial.UAIRGeneratorLoss(D=adv_d)
-    theirs = g_loss(y, y_hat, physics_g, lambda k: model(k, mask_g))
+    theirs = g_loss(y, y_hat, physics_g, lambda k: model(k, Acquisition(mask_g)))
     real, fake = y, y_hat
     if domain == "image":
         real, fake = their_physics.A_adjoint(y), physics_g.A_adjoint(y_hat)

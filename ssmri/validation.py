@@ -1,0 +1,113 @@
+"""Values that cannot be right are refused where they enter, each error naming its config key.
+
+:func:`check_config` runs on the composed config before anything is built: every number a
+constructor declares ``int`` or ``float`` must be one (``data.image_size=32.5`` and
+``physics.noise_std=abc`` are refused), no number anywhere may be NaN or infinite, and the
+run's ``seed`` is an integer. :func:`check_images` refuses images without signal and
+:func:`check_metrics` any metric that is not a finite number.
+"""
+
+import inspect
+import math
+import types
+import typing
+from collections.abc import Iterator
+
+import h5py
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from ssmri.errors import ConfigError, DataError
+
+_NUMBERS = {int: "an integer", float: "a number"}
+# The parts of a run's config that hold its numbers (loggers and paths hold none).
+_GROUPS = ("seed", "data", "physics", "model", "loss", "module", "trainer")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` naming the first key whose value cannot be right."""
+    values = {group: OmegaConf.to_container(cfg[group], resolve=True) if isinstance(
+        cfg[group], DictConfig) else cfg[group] for group in _GROUPS if group in cfg}
+    seed = values.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be an integer, got {seed!r}; e.g. seed=0")
+    for key, node in _nodes(values, ""):
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"{key}={node} is not a finite number; give a finite value")
+        if isinstance(node, dict) and isinstance(node.get("_target_"), str):
+            _check_arguments(key, node)
+
+
+def _nodes(node, key: str) -> Iterator[tuple[str, object]]:
+    """Every (dotted key, value) below ``node``, parents before their children."""
+    yield key, node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, child in items:
+        yield from _nodes(child, f"{key}.{name}" if key else str(name))
+
+
+def _check_arguments(key: str, node: dict) -> None:
+    """Each argument that the target declares ``int`` or ``float`` must hold one."""
+    try:
+        target = get_object(node["_target_"])
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # noqa: BLE001 - instantiation reports a target that does not import
+        return
+    for name, value in node.items():
+        wanted = _number_type(hints.get(name))
+        if wanted is None or (value is None and _optional(hints[name])):
+            continue
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or (wanted is int and not isinstance(value, int)):
+            raise ConfigError(
+                f"{key}.{name} must be {_NUMBERS[wanted]}, got {value!r}"
+                + ("; e.g. a whole number of pixels or samples" if wanted is int else "")
+            )
+
+
+def _number_type(hint) -> type | None:
+    """``int`` or ``float`` for hints ``int``, ``float``, ``X | None``; None for anything else."""
+    if hint in (int, float):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(hint) if member is not type(None)]
+        if len(members) == 1 and members[0] in (int, float):
+            return members[0]
+    return None
+
+
+def _optional(hint) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def check_images(images: Tensor, split: str) -> None:
+    """Refuse images whose largest magnitude is zero: PSNR and SSIM have no data range there."""
+    peaks = images.pow(2).sum(dim=1).sqrt().amax(dim=(-2, -1))
+    empty = (peaks <= 0).nonzero().flatten().tolist()
+    if empty:
+        raise DataError(
+            f"data.images: {len(empty)} {split} image(s) are all zero (indices {empty[:5]}); an "
+            f"image without signal has no PSNR/SSIM. Remove those slices from the data"
+        )
+
+
+def check_metrics(metrics: dict) -> None:
+    """Refuse a metric that is NaN or infinite, so that none reaches metrics.json or a table."""
+    for name, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DataError(
+                f"metric {name} is {value}: the test set or the reconstructions are not usable "
+                f"(an all-zero target image, or a diverged network); nothing was written"
+            )
+
+
+def open_hdf5(path, key: str) -> h5py.File:
+    """``h5py.File(path, "r")``, or a :class:`DataError` naming the file and the key that led to it."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DataError(
+            f"{path} is not a readable HDF5 file ({error}); remove it from the folder {key} "
+            f"names, or replace it with an intact copy"
+        ) from None

@@ -1,0 +1,94 @@
+"""splits.json: every source names its samples, a run writes them, and a later run reuses them."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from ssmri.data import BrainTemplateSlices, FastMRISingleCoilFiles, FastMRISliceTensor, PhantomImages
+from ssmri.data.sources import MissingSample
+from ssmri.run import build, train
+from tests.helpers.config import FAST, compose_config
+from tests.helpers.fastmri_files import write_fastmri_volume, write_slice_tensor
+
+
+def sources(tmp_path):
+    write_slice_tensor(tmp_path / "knee.pt", count=20, size=40)
+    for i in range(3):
+        write_fastmri_volume(tmp_path / f"vol{i}.h5", slices=3, seed=i)
+    return {
+        "phantom": (PhantomImages(16, seed=3), 3),
+        "brain": (BrainTemplateSlices(16), 5),
+        "knee": (FastMRISliceTensor(str(tmp_path / "knee.pt"), image_size=16, num_val=2), 2),
+        "h5": (FastMRISingleCoilFiles(str(tmp_path), image_size=16, train_fraction=0.67,
+                                      num_val=1), 1),
+    }
+
+
+@pytest.mark.parametrize("name", ["phantom", "brain", "knee", "h5"])
+def test_sample_ids_name_exactly_the_images_of_each_split(tmp_path, name):
+    source, count = sources(tmp_path)[name]
+    for split in ("train", "val", "test"):
+        ids = source.sample_ids(split, count)
+        assert len(ids) == count and all("volume" in sample for sample in ids)
+        json.dumps(ids)  # plain JSON
+        torch.testing.assert_close(source.images_for(ids), source.images(split, count))
+
+
+@pytest.mark.parametrize("name, missing", [
+    ("phantom", {"seed": 0, "split": "holdout", "index": 0}),
+    ("brain", {"orientation": "axial", "slice": 999}),
+    ("knee", {"file": "knee.pt", "slice": 20}),
+    ("h5", {"file": "vol9.h5", "slice": 0}),
+])
+def test_a_sample_the_source_lacks_is_named(tmp_path, name, missing):
+    source = sources(tmp_path)[name][0]
+    with pytest.raises(MissingSample, match="does not exist in this data source"):
+        source.images_for([missing])
+
+
+def test_splits_json_round_trip_reuses_exactly_those_samples(tmp_path):
+    first = compose_config(tmp_path / "a", [*FAST, "trainer.max_epochs=1", "loss=mc",
+                                            "selection.test_all=false"])
+    train(first, method="mc")
+    written = json.loads((Path(first.paths.output_dir) / "splits.json").read_text())
+    assert written["source"]["source"] == "phantom"
+    assert [len(written[s]) for s in ("train", "val", "test")] == [8, 4, 4]
+    assert written["test"][0] == {"seed": 0, "split": "test", "index": 0, "volume": "test-0"}
+
+    # A run with other counts and seed, but the splits file: the same samples, same order.
+    splits_file = Path(first.paths.output_dir) / "splits.json"
+    reused = compose_config(tmp_path / "b", [*FAST, "data.num_train=2", "data.seed=5",
+                                             f"data.splits_file={splits_file}"])
+    _, datamodule = build(reused)
+    record = datamodule.splits_record()
+    assert all(record[s] == written[s] for s in ("train", "val", "test"))
+    datamodule.prepare_data()
+    _, original = build(first)
+    for split in ("train", "val", "test"):
+        targets = [torch.cat([chunk.target for chunk in dm.chunks(split)]) for dm in (datamodule, original)]
+        torch.testing.assert_close(*targets)
+
+
+def test_bad_splits_files_fail_clearly(tmp_path):
+    sample = {"seed": 0, "split": "train", "index": 0}
+    good = {"source": {"source": "phantom"}, "train": [sample], "val": [sample], "test": [sample]}
+    cases = {
+        "missing.json": (None, "does not exist"),
+        "brain.json": ({**good, "source": {"source": "brain"}}, "lists samples of the 'brain' source"),
+        "partial.json": ({"source": {"source": "phantom"}, "train": []}, "is not a splits file"),
+        "empty.json": ({**good, "val": []}, r"lists no samples for \['val'\]"),
+        "ghost.json": ({**good, "test": [{"seed": 0, "split": "nowhere", "index": 1}]},
+                       "does not exist in this data source"),
+    }
+    for name, (content, message) in cases.items():
+        if content is not None:
+            (tmp_path / name).write_text(json.dumps(content))
+        cfg = compose_config(tmp_path, [*FAST, f"data.splits_file={tmp_path / name}"])
+        with open_dict(cfg):
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            _, datamodule = build(cfg)
+            datamodule.prepare_data()
