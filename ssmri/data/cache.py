@@ -198,13 +198,13 @@ def check_cache(path: Path, spec: dict, verify_data: bool = True) -> None:
     with file:
         if not file.attrs.get("complete", False):
             raise CacheError(f"cache {path} was never completed; {fix}")
-        if file.attrs.get("ssmri_cache_version") != CACHE_VERSION:
-            raise CacheError(f"cache {path} has an older layout; {fix}")
         if file.attrs.get("config_hash") != config_hash(spec):
             raise CacheError(
                 f"cache {path} was written for another data/physics configuration "
                 f"(hash {file.attrs.get('config_hash')!r}, expected {config_hash(spec)!r}); {fix}"
             )
+        if file.attrs.get("ssmri_cache_version") != CACHE_VERSION:
+            raise CacheError(f"cache {path} has an older layout; {fix}")
         for split in SPLITS:
             if split not in file:
                 raise CacheError(f"cache {path} has no {split!r} split; {fix}")
