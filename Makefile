@@ -7,7 +7,7 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: setup train test test-slow test-reference sweep bench bench-reference lint clean
+.PHONY: setup train test test-slow test-reference sweep bench bench-reference gpu-check scaling lint clean
 
 setup: $(STAMP)
 
@@ -58,12 +58,21 @@ sweep: $(STAMP)
 	$(PY) train.py -m $(SWEEP) selection=$(SELECTION) $(ARGS)
 
 # Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
+# On a GPU machine (a CUDA torch in .venv): 128x128 and 320x320, batches 1, 8, 32, bench/results-cuda-*.md.
 bench: $(STAMP)
 	$(PY) -m ssmri.bench $(ARGS)
 
 # The whole benchmark inside .venv-reference: both sides on the same torch.
 bench-reference: $(REF_STAMP)
 	$(REF_VENV)/bin/python -m ssmri.bench $(ARGS)
+
+# Every GPU path in under 8 minutes (bench/gpu-check.md); without a GPU it says so and exits 0.
+gpu-check: $(STAMP)
+	$(PY) -m ssmri.bench.gpu_check $(ARGS)
+
+# How step time, memory and data loading grow with the image size, on this CPU (bench/scaling.md, .png).
+scaling: $(STAMP)
+	$(PY) -m ssmri.bench.scaling $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check ssmri tests train.py eval.py

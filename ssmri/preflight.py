@@ -109,7 +109,8 @@ def check_room(needs: dict[Path, tuple[str, int]]) -> None:
 def check_run_folders(cfg: DictConfig, module, datamodule, trainer, output_dir: Path) -> None:
     """Output, checkpoint and cache folders writable, with room for the cache and two checkpoints."""
     check_writable(output_dir, "paths.output_dir")
-    folders = {Path(c.dirpath) for c in trainer.checkpoint_callbacks if getattr(c, "dirpath", None)}
+    # Every callback that writes checkpoints into a folder (Lightning's, the selection rules').
+    folders = {Path(c.dirpath) for c in trainer.callbacks if getattr(c, "dirpath", None)}
     folders |= {Path(c.path).parent for c in trainer.callbacks if type(c).__name__ == "CheckpointOnInterrupt"}
     for folder in sorted(folders):
         check_writable(folder, "callbacks.*.dirpath (checkpoints)")

@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
-from ssmri.bench.__main__ import find_reference_python, parse_args
+from ssmri.bench.__main__ import find_reference_python, output_path, parse_args
+from ssmri.bench.harness import synchronizer, timed
 from ssmri.bench.ours import multicoil_overrides, run
+from ssmri.bench.rates import device_rates
 from ssmri.bench.report import (
     compare,
     convolution_breakdown,
@@ -14,6 +16,7 @@ from ssmri.bench.report import (
     matmul_rates,
     render,
     target_lines,
+    unet_target_line,
     write_results,
 )
 
@@ -93,12 +96,57 @@ def test_table_with_and_without_the_reference(tmp_path):
     assert "DI images/s" not in alone and "| sup | 1 | 4.00 |" in alone
 
 
-def test_command_line_and_skipping_the_reference():
-    args = parse_args(["--methods", "sup,mo_ei", "--batch-sizes", "1,2", "--size", "32"])
+def test_command_line_and_skipping_the_reference(monkeypatch):
+    args = parse_args(["--methods", "sup,mo_ei", "--batch-sizes", "1,2", "--size", "32", "--device", "cpu"])
     assert args.methods == ["sup", "mo_ei"] and args.batch_sizes == [1, 2] and args.steps >= 1
-    with pytest.raises(SystemExit):
-        parse_args(["--methods", "nonsense"])
+    assert args.sizes == [32] and args.out == "bench/results.md"
+    for bad in (["--methods", "nonsense"], ["--sizes", "128,x"], ["--sizes", "4"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
     assert find_reference_python("none") == (None, "skipped (--reference-python none).")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert parse_args([]).device == "cpu"
+    with pytest.raises(SystemExit):  # asked for CUDA on a machine without a GPU
+        parse_args(["--device", "cuda"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    on_gpu = parse_args([])
+    assert (on_gpu.device, on_gpu.sizes, on_gpu.batch_sizes) == ("cuda", [128, 320], [1, 8, 32])
+    assert output_path(on_gpu.out, 320, on_gpu.sizes).name == "results-cuda-320.md"
+    assert output_path("bench/results.md", 128, [128]).name == "results.md"
+
+
+def test_timing_waits_for_the_device_before_and_after():
+    events = []
+    seconds = timed(lambda: events.append("call"), lambda: events.append("sync"))
+    assert events == ["sync", "call", "sync"] and seconds >= 0
+    assert synchronizer("cpu") is None and callable(synchronizer("cuda"))
+
+
+def test_device_rates_on_the_cpu_name_the_one_measured():
+    rates = device_rates("cpu", torch.float32, repeats=1)
+    assert rates["device"] == "cpu" and rates["all"] == {"float32": rates["rate"]} and rates["rate"] > 0
+
+
+def test_the_cuda_table_shows_the_gpu_the_unet_share_and_its_target():
+    rates = {"dtype": "bfloat16", "device": "cuda", "matmul": 700e12, "onednn_conv1x1": 500e12,
+             "rate": 700e12, "all": {"float32": 50e12, "tfloat32": 350e12, "bfloat16": 700e12}}
+    settings = {**SETTINGS, "size": 320, "precision": "bf16-mixed", "device": "cuda"}
+    # 32 images in 0.1 s; the U-Net 0.08 s of it doing 28,000 GFLOP: 80 % of the step, 50 % of 700 TFLOP/s.
+    fast = fake("ssmri", 0.1, 35000.0, 30.0, 32, device="NVIDIA H100", unet_seconds=0.08, unet_gflop=28000.0,
+                unet_calls=3)
+    slow = fake("ssmri", 0.1, 35000.0, 30.0, 32, device="NVIDIA H100", unet_seconds=0.08, unet_gflop=14000.0)
+    text = render([row("sup", 32, fast, None), row("mc", 32, slow, None)], rates, settings, "skipped.")
+    assert "Machine: NVIDIA H100 (CUDA)" in text and "torch.cuda.max_memory_allocated" in text
+    assert "tfloat32 350.0 TFLOP/s" in text and "torch.cuda.synchronize" in text
+    assert "| U-Net share | U-Net efficiency |" in text
+    assert "| sup | 32 | 320.00 | 100 | 35000.0 | 50 % | – | – | 80 % | 50 % | 40.0 | 30.00 |" in text
+    assert "Targets (CUDA, bf16-mixed):" in text
+    assert "batch 32, bf16-mixed: **not met**: mc (25.0 %)" in text
+    assert "**met**" in unet_target_line([row("sup", 32, fast, None)], 700e12, settings)
+    assert "not measured (this table: 128x128" in unet_target_line([], 700e12, {**settings, "size": 128})
+    failed = render([row("sup", 32, {"error": "OutOfMemoryError"}, None), row("mc", 32, slow, None)],
+                    rates, settings, "skipped.")
+    assert "| sup | 32 | failed |" + "  |" * 9 + "\n" in failed and "mc (25.0 %)" in failed
 
 
 def test_a_tiny_real_measurement_in_process():
@@ -110,6 +158,9 @@ def test_a_tiny_real_measurement_in_process():
     # The profiled step finds the convolutions: nearly all of the FLOPs, part of the time.
     assert 0.9 * result["step_gflop"] < result["conv_gflop"] <= result["step_gflop"]
     assert 0 < result["conv_seconds"] < result["profiled_step_seconds"]
+    # The U-Net's three calls (one per MoDL iteration), replayed alone: part of the step, most FLOPs.
+    assert result["unet_calls"] == 3 and 0 < result["unet_seconds"]
+    assert 0.8 * result["step_gflop"] < result["unet_gflop"] <= result["step_gflop"]
 
 
 def test_a_tiny_multicoil_measurement_splits_the_step_and_renders_its_section(tmp_path):
@@ -148,3 +199,60 @@ def test_a_tiny_bfloat16_measurement_runs_the_convolutions_in_bfloat16(monkeypat
     assert seen and set(seen) == {torch.bfloat16}
     with pytest.raises(ValueError, match="precision must be one of"):
         run("sup", 1, size=32, steps=1, warmup=0, precision="16-true")
+
+
+# -- make scaling ----------------------------------------------------------------------------------
+def scaling_row(method: str, batch_size: int, size: int, seconds: float, above: float) -> dict:
+    return {"method": method, "batch_size": batch_size, "size": size, "step_seconds": seconds,
+            "peak_memory_gib": 0.5 + above, "baseline_memory_gib": 0.5}
+
+
+def test_scaling_slopes_table_and_plot(tmp_path):
+    from ssmri.bench.scaling_report import fits, slope, write_scaling
+
+    assert slope([64**2, 128**2, 256**2], [0.1, 0.4, 1.6]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two or more image sizes"):
+        slope([64**2], [0.1])
+    rows = [scaling_row("sup", 1, 64, 0.1, 0.2), scaling_row("sup", 1, 128, 0.4, 0.8),
+            scaling_row("mo_ei", 4, 64, 0.5, 1.0), scaling_row("mo_ei", 4, 128, 4.0, 2.0),
+            {"method": "mo_ei", "batch_size": 4, "size": 256, "error": "MemoryError"}]
+    assert fits(rows)[("sup", 1)] == pytest.approx({"time": 1.0, "memory": 1.0})
+    assert fits(rows)[("mo_ei", 4)] == pytest.approx({"time": 1.5, "memory": 0.5})
+    loader = [{"size": 64, "num_workers": 2, "batch_size": 4, "slices_per_second": 400.0,
+               "consumed_per_second": 8.0}]
+    settings = {"machine": "test CPU", "threads": 2, "torch": "2.13", "steps": 3, "warmup": 1}
+    write_scaling(tmp_path / "scaling.md", rows, loader, settings)
+    text = (tmp_path / "scaling.md").read_text()
+    assert "| sup | 1 | 128x128 | 16384 | 400 | 2.50 | 1.30 | 0.80 |" in text
+    assert "| mo_ei | 4 | 256x256 | 65536 | failed: MemoryError |" in text
+    assert "| mo_ei | 4 | 1.50 | 0.50 |" in text and "| 64x64 | 2 | 400 | 8.00 | 50x |" in text
+    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_scaling_arguments_and_a_tiny_step_and_loader_in_process(tmp_path):
+    from ssmri.bench.scaling import loader_rate, measure_step
+    from ssmri.bench.scaling import parse_args as scaling_args
+
+    args = scaling_args([])
+    assert (args.methods, args.sizes, args.batch_sizes, args.loader_workers) == (
+        ["sup", "mo_ei"], [64, 128, 256, 320], [1, 4], [0, 2])
+    for bad in (["--sizes", "64"], ["--methods", "nonsense"], ["--batch-sizes", "0,1"], ["--sizes", "a,b"]):
+        with pytest.raises(SystemExit):
+            scaling_args(bad)
+    narrow = ["model.denoiser.base_features=8"]
+    row = measure_step("sup", 1, 16, steps=1, warmup=0, overrides=narrow)
+    assert row["step_seconds"] > 0 and row["peak_memory_gib"] >= row["baseline_memory_gib"] > 0
+    assert loader_rate(16, 2, 0, 6, tmp_path, narrow) > 0
+    with pytest.raises(ValueError, match="nothing to time"):
+        loader_rate(16, 4, 0, 4, tmp_path, narrow)
+
+
+@pytest.mark.slow
+def test_make_scaling_end_to_end_at_tiny_sizes(tmp_path):
+    from ssmri.bench.scaling import main as scaling_main
+
+    out = tmp_path / "scaling.md"
+    scaling_main(["--methods", "sup", "--sizes", "16,32", "--batch-sizes", "1", "--steps", "1",
+                  "--warmup", "0", "--loader-workers", "0", "--loader-slices", "4",
+                  "--override", "model.denoiser.base_features=8", "--out", str(out)])
+    assert "| sup | 1 |" in out.read_text() and out.with_suffix(".png").is_file()

@@ -52,10 +52,16 @@ def test_an_image_size_that_cannot_fit_in_memory_fails_at_once(tmp_path):
 class _Blank(ImageSource):
     image_size = 32
 
-    def images(self, split, count):
-        images = torch.rand(count, 2, 32, 32)
-        images[1] = 0
+    def keys(self, split, count):
+        return list(range(count))
+
+    def load(self, keys):
+        images = torch.rand(len(keys), 2, 32, 32)
+        images[[i for i, key in enumerate(keys) if key == 1]] = 0
         return images
+
+    def images(self, split, count):
+        return self.load(self.keys(split, count))
 
     def describe(self):
         return {"source": "blank"}

@@ -78,21 +78,55 @@ def test_noise2inverse_with_one_replayed_split_is_one_forward_pass():
     torch.testing.assert_close(averaged, single)
 
 
-def test_noise2inverse_runs_the_n_splits_as_one_batched_pass():
+def test_noise2inverse_groups_splits_into_passes_without_changing_the_result():
     physics, _, y, mask = small_problem(batch=3)
     model = tiny_model().eval()
     calls = []
     model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
     results = {}
+    cases = {"splits_per_pass": ((1, [1] * 15), (4, [4, 4, 4, 3]), (15, [15]), (None, [1] * 15)),
+             "images_per_pass": ((1, [5, 5, 5]), (2, [10, 5]))}  # the older knob, as checkpoints hold it
     with torch.no_grad():
-        for images_per_pass, passes in ((1, [5, 5, 5]), (2, [10, 5]), (None, [15])):
-            calls.clear()
-            loss = Noise2InverseLoss(num_splits=5, images_per_pass=images_per_pass)
-            rng = torch.Generator().manual_seed(0)
-            results[images_per_pass] = loss.reconstruct(model, physics, y, Acquisition(mask), rng)
-            assert calls == passes
-    torch.testing.assert_close(results[1], results[None], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(results[2], results[None], rtol=1e-5, atol=1e-6)
+        for knob, values in cases.items():
+            for value, passes in values:
+                calls.clear()
+                loss = Noise2InverseLoss(num_splits=5, **{knob: value})
+                rng = torch.Generator().manual_seed(0)
+                results[knob, value] = loss.reconstruct(model, physics, y, Acquisition(mask), rng)
+                assert calls == passes, (knob, value)  # None on a CPU: one split at a time
+    for key, result in results.items():
+        torch.testing.assert_close(result, results["splits_per_pass", 15], rtol=1e-5, atol=1e-6, msg=str(key))
+    with pytest.raises(ValueError, match="not both"):
+        Noise2InverseLoss(splits_per_pass=2, images_per_pass=1)
+    with pytest.raises(ValueError, match="loss.splits_per_pass"):
+        Noise2InverseLoss(splits_per_pass=0)
+
+
+def test_noise2inverse_takes_all_splits_at_once_on_cuda_and_halves_after_running_out_of_memory():
+    loss = Noise2InverseLoss(num_splits=5)
+    assert loss.pass_size(40, torch.device("cuda")) == 40 and loss.pass_size(40, torch.device("cpu")) == 1
+    assert Noise2InverseLoss(num_splits=5, splits_per_pass=8).pass_size(40, torch.device("cuda")) == 8
+    physics, _, y, mask = small_problem(batch=2)
+    model, calls = tiny_model().eval(), []
+
+    def too_large(module, inputs):
+        calls.append(len(inputs[0]))
+        if len(inputs[0]) > 3:
+            raise torch.OutOfMemoryError("fake: out of memory")
+
+    model.register_forward_pre_hook(too_large)
+    loss.pass_size = lambda total, device: total  # as on CUDA
+    with torch.no_grad():
+        halved = loss.reconstruct(model, physics, y, Acquisition(mask), torch.Generator().manual_seed(0))
+    assert calls == [10, 5, 3, 3, 3, 1]
+    fixed = Noise2InverseLoss(num_splits=5, splits_per_pass=10)
+    with pytest.raises(torch.OutOfMemoryError):  # a number the user chose is never changed
+        fixed.reconstruct(model, physics, y, Acquisition(mask), torch.Generator().manual_seed(0))
+    calls.clear()
+    with torch.no_grad():
+        reference = Noise2InverseLoss(num_splits=5).reconstruct(model, physics, y, Acquisition(mask),
+                                                                 torch.Generator().manual_seed(0))
+    torch.testing.assert_close(halved, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_ssdu_normalises_by_the_held_out_fraction():

@@ -75,7 +75,7 @@ def test_a_multicoil_run_trains_and_tests(tmp_path):
     metrics = train(cfg, method="weighted_ssdu")
     assert metrics["epochs"] == 1
     with h5py.File(next((tmp_path / "cache").glob("*.h5"))) as file:
-        assert file["train/kspace"].shape[1:] == (2, 2, 32, 32) and file["maps"].shape == (2, 2, 32, 32)
+        assert file["train/kspace"].shape[1:] == (2, 2, 32, 32) and file["train/maps"].shape == (2, 2, 32, 32)
 
 
 @pytest.mark.parametrize(

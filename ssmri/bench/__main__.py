@@ -1,10 +1,11 @@
 """``python -m ssmri.bench``: every method's training throughput, efficiency and memory, vs DeepInverse.
 
-For each method and batch size, one fresh subprocess measures the ssmri side and (when an
-interpreter with DeepInverse 0.5 is found) another measures DeepInverse on the same work;
-then the multi-coil rows (``--multicoil-methods`` with ``physics=multicoil``, ``--coils``
-birdcage coils, CG data consistency) on our side alone, with the step's time split.
-The results, this machine's matrix-multiply rate and the targets go to ``bench/results.md``.
+For each image size, method and batch size, one fresh subprocess measures the ssmri side and
+(when an interpreter with DeepInverse 0.5 is found) another measures DeepInverse on the same
+work; then the multi-coil rows (``--multicoil-methods`` with ``physics=multicoil``, ``--coils``
+birdcage coils, CG data consistency) on our side alone, with the step's time split. The
+results, the device's matrix-multiply rates and the targets go to ``bench/results.md`` on a
+CPU, ``bench/results-cuda-<size>.md`` on CUDA (128x128 and 320x320, batches 1, 8 and 32).
 """
 
 import argparse
@@ -18,18 +19,34 @@ import torch
 
 from ssmri.bench.harness import RESULT_MARKER
 from ssmri.bench.ours import PRECISIONS
-from ssmri.bench.report import compare, convolution_breakdown, efficiency, matmul_rates, write_results
+from ssmri.bench.rates import device_rates
+from ssmri.bench.report import compare, convolution_breakdown, efficiency, write_results
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``ssmri/``
 METHODS = sorted(p.stem for p in (PACKAGE_ROOT / "ssmri" / "conf" / "loss").glob("*.yaml"))
 REFERENCE_VENV_PYTHON = Path(".venv-reference") / "bin" / "python"
+#: Defaults by device type: (image sides, batch sizes, output).
+DEFAULTS = {"cpu": ("128", "1,8", "bench/results.md"), "cuda": ("128,320", "1,8,32", "bench/results-cuda.md")}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def output_path(out: str, size: int, sizes: list[int]) -> Path:
+    """``out``, or ``<stem>-<size><suffix>`` beside it when several sizes are measured."""
+    path = Path(out)
+    return path if len(sizes) == 1 else path.with_name(f"{path.stem}-{size}{path.suffix}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ssmri.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated loss configs")
-    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated (default 1,8)")
-    parser.add_argument("--size", type=int, default=128, help="image side (default 128)")
+    parser.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                        help="where to measure (default: cuda when a GPU is visible, else cpu)")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 1,8; CUDA 1,8,32)")
+    parser.add_argument("--sizes", "--size", dest="sizes", default=None,
+                        help="comma-separated image sides (default 128; CUDA 128,320)")
     parser.add_argument("--steps", type=int, default=5, help="timed optimiser steps (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
@@ -41,20 +58,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--multicoil-methods", default="mo_ei,weighted_ssdu",
                         help="methods also measured with physics=multicoil (comma-separated; '' for none)")
     parser.add_argument("--coils", type=int, default=4, help="coils of the multi-coil rows (default 4)")
-    parser.add_argument("--out", default="bench/results.md", help="the table (default bench/results.md)")
+    parser.add_argument("--out", default=None, help="the table (default bench/results.md; CUDA "
+                        "bench/results-cuda.md); with several sizes -<size> is added to its name")
     parser.add_argument("--reference-python", default=None,
                         help="interpreter for the DeepInverse side, or 'none' (default: this one if "
                         "`import deepinv` works, else .venv-reference/bin/python if it exists)")
     parser.add_argument("--worker", nargs=3, metavar=("SIDE", "METHOD", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.device = args.device or default_device()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but torch sees no GPU here (torch.cuda.is_available() is False)")
+    sizes, batch_sizes, out = DEFAULTS[args.device]
+    args.out = args.out or out
     args.methods = [m for m in args.methods.split(",") if m]
     args.multicoil_methods = [m for m in args.multicoil_methods.split(",") if m]
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    try:
+        args.batch_sizes = [int(b) for b in (args.batch_sizes or batch_sizes).split(",") if b]
+        args.sizes = [int(n) for n in (args.sizes or sizes).split(",") if n]
+    except ValueError as error:
+        parser.error(f"--batch-sizes and --sizes take comma-separated integers ({error})")
     unknown = sorted(set(args.methods + args.multicoil_methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
-    if args.size < 8 or args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1 or args.coils < 1:
-        parser.error("need --size >= 8, --steps >= 1, --warmup >= 0, batch sizes >= 1 and --coils >= 1")
+    if not args.sizes or not args.batch_sizes or min(args.sizes) < 8 or args.steps < 1 or args.warmup < 0 \
+            or min(args.batch_sizes) < 1 or args.coils < 1:
+        parser.error("need --sizes >= 8, --steps >= 1, --warmup >= 0, batch sizes >= 1 and --coils >= 1")
     return args
 
 
@@ -90,11 +118,12 @@ def worker_env() -> dict:
     return {**os.environ, "PYTHONPATH": path}
 
 
-def run_worker(python: str, side: str, method: str, batch_size: int, args) -> dict:
+def run_worker(python: str, side: str, method: str, batch_size: int, args, size: int | None = None) -> dict:
     """One measurement in a fresh process; ``{"error": ...}`` if it failed."""
     command = [python, "-m", "ssmri.bench", "--worker", side, method, str(batch_size),
-               "--size", str(args.size), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", str(args.threads), "--precision", args.precision, "--coils", str(args.coils)]
+               "--size", str(size or args.sizes[0]), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--threads", str(args.threads), "--precision", args.precision, "--device", args.device,
+               "--coils", str(args.coils)]
     result = subprocess.run(command, capture_output=True, text=True, env=worker_env())
     for line in result.stdout.splitlines():
         if line.startswith(RESULT_MARKER):
@@ -106,16 +135,17 @@ def run_worker(python: str, side: str, method: str, batch_size: int, args) -> di
 
 def worker(args) -> None:
     side, method, batch_size = args.worker[0], args.worker[1], int(args.worker[2])
+    size = args.sizes[0]
     if side in ("ssmri", "ssmri-multicoil"):
         from ssmri.bench.ours import multicoil_overrides, run
 
         overrides = multicoil_overrides(args.coils) if side == "ssmri-multicoil" else ()
-        result = run(method, batch_size, args.size, args.steps, args.warmup, args.threads,
-                     overrides=overrides, precision=args.precision)
+        result = run(method, batch_size, size, args.steps, args.warmup, args.threads,
+                     overrides=overrides, precision=args.precision, device=args.device)
     elif side == "deepinv":
         from ssmri.bench.reference import run
 
-        result = run(method, batch_size, args.size, args.steps, args.warmup, args.threads)
+        result = run(method, batch_size, size, args.steps, args.warmup, args.threads, device=args.device)
     else:
         raise SystemExit(f"unknown side {side!r}")
     print(RESULT_MARKER + json.dumps(result), flush=True)
@@ -150,31 +180,34 @@ def main(argv=None) -> None:
         reference_note = f"skipped ({args.precision}: DeepInverse's FFTs take float32 only)."
     print(f"DeepInverse side: {reference_note}", flush=True)
     torch.set_num_threads(args.threads)
-    rates = matmul_rates(dtype=PRECISIONS[args.precision] or torch.float32)
-    print(f"{rates['dtype']} matmul {rates['matmul'] / 1e9:.0f} GFLOP/s, oneDNN 1x1 conv "
+    rates = device_rates(args.device, PRECISIONS[args.precision])
+    print(f"{args.device}: {rates['dtype']} matmul {rates['matmul'] / 1e9:.0f} GFLOP/s, 1x1 conv "
           f"{rates['onednn_conv1x1'] / 1e9:.0f} GFLOP/s", flush=True)
-    rows = []
-    for method in args.methods:
-        for batch_size in args.batch_sizes:
-            ours = run_worker(sys.executable, "ssmri", method, batch_size, args)
-            theirs = None
-            if reference_python:
-                theirs = run_worker(reference_python, "deepinv", method, batch_size, args)
-            row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": theirs,
-                   "ratios": compare(ours, theirs)}
-            rows.append(row)
-            print(summary(row, rates["rate"]), flush=True)
-    for method in args.multicoil_methods:
-        for batch_size in args.batch_sizes:
-            ours = run_worker(sys.executable, "ssmri-multicoil", method, batch_size, args)
-            row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": None,
-                   "ratios": {}, "coils": args.coils}
-            rows.append(row)
-            print(f"[multi-coil, {args.coils} coils] " + summary(row, rates["rate"]), flush=True)
-    settings = {"size": args.size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
-                "precision": args.precision, "coils": args.coils}
-    write_results(Path(args.out), rows, rates, settings, reference_note)
-    print(f"wrote {args.out}")
+    for size in args.sizes:
+        rows = []
+        for method in args.methods:
+            for batch_size in args.batch_sizes:
+                ours = run_worker(sys.executable, "ssmri", method, batch_size, args, size)
+                theirs = None
+                if reference_python:
+                    theirs = run_worker(reference_python, "deepinv", method, batch_size, args, size)
+                row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": theirs,
+                       "ratios": compare(ours, theirs)}
+                rows.append(row)
+                print(f"{size}x{size} " + summary(row, rates["rate"]), flush=True)
+        for method in args.multicoil_methods:
+            for batch_size in args.batch_sizes:
+                ours = run_worker(sys.executable, "ssmri-multicoil", method, batch_size, args, size)
+                row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": None,
+                       "ratios": {}, "coils": args.coils}
+                rows.append(row)
+                print(f"{size}x{size} [multi-coil, {args.coils} coils] " + summary(row, rates["rate"]),
+                      flush=True)
+        settings = {"size": size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+                    "precision": args.precision, "device": args.device, "coils": args.coils}
+        out = output_path(args.out, size, args.sizes)
+        write_results(out, rows, rates, settings, reference_note)
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

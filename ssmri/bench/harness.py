@@ -4,10 +4,14 @@ A worker (``ours`` or ``reference``) builds its side's model, loss and optimiser
 (method, batch size) and hands :func:`measure` two closures: one full optimiser step and the
 method's inference on the batch. :func:`measure` then runs warm-up steps, counts the FLOPs of
 one step with ``FlopCounterMode``, times ``steps`` more steps and a few inference passes, and
-reads the process's peak resident memory, so both sides are timed by the very same code.
+reads the peak memory (the process's resident set on a CPU, ``torch.cuda.max_memory_allocated``
+on CUDA, where every timed call is bracketed by ``torch.cuda.synchronize``), so both sides are
+timed by the very same code.
 One further step runs under torch's profiler to split the step's time between the
-convolution kernels and everything else, which tells whether a gap to the machine's matrix
-rate lies in the convolution library or in the code around it.
+convolution and FFT kernels, MoDL's U-Net and CG forward scopes and everything else, which
+tells whether a gap to the machine's matrix rate lies in the convolution library or in the
+code around it. When the workload names its denoiser, :mod:`ssmri.bench.denoiser` times the
+U-Net's own share of the step (its recorded calls replayed alone).
 """
 
 import resource
@@ -15,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +43,35 @@ class Workload:
             methods); called with the step's index, which seeds its random choices.
         infer: the method's inference rule on the batch, without gradients.
         notes: how this side was mapped, when it is not the obvious one (shown in the table).
+        denoiser: the network inside the reconstruction whose share of the step is timed
+            (``None``: not timed).
+        forward_context: the autocast the step's forward passes run under.
     """
 
     step: Callable[[int], None]
     infer: Callable[[], Tensor]
     notes: str = ""
+    denoiser: torch.nn.Module | None = None
+    forward_context: Callable = nullcontext
+
+
+def synchronizer(device: torch.device | str) -> Callable[[], None] | None:
+    """What waits for ``device``'s queued work: ``torch.cuda.synchronize`` on CUDA, else nothing."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return None
+
+
+def timed(call: Callable[[], object], synchronize: Callable[[], None] | None = None) -> float:
+    """Seconds that ``call`` takes, waiting for the device before and after when ``synchronize``."""
+    if synchronize:
+        synchronize()
+    started = time.perf_counter()
+    call()
+    if synchronize:
+        synchronize()
+    return time.perf_counter() - started
 
 
 def phantom_batch(size: int, batch_size: int, split: str = "train") -> Tensor:
@@ -73,27 +102,31 @@ def convolution_flops(counter: FlopCounterMode) -> float:
     return float(sum(count for op, count in totals.items() if "convolution" in str(op)))
 
 
-def step_time_split(step: Callable[[int], None], index: int) -> dict[str, float]:
+def step_time_split(
+    step: Callable[[int], None], index: int, synchronize: Callable[[], None] | None = None
+) -> dict[str, float]:
     """One step under the profiler: its wall time and where it went, in seconds.
 
     ``conv`` and ``fft`` are the self times of the aten convolution and FFT operators (forward
-    and backward), which run their threads inside the call on CPU. ``unet`` and ``cg`` are the
-    forward passes of MoDL's denoiser and of its conjugate-gradient data consistency (the
-    ``ssmri::unet`` and ``ssmri::cg`` scopes, their FFTs included); their backward passes are
-    not attributed. The profiler's own overhead is in the wall time, so shares err low.
+    and backward): on a CPU their threads run inside the call; on CUDA it is the device time of
+    the kernels they launched. ``unet`` and ``cg`` are the forward passes of MoDL's denoiser and
+    of its conjugate-gradient data consistency (the ``ssmri::unet`` and ``ssmri::cg`` scopes,
+    their FFTs included; on CUDA the device time of the kernels inside them); their backward
+    passes are not attributed. The profiler's own overhead is in the wall time, so shares err low.
     """
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        started = time.perf_counter()
-        step(index)
-        wall = time.perf_counter() - started
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if synchronize else [])
+    with profile(activities=activities) as profiler:
+        wall = timed(lambda: step(index), synchronize)
     events = profiler.key_averages()
+    self_attr, total_attr = (("self_device_time_total", "device_time_total") if synchronize
+                             else ("self_cpu_time_total", "cpu_time_total"))
 
     def self_time(word: str) -> float:
         kernels = (e for e in events if e.key.startswith("aten::") and word in e.key)
-        return sum(e.self_cpu_time_total for e in kernels) / 1e6
+        return sum(getattr(e, self_attr) for e in kernels) / 1e6
 
     def scope_time(name: str) -> float:
-        return sum(e.cpu_time_total for e in events if e.key == name) / 1e6
+        return sum(getattr(e, total_attr) for e in events if e.key == name) / 1e6
 
     return {"wall": wall, "conv": self_time("convolution"), "fft": self_time("fft"),
             "unet": scope_time("ssmri::unet"), "cg": scope_time("ssmri::cg")}
@@ -110,6 +143,7 @@ def measure(
     warmup: int,
     threads: int | None = None,
     precision: str = "32-true",
+    device: str = "cpu",
 ) -> dict:
     """Time one workload; meant to run in a fresh process so that the peak memory is its own.
 
@@ -121,31 +155,31 @@ def measure(
         warmup: untimed steps first (allocator, oneDNN kernel selection, lazy buffers).
         threads: intra-op threads for this process (``None``: torch's default).
         precision: the workload's arithmetic (Lightning's name), recorded in the result.
+        device: where the workload runs (``"cpu"`` or ``"cuda"``); on CUDA every timing waits
+            for the device and the peak is the allocator's, ``torch.cuda.max_memory_allocated``.
     """
+    from ssmri.bench.denoiser import denoiser_share
+
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    baseline = resident_memory_gib()
+    synchronize = synchronizer(device)
+    on_cuda = synchronize is not None
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device) / 2**30 if on_cuda else resident_memory_gib()
     workload = build()
     for index in range(warmup):
         workload.step(index)
     counter = FlopCounterMode(display=False)
-    with counter:
-        workload.step(warmup)
-    times = []
-    for index in range(warmup + 1, warmup + 1 + steps):
-        started = time.perf_counter()
-        workload.step(index)
-        times.append(time.perf_counter() - started)
-    split = step_time_split(workload.step, warmup + 1 + steps)
+    share = denoiser_share(workload, counter, warmup, steps, synchronize)
+    times = [timed(lambda index=index: workload.step(index), synchronize)
+             for index in range(warmup + 1, warmup + 1 + steps)]
+    split = step_time_split(workload.step, warmup + 1 + steps, synchronize)
     workload.infer()  # warm-up of the evaluation-mode kernels
-    inference = []
-    for _ in range(min(steps, INFERENCE_RUNS)):
-        started = time.perf_counter()
-        workload.infer()
-        inference.append(time.perf_counter() - started)
+    inference = [timed(workload.infer, synchronize) for _ in range(min(steps, INFERENCE_RUNS))]
     step_seconds = statistics.median(times)
     return {
         "side": side,
@@ -166,7 +200,9 @@ def measure(
         "unet_forward_seconds": split["unet"],
         "cg_forward_seconds": split["cg"],
         "inference_ms_per_image": 1e3 * statistics.median(inference) / batch_size,
-        "peak_memory_gib": peak_memory_gib(),
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if on_cuda else peak_memory_gib(),
         "baseline_memory_gib": baseline,
+        "device": torch.cuda.get_device_name(device) if on_cuda else "cpu",
         "notes": workload.notes,
+        **share,
     }

@@ -8,7 +8,7 @@ step with its own optimiser. With ``precision="bf16-mixed"`` the forward passes 
 bfloat16 autocast and the backward passes and optimiser steps outside it, as Lightning's
 ``MixedPrecision`` plugin runs them (FFTs and data consistency stay float32 either way).
 Inference is the module's ``reconstruct`` (Noise2Inverse: N splits per image, one seeded
-stream per image).
+stream per image). ``device="cuda"`` builds all of it on the GPU (``autocast`` then on CUDA).
 """
 
 import contextlib
@@ -43,7 +43,8 @@ PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16}
 
 
 def build_workload(
-    method: str, batch_size: int, size: int, overrides: Sequence[str] = (), precision: str = "32-true"
+    method: str, batch_size: int, size: int, overrides: Sequence[str] = (), precision: str = "32-true",
+    device: str = "cpu",
 ) -> Workload:
     """Model, loss and optimisers from the configs, a phantom batch, and the two closures."""
     from ssmri.data.batch import MRIBatch
@@ -58,21 +59,21 @@ def build_workload(
     def forward_context():
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cpu", dtype=dtype)
+        return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
     cfg = compose_config(method, size, overrides)
     physics = instantiate(cfg.physics)
     loss = instantiate(cfg.loss)
     model = instantiate(cfg.model)
-    module = instantiate(cfg.module, model=model, loss=loss, physics=physics)
+    module = instantiate(cfg.module, model=model, loss=loss, physics=physics).to(device)
     optimizers = module.configure_optimizers()
     optimizer = optimizers[0]
     discriminator_optimizer = optimizers[1] if module.adversarial else None
 
     rng = torch.Generator().manual_seed(cfg.seed)
-    x = phantom_batch(size, batch_size)
-    mask = physics.sample_mask(batch_size, rng)
-    maps = physics.sensitivity_maps(batch_size) if hasattr(physics, "sensitivity_maps") else None
+    x = phantom_batch(size, batch_size).to(device)
+    mask = physics.sample_mask(batch_size, rng).to(device)
+    maps = physics.sensitivity_maps(batch_size).to(device) if hasattr(physics, "sensitivity_maps") else None
     acq = Acquisition(mask, maps)
     batch = MRIBatch(physics.simulate(x, acq, rng), mask, torch.arange(batch_size), x, maps)
     target = batch.x if loss.needs_ground_truth else None
@@ -97,7 +98,7 @@ def build_workload(
         with torch.no_grad(), forward_context():
             return module.reconstruct(batch)
 
-    return Workload(step, infer)
+    return Workload(step, infer, denoiser=getattr(model, "denoiser", None), forward_context=forward_context)
 
 
 def run(
@@ -109,12 +110,13 @@ def run(
     threads: int | None = None,
     overrides: Sequence[str] = (),
     precision: str = "32-true",
+    device: str = "cpu",
 ) -> dict:
     """One measurement of the ssmri side (see :func:`ssmri.bench.harness.measure`)."""
     import ssmri.run  # noqa: F401  (Lightning, Hydra: imported before the baseline memory is read)
 
     return measure(
-        lambda: build_workload(method, batch_size, size, overrides, precision),
+        lambda: build_workload(method, batch_size, size, overrides, precision, device),
         side="ssmri", method=method, batch_size=batch_size, size=size,
-        steps=steps, warmup=warmup, threads=threads, precision=precision,
+        steps=steps, warmup=warmup, threads=threads, precision=precision, device=device,
     )

@@ -77,19 +77,23 @@ def build_losses(method: str, size: int, physics_generator, rng: torch.Generator
     raise ValueError(f"no DeepInverse counterpart for method {method!r}")
 
 
-def build_workload(method: str, batch_size: int, size: int) -> Workload:
-    """The tutorial's physics and MoDL, the method's losses, a phantom batch, the two closures."""
+def build_workload(method: str, batch_size: int, size: int, device: str = "cpu") -> Workload:
+    """The tutorial's physics and MoDL, the method's losses, a phantom batch, the two closures.
+
+    On ``device="cuda"`` DeepInverse's objects take the device (its generators draw from an
+    rng on that device), as its own GPU examples build them.
+    """
     import deepinv as dinv
 
-    rng = torch.Generator().manual_seed(0)
+    rng = torch.Generator(device=device).manual_seed(0)
     physics_generator = dinv.physics.generator.GaussianMaskGenerator(
-        img_size=(size, size), acceleration=4, rng=rng
+        img_size=(size, size), acceleration=4, rng=rng, device=device
     )
-    physics = dinv.physics.MRI(img_size=(size, size))
-    model = dinv.models.MoDL(dinv.models.UNet(2, 2, scales=3), num_iter=3)
+    physics = dinv.physics.MRI(img_size=(size, size), device=device)
+    model = dinv.models.MoDL(dinv.models.UNet(2, 2, scales=3), num_iter=3).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-    x = phantom_batch(size, batch_size)
+    x = phantom_batch(size, batch_size).to(device)
     params = physics_generator.step(batch_size=batch_size)  # as generate_dataset stores them
     physics.update(**params)
     y = physics(x)
@@ -133,16 +137,17 @@ def adversarial_workload(
     from ssmri.run import instantiate
 
     adversarial = dinv.loss.adversarial
-    discriminator = instantiate(compose_config(method, size).loss.discriminator)
+    device = y.device
+    discriminator = instantiate(compose_config(method, size).loss.discriminator).to(device)
     discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
     if method == "adversarial":
         generator_loss = adversarial.UnsupAdversarialGeneratorLoss(D=discriminator)
     else:
         generator_loss = adversarial.UAIRGeneratorLoss(D=discriminator)
     discriminator_loss = adversarial.UnsupAdversarialDiscriminatorLoss(D=discriminator)
-    fully_sampled = dinv.physics.MRI(img_size=(size, size))  # SSIBench's physics_like: mask of ones
+    fully_sampled = dinv.physics.MRI(img_size=(size, size), device=device)  # SSIBench's physics_like
     # SSIBench draws the reals from a second loader of training measurements.
-    real_y = fully_sampled(phantom_batch(size, len(y), split="val")) * physics.mask
+    real_y = fully_sampled(phantom_batch(size, len(y), split="val").to(device)) * physics.mask
 
     def step(index: int) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -178,13 +183,13 @@ def adversarial_workload(
 
 
 def run(method: str, batch_size: int, size: int = 128, steps: int = 5, warmup: int = 2,
-        threads: int | None = None) -> dict:
+        threads: int | None = None, device: str = "cpu") -> dict:
     """One measurement of the DeepInverse side (see :func:`ssmri.bench.harness.measure`)."""
     import deepinv
 
     result = measure(
-        lambda: build_workload(method, batch_size, size),
+        lambda: build_workload(method, batch_size, size, device),
         side="deepinv", method=method, batch_size=batch_size, size=size,
-        steps=steps, warmup=warmup, threads=threads,
+        steps=steps, warmup=warmup, threads=threads, device=device,
     )
     return {**result, "deepinv": deepinv.__version__}

@@ -1,20 +1,16 @@
-"""This machine's float32 matrix-multiply rate, the efficiency arithmetic and ``bench/results.md``.
+"""The efficiency arithmetic, the targets and the table of ``bench/results.md`` (CPU or CUDA).
 
-Efficiency = FLOPs of one training step (``FlopCounterMode``) / (median step time x rate).
-The rate is measured two ways, because they differ by 2x on AMD CPUs: ``torch.matmul``
-(MKL sgemm, which takes a slow path there) and a large 1x1 convolution in channels_last,
-which is a plain matrix multiply run by oneDNN, the library that runs our convolutions. The
-higher of the two is "this machine's rate"; the table shows both.
+Efficiency = FLOPs of one training step (``FlopCounterMode``) / (median step time x rate), the
+rate being the device's measured matrix-multiply rate (:mod:`ssmri.bench.rates`); the table
+shows both ways it is measured. On CUDA the U-Net's own share of the step and its rate are
+shown too (:mod:`ssmri.bench.denoiser`).
 """
 
 import platform
-import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 from ssmri.atomic import write_json, write_text
+from ssmri.bench.rates import GEMM_SHAPES, matmul_rates  # noqa: F401  (matmul_rates: re-exported)
 
 #: (description, batch size, what is compared, threshold); see :func:`target_lines`.
 TARGETS = (
@@ -24,38 +20,34 @@ TARGETS = (
     ("throughput >= 1.4x DeepInverse at batch 8", 8, "speedup", 1.4),
     ("peak memory <= DeepInverse's", None, "memory_ratio", 1.0),
 )
+#: The GPU target: (size, batch size, precision, least U-Net efficiency against the bf16 rate).
+UNET_TARGET = (320, 32, "bf16-mixed", 0.5)
 
 
-def _best_seconds(run, repeats: int) -> float:
-    run()  # warm-up: allocation and kernel selection
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
+def unet_share(row: dict, rate: float) -> tuple[float, float] | None:
+    """(the U-Net's share of the step's time, its FLOPs / (its time x rate)), if it was timed."""
+    if not row.get("unet_seconds"):
+        return None
+    return row["unet_seconds"] / row["step_seconds"], row["unet_gflop"] * 1e9 / (row["unet_seconds"] * rate)
 
 
-#: oneDNN GEMMs as 1x1 convolutions, ``(batch, channels, side)``: ``(batch side²) x channels``
-#: times ``channels x channels``. The first two fit this class of CPU's caches, the last does not;
-#: the best of them is the rate the hardware sustains on a matrix product.
-GEMM_SHAPES = ((1, 1024, 64), (1, 512, 128), (4, 1024, 64))
-
-
-def matmul_rates(matmul_size: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32) -> dict:
-    """FLOP/s of ``torch.matmul`` on square matrices and of oneDNN's GEMM (1x1 conv) in ``dtype``."""
-    a = torch.randn(matmul_size, matmul_size, dtype=dtype)
-    b = torch.randn(matmul_size, matmul_size, dtype=dtype)
-    matmul = 2 * matmul_size**3 / _best_seconds(lambda: a @ b, repeats)
-    conv = 0.0
-    nhwc = torch.channels_last
-    for batch, channels, side in GEMM_SHAPES:
-        x = torch.randn(batch, channels, side, side, dtype=dtype).contiguous(memory_format=nhwc)
-        w = torch.randn(channels, channels, 1, 1, dtype=dtype).contiguous(memory_format=nhwc)
-        flops = 2 * batch * side * side * channels**2
-        conv = max(conv, flops / _best_seconds(lambda x=x, w=w: F.conv2d(x, w), repeats))
-    return {"dtype": str(dtype).removeprefix("torch."), "matmul": matmul, "onednn_conv1x1": conv,
-            "rate": max(matmul, conv)}
+def unet_target_line(rows: list[dict], rate: float, settings: dict) -> str:
+    """The GPU target on the U-Net's rate: met, not met (with the value) or not measured."""
+    size, batch_size, precision, threshold = UNET_TARGET
+    description = (f"U-Net at >= {100 * threshold:.0f} % of the bfloat16 matrix rate at {size}x{size}, "
+                   f"batch {batch_size}, {precision}")
+    if settings.get("size") != size or settings.get("precision") != precision:
+        return f"- {description}: not measured (this table: {settings.get('size')}x{settings.get('size')}, "\
+               f"{settings.get('precision')})"
+    values = {r["method"]: None if "error" in r["ssmri"] else unet_share(r["ssmri"], rate)
+              for r in rows if r["batch_size"] == batch_size}
+    if not values:
+        return f"- {description}: not measured (batch {batch_size} not run)"
+    missed = {m: v for m, v in values.items() if v is None or v[1] < threshold}
+    if not missed:
+        return f"- {description}: **met**"
+    shown = ", ".join(f"{m} ({'failed' if v is None else f'{100 * v[1]:.1f} %'})" for m, v in missed.items())
+    return f"- {description}: **not met**: {shown}"
 
 
 def efficiency(row: dict, rate: float) -> float:
@@ -142,17 +134,23 @@ def _versions(rows: list[dict]) -> str:
     return "; ".join(sorted(versions, reverse=True))
 
 
-def _cells(row: dict, rate: float, reference_ran: bool) -> list[str]:
+def _percentages(pair: tuple[float, float]) -> list[str]:
+    return [f"{100 * pair[0]:.0f} %", f"{100 * pair[1]:.0f} %"]
+
+
+def _cells(row: dict, rate: float, reference_ran: bool, unet: bool = False) -> list[str]:
     ours, theirs = row["ssmri"], row["deepinv"]
     cells = [row["method"], str(row["batch_size"])]
     if "error" in ours:
-        cells += ["failed"] + [""] * 7
+        cells += ["failed"] + [""] * (9 if unet else 7)
     else:
         breakdown = convolution_breakdown(ours, rate)
+        share = unet_share(ours, rate)
         cells += [
             f"{ours['images_per_second']:.2f}", f"{1e3 * ours['step_seconds']:.0f}",
             f"{ours['step_gflop']:.1f}", f"{100 * efficiency(ours, rate):.0f} %",
             *([f"{100 * breakdown[0]:.0f} %", f"{100 * breakdown[1]:.0f} %"] if breakdown else ["–", "–"]),
+            *((_percentages(share) if share else ["–", "–"]) if unet else []),
             f"{ours['inference_ms_per_image']:.1f}", f"{ours['peak_memory_gib']:.2f}",
         ]
     if not reference_ran:
@@ -183,52 +181,72 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
     rate, size = rates["rate"], settings["size"]
     dtype, precision = rates.get("dtype", "float32"), settings.get("precision", "32-true")
     reference_ran = any(r["deepinv"] is not None for r in rows)
+    on_cuda = rates.get("device") == "cuda"
+    unet = any("unet_seconds" in r["ssmri"] for r in rows)
+    gpus = sorted({r["device"] for r in _succeeded(rows, "ssmri") if r.get("device", "cpu") != "cpu"})
+    machine = f"{_cpu_name()}, {settings['threads']} threads"
+    if on_cuda:
+        machine = f"{', '.join(gpus) or 'CUDA GPU'} (CUDA)"
+    blas, convolutions = ("cuBLAS", "cuDNN") if on_cuda else ("MKL", "oneDNN")
+    others = ", ".join(f"{name} {value / 1e12:.1f} TFLOP/s" for name, value in rates.get("all", {}).items())
     lines = [
         f"# Training and inference benchmark: {size}x{size}, Gaussian masks R = 4, MoDL "
         "(3 iterations, 2,070,082-parameter U-Net), Adam lr 1e-3",
         "",
-        f"Machine: {_cpu_name()}, {settings['threads']} threads; {_versions(rows)}.",
+        f"Machine: {machine}; {_versions(rows)}.",
         "",
         f"Precision: {precision} (our side's forward passes). {dtype.capitalize()} matrix-multiply "
-        f"rate: torch.matmul (4096x4096) {rates['matmul'] / 1e9:.0f} "
-        f"GFLOP/s; oneDNN GEMM (best 1x1 convolution of {len(GEMM_SHAPES)} shapes, channels_last) "
+        f"rate: torch.matmul ({blas}) {rates['matmul'] / 1e9:.0f} "
+        f"GFLOP/s; {convolutions} GEMM (best 1x1 convolution of {len(GEMM_SHAPES)} shapes, channels_last) "
         f"{rates['onednn_conv1x1'] / 1e9:.0f} GFLOP/s. Efficiency uses the higher, {rate / 1e9:.0f} "
         "GFLOP/s: FLOPs of one full training step (FlopCounterMode: convolutions and matrix "
-        "products) / (median step time x that rate).",
+        "products) / (median step time x that rate)."
+        + (f" All rates measured: {others}." if on_cuda else ""),
         "",
         "Where the time goes (one more step under torch's profiler): *conv time* is the share of "
         "the step spent in the convolution kernels (aten convolution operators, forward and "
         "backward), *conv efficiency* their FLOPs / (their time x the rate). The step's efficiency "
         "cannot exceed the conv efficiency by much (convolutions are nearly all of the FLOPs), so "
         "a low conv efficiency is the convolution library's ceiling on this machine, and a low "
-        "conv time is overhead in the code around it.",
+        "conv time is overhead in the code around it."
+        + (" *U-Net share*: the U-Net's calls of one step (recorded, then replayed alone, forward "
+           "and backward) over the step's time; *U-Net efficiency*: their FLOPs / (their time x the "
+           "rate)." if unet else ""),
         "",
         f"Each row is one fresh process per side: {settings['warmup']} warm-up steps, then the median "
         f"of {settings['steps']} timed optimiser steps (generator and discriminator steps for the "
-        "adversarial methods). Inference: the method's rule without gradients (Noise2Inverse averages "
-        "N = 20 splits), per image. Peak memory: the process's maximum resident set (ru_maxrss), "
-        "imports included. DeepInverse side: " + reference_note,
+        "adversarial methods)" + (", each timed between torch.cuda.synchronize calls" if on_cuda else "")
+        + ". Inference: the method's rule without gradients (Noise2Inverse averages "
+        "N = 20 splits), per image. "
+        + ("Peak memory: torch.cuda.max_memory_allocated (tensors on the GPU). " if on_cuda else
+           "Peak memory: the process's maximum resident set (ru_maxrss), imports included. ")
+        + "DeepInverse side: " + reference_note,
         "",
     ]
     header = ["method", "batch", "images/s", "step (ms)", "GFLOP/step", "efficiency", "conv time",
-              "conv efficiency", "inference (ms/img)", "peak (GiB)"]
+              "conv efficiency", *(["U-Net share", "U-Net efficiency"] if unet else []),
+              "inference (ms/img)", "peak (GiB)"]
     if reference_ran:
         header += ["DI images/s", "DI GFLOP/step", "DI inference (ms/img)", "DI peak (GiB)",
                    "throughput vs DI", "memory vs DI"]
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(_cells(r, rate, reference_ran)) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cells(r, rate, reference_ran, unet)) + " |" for r in rows]
     baselines = [
         f"{side} {min(r['baseline_memory_gib'] for r in _succeeded(rows, side)):.2f} GiB"
         for side in ("ssmri", "deepinv") if _succeeded(rows, side)
     ]
     if baselines:
-        lines += ["", "Resident memory after imports, before building (part of every peak): "
-                  + ", ".join(baselines) + "."]
+        what = "GPU memory allocated before building" if on_cuda else \
+            "Resident memory after imports, before building (part of every peak)"
+        lines += ["", f"{what}: " + ", ".join(baselines) + "."]
     notes = {r["method"]: r["deepinv"]["notes"] for r in rows
              if r["deepinv"] and r["deepinv"].get("notes")}
     if notes:
         lines += ["", "DeepInverse mapping notes:"] + [f"- {m}: {n}." for m, n in notes.items()]
-    lines += ["", f"Targets (CPU, {precision}):"] + target_lines(rows, rate, reference_ran)
+    lines += ["", f"Targets ({'CUDA' if on_cuda else 'CPU'}, {precision}):"]
+    lines += target_lines(rows, rate, reference_ran)
+    if on_cuda:
+        lines.append(unet_target_line(rows, rates.get("all", {}).get("bfloat16", rate), settings))
     if multicoil:
         lines += [""] + multicoil_lines(multicoil, rows)
     return "\n".join(lines) + "\n"

@@ -7,6 +7,9 @@ from ssmri.losses.base import LossOutput, ReconstructionLoss, mse
 from ssmri.physics.acquisition import apply_mask
 from ssmri.transforms.split_masks import GaussianSplitter, MultiplicativeSplitter
 
+#: Split reconstructions per forward pass on a CPU when ``splits_per_pass`` is left to the device.
+CPU_SPLITS_PER_PASS = 1
+
 
 class SSDULoss(ReconstructionLoss):
     r"""SSDU: reconstruct from ``M₁ y`` and score on the held-out entries ``M₂ y``.
@@ -50,28 +53,50 @@ class Noise2InverseLoss(SSDULoss):
 
     .. math:: \hat x = \frac{1}{N}\sum_{i=1}^{N} f(M_1^{(i)} y, M_1^{(i)} A)
 
-    with a fresh split per ``i``. The ``N`` splits of an image are one batched forward pass
-    (never ``N`` sequential ones); ``images_per_pass`` images go through the network together,
-    which bounds the memory of evaluating a large batch (``N B`` inputs at once on a GPU with
-    room for them, one image's ``N`` at a time on a CPU).
+    with a fresh split per ``i``. All ``N B`` splits of a batch are drawn first, then
+    reconstructed ``splits_per_pass`` at a time, so the result does not depend on the grouping.
+    By default the device chooses: on CUDA all of them in one batched pass (halved after an
+    out-of-memory error until it fits), on a CPU :data:`CPU_SPLITS_PER_PASS` at a time, since
+    there large passes cost more per image than small ones (their activations leave the caches
+    and are faulted in again every pass) and DeepInverse's sequential passes would be faster.
     Hendriksen, Pelt & Batenburg, "Noise2Inverse", IEEE TCI 2020.
 
     Args:
         splitter: as for :class:`SSDULoss`.
         num_splits: ``N`` (20 in the tutorial's table).
-        images_per_pass: images whose ``N`` splits share one forward pass; ``None``: the whole batch.
+        splits_per_pass: split reconstructions per forward pass; ``None``: chosen by the device.
+        images_per_pass: the older form, images whose ``N`` splits share a pass (kept so that
+            checkpoints that name it still load); not together with ``splits_per_pass``.
     """
 
     random_inference = True
 
-    def __init__(self, splitter=None, num_splits: int = 20, images_per_pass: int | None = 1):
+    def __init__(
+        self,
+        splitter=None,
+        num_splits: int = 20,
+        splits_per_pass: int | None = None,
+        images_per_pass: int | None = None,
+    ):
         super().__init__(splitter)
         if num_splits < 1:
             raise ValueError(f"num_splits must be >= 1, got {num_splits}")
-        if images_per_pass is not None and images_per_pass < 1:
-            raise ValueError(f"images_per_pass must be >= 1 or None, got {images_per_pass}")
+        if splits_per_pass is not None and images_per_pass is not None:
+            raise ValueError("set loss.splits_per_pass or the older loss.images_per_pass, not both")
+        if images_per_pass is not None:
+            if images_per_pass < 1:
+                raise ValueError(f"images_per_pass must be >= 1 or None, got {images_per_pass}")
+            splits_per_pass = images_per_pass * int(num_splits)
+        if splits_per_pass is not None and splits_per_pass < 1:
+            raise ValueError(f"loss.splits_per_pass must be >= 1 or null (by device), got {splits_per_pass}")
         self.num_splits = int(num_splits)
-        self.images_per_pass = images_per_pass
+        self.splits_per_pass = splits_per_pass
+
+    def pass_size(self, total: int, device: torch.device) -> int:
+        """How many of ``total`` split reconstructions go through the network together."""
+        if self.splits_per_pass is not None:
+            return min(self.splits_per_pass, total)
+        return total if device.type == "cuda" else min(CPU_SPLITS_PER_PASS, total)
 
     def reconstruct(self, model, physics, y, acq, rng=None) -> Tensor:
         """``rng``: one CPU rng, or one per image (then each image's splits depend
@@ -86,11 +111,20 @@ class Noise2InverseLoss(SSDULoss):
         ])
         inputs = apply_mask(y.repeat_interleave(count, dim=0), input_masks)
         split_acq = acq.repeat_interleave(count).with_mask(input_masks)
-        chunk = count * (self.images_per_pass or len(y))
-        reconstructions = torch.cat([
-            model(inputs[start : start + chunk], split_acq[start : start + chunk])
-            for start in range(0, len(inputs), chunk)
-        ])
+        chunk = self.pass_size(len(inputs), y.device)
+        while True:
+            try:
+                reconstructions = torch.cat([
+                    model(inputs[start : start + chunk], split_acq[start : start + chunk])
+                    for start in range(0, len(inputs), chunk)
+                ])
+                break
+            except torch.OutOfMemoryError:
+                if self.splits_per_pass is not None or chunk == 1:
+                    raise
+                chunk = (chunk + 1) // 2  # the device's choice was too large: same result, smaller passes
+                if y.is_cuda:
+                    torch.cuda.empty_cache()
         return reconstructions.reshape(len(y), count, *reconstructions.shape[1:]).mean(dim=1)
 
 
