@@ -47,7 +47,9 @@ def test_compile_compiles_only_the_denoiser_and_keeps_checkpoints_interchangeabl
     assert compiled.denoiser._compiled_call_impl is not None
     assert getattr(compiled, "_compiled_call_impl", None) is None  # FFTs and DC stay eager
     out_eager, out_compiled = eager(y, Acquisition(mask)), compiled(y, Acquisition(mask))
-    torch.testing.assert_close(out_compiled, out_eager, rtol=1e-4, atol=1e-5)
+    # Inductor fuses and reorders float32 arithmetic: agreement to rounding level, not bitwise
+    # (on the phantom problem one of 4,096 entries differs by 1.5e-5 after three iterations).
+    torch.testing.assert_close(out_compiled, out_eager, rtol=1e-4, atol=5e-5)
     out_compiled.square().mean().backward()
     assert all(p.grad is not None for p in compiled.parameters())
 
