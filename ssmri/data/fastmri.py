@@ -139,11 +139,33 @@ class FastMRISliceTensor(ImageSource):
 
 
 class VolumeFiles:
-    """Sample names of a source made of HDF5 volumes: ``{"file", "slice", "volume"}`` per slice.
+    """What every source made of HDF5 volumes shares: the split by volume and the sample names.
 
-    The source provides ``files``, ``slices_per_file()``, ``keys(split, count)`` (``(volume
-    number, slice number)`` pairs) and ``load(keys)``.
+    The source provides ``files``, ``root``, ``train_fraction``, ``max_test``, ``num_val``,
+    ``slices_per_file()`` and ``load(keys)``; keys are ``(volume number, slice number)`` pairs and
+    samples are named ``{"file", "slice", "volume"}``.
     """
+
+    def keys(self, split: str, count: int | None) -> list[tuple[int, int]]:
+        """``(volume number, slice number)`` of the split's slices; volumes never straddle splits:
+        the first ``train_fraction`` of the files train (their last ``num_val`` slices validate),
+        the rest test (at most ``max_test`` slices; they also validate when ``num_val`` is 0)."""
+        self._check_split(split)
+        boundary = int(self.train_fraction * len(self.files))
+        if not 0 < boundary < len(self.files):
+            raise ValueError(
+                f"{len(self.files)} volumes cannot be split {self.train_fraction:g}/"
+                f"{1 - self.train_fraction:g}; add volumes or change data.images.train_fraction"
+            )
+        counts = self.slices_per_file()
+        slices = [(v, s) for v, count_v in enumerate(counts) for s in range(count_v)]
+        first_test = sum(counts[:boundary])
+        train, test = slices[:first_test], slices[first_test:][: self.max_test or None]
+        if self.num_val >= len(train):
+            raise ValueError(f"data.images.num_val={self.num_val} leaves no training slices")
+        cut = len(train) - self.num_val
+        chosen = {"train": train[:cut], "val": train[cut:] if self.num_val else test, "test": test}[split]
+        return take(chosen, count, split, "the files")
 
     def sample_ids(self, split: str, count: int | None) -> list[dict]:
         return [{"file": self.files[v].name, "slice": s, "volume": self.files[v].name}
@@ -230,25 +252,6 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
                     counts.append(int(file[self.target].shape[0]))
             self._counts = counts
         return self._counts
-
-    def keys(self, split: str, count: int | None) -> list[tuple[int, int]]:
-        """``(volume number, slice number)`` of the split's slices; volumes never straddle splits."""
-        self._check_split(split)
-        boundary = int(self.train_fraction * len(self.files))
-        if not 0 < boundary < len(self.files):
-            raise ValueError(
-                f"{len(self.files)} volumes cannot be split {self.train_fraction:g}/"
-                f"{1 - self.train_fraction:g}; add volumes or change train_fraction"
-            )
-        counts = self.slice_counts()
-        slices = [(v, s) for v in range(len(self.files)) for s in range(counts[v])]
-        first_test = sum(counts[:boundary])
-        train, test = slices[:first_test], slices[first_test:][: self.max_test or None]
-        if self.num_val >= len(train):
-            raise ValueError(f"num_val={self.num_val} leaves no training slices")
-        cut = len(train) - self.num_val
-        chosen = {"train": train[:cut], "val": train[cut:] if self.num_val else test, "test": test}[split]
-        return take(chosen, count, split, "the files")
 
     def slices_per_file(self) -> list[int]:
         return self.slice_counts()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ssmri.data.fastmri import VolumeFiles, by_volume, existing, open_h5
-from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size, take
+from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size
 from ssmri.physics.fft import ifft2c, to_channels, to_complex
 
 
@@ -159,25 +159,6 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
                 f"oversampling) is smaller than data.image_size={self.image_size}; lower it"
             )
         return shape
-
-    def keys(self, split: str, count: int | None) -> list[tuple[int, int]]:
-        """``(volume number, slice number)`` of the split's slices; volumes never straddle splits."""
-        self._check_split(split)
-        boundary = int(self.train_fraction * len(self.files))
-        if not 0 < boundary < len(self.files):
-            raise ValueError(
-                f"{len(self.files)} volumes cannot be split {self.train_fraction:g}/"
-                f"{1 - self.train_fraction:g}; add volumes or change data.images.train_fraction"
-            )
-        shapes = self.shapes()
-        slices = [(v, s) for v, shape in enumerate(shapes) for s in range(shape[0])]
-        first_test = sum(shape[0] for shape in shapes[:boundary])
-        train, test = slices[:first_test], slices[first_test:][: self.max_test or None]
-        if self.num_val >= len(train):
-            raise ValueError(f"data.images.num_val={self.num_val} leaves no training slices")
-        cut = len(train) - self.num_val
-        chosen = {"train": train[:cut], "val": train[cut:] if self.num_val else test, "test": test}[split]
-        return take(chosen, count, split, "the files")
 
     def slices_per_file(self) -> list[int]:
         return [shape[0] for shape in self.shapes()]
