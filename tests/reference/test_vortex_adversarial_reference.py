@@ -34,7 +34,7 @@ from ssmri.models.discriminator import SkipConvDiscriminator  # noqa: E402
 from ssmri.physics import SingleCoilMRI  # noqa: E402
 from ssmri.physics.acquisition import Acquisition  # noqa: E402
 from ssmri.transforms.kspace import KspaceCompose, KspaceNoise, RandomPhaseError  # noqa: E402
-from tests.helpers.reference import close, model_grads, rng  # noqa: E402
+from tests.helpers.reference import close, model_grads, rng, their_model  # noqa: E402
 
 pytestmark = pytest.mark.reference
 
@@ -50,11 +50,6 @@ def setup():
     mask = physics.sample_mask(BATCH, generator)
     model = MoDL(UNet(base_features=8, scales=2), num_iter=2).eval()
     return physics, model, physics.A(x, mask), mask
-
-
-def their_model(model):
-    """DeepInverse calls ``model(y, physics)``; our network takes the physics' mask."""
-    return lambda y, physics, **kwargs: model(y, Acquisition(physics.mask))
 
 
 def test_phase_error_replays_the_reference(setup):
