@@ -154,6 +154,10 @@ def test_wandb_offline_run_holds_the_final_metrics(tmp_path, monkeypatch):
         import wandb
 
         wandb.finish()
+        # finish() returns once the run has ended, but the wandb service closes the run's
+        # record file on its own time; CI read it while it still held only its header.
+        # Stopping the service waits for every file it holds to be closed.
+        wandb.teardown()
     (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     (records,) = run_dir.glob("run-*.wandb")
     # An offline run keeps its records (protobuf, uncompressed) in run-<id>.wandb until
