@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from ssmri.lit.module import ReconstructionModule
+from ssmri.physics import MultiCoilMRI, SingleCoilMRI
 from ssmri.physics.acquisition import Acquisition
 from ssmri.run import train
 from tests.helpers.config import FAST, compose_config
 from tests.helpers.models import tiny_model
-from tests.helpers.problems import small_problem
+from tests.helpers.problems import acquisition_for, small_problem
 
 
 def test_bf16_mixed_training_on_cpu_runs_and_its_ffts_see_float32(tmp_path, monkeypatch):
@@ -37,6 +38,18 @@ def test_channels_last_changes_the_layout_not_the_result():
     acq = Acquisition(mask)
     with torch.no_grad():
         torch.testing.assert_close(nhwc(y, acq), plain(y, acq), rtol=1e-5, atol=1e-5)
+
+
+def test_float64_stays_float64_through_physics_and_both_data_consistencies():
+    # Below float32 the FFTs promote (the bf16 test above); float64 must not be cut to float32,
+    # or a float64 gradient check measures float32 rounding (the reference SSDU test does this).
+    for physics in (SingleCoilMRI(32, 4), MultiCoilMRI(32, 4, coils=3)):
+        _, x, y, mask = small_problem(batch=2, physics=physics)
+        acq = acquisition_for(physics, mask).to(torch.float64)
+        with torch.no_grad():
+            out = tiny_model().double().eval()(y.double(), acq)
+            assert physics.A_adjoint(y.double(), acq.mask, acq.maps).dtype == torch.float64
+        assert out.dtype == torch.float64
 
 
 @pytest.mark.slow

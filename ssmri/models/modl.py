@@ -7,7 +7,7 @@ from torch.profiler import record_function
 
 from ssmri.models.cg import conjugate_gradient
 from ssmri.physics.acquisition import Acquisition
-from ssmri.physics.fft import fft2c, ifft2c
+from ssmri.physics.fft import fft2c, full_precision, ifft2c
 from ssmri.physics.multicoil import multicoil_adjoint, multicoil_forward
 
 
@@ -19,7 +19,7 @@ def data_consistency(z: Tensor, y: Tensor, mask: Tensor, lam: Tensor) -> Tensor:
         = F^H\left[\frac{M y + \lambda F z}{M + \lambda}\right]
 
     exact for any mask (including split masks ``M₁ ⊙ M``) because ``FᴴMF`` is diagonal in
-    k-space. Computed in float32 outside autocast.
+    k-space. Computed in float32 (or float64) outside autocast.
 
     Args:
         z: ``(B, 2, H, W)`` the denoiser's output.
@@ -28,8 +28,8 @@ def data_consistency(z: Tensor, y: Tensor, mask: Tensor, lam: Tensor) -> Tensor:
         lam: positive scalar ``λ``.
     """
     with torch.autocast(device_type=z.device.type, enabled=False):
-        lam = lam.float()
-        kspace = (mask * y.float() + lam * fft2c(z.float())) / (mask + lam)
+        lam = full_precision(lam)
+        kspace = (mask * full_precision(y) + lam * fft2c(z)) / (mask + lam)
         return ifft2c(kspace)
 
 
@@ -53,13 +53,13 @@ def multicoil_data_consistency(
         iterations, tolerance: of :func:`~ssmri.models.cg.conjugate_gradient`.
     """
     with torch.autocast(device_type=z.device.type, enabled=False):
-        lam, z = lam.float(), z.float()
-        mask, maps = acq.mask.float(), acq.maps.float()
+        lam, z = full_precision(lam), full_precision(z)
+        mask, maps = full_precision(acq.mask), full_precision(acq.maps)
 
         def normal(x: Tensor) -> Tensor:
             return multicoil_adjoint(multicoil_forward(x, mask, maps), mask, maps) + lam * x
 
-        rhs = multicoil_adjoint(y.float(), mask, maps) + lam * z
+        rhs = multicoil_adjoint(full_precision(y), mask, maps) + lam * z
         return conjugate_gradient(normal, rhs, z, iterations, tolerance)
 
 

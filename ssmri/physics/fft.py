@@ -1,14 +1,20 @@
 """Centred orthonormal 2-D Fourier transforms on real tensors that hold complex images.
 
 A complex image is a real tensor ``(..., 2, H, W)``: channel 0 real, channel 1 imaginary.
-The transforms always run in float32 outside autocast: torch's CUDA FFT rejects bf16/fp16
-and data consistency must not lose precision under mixed-precision training.
+The transforms always run in float32 or wider outside autocast: torch's CUDA FFT rejects
+bf16/fp16 and data consistency must not lose precision under mixed-precision training; float64
+stays float64 (gradient checks, reference comparisons).
 """
 
 import torch
 from torch import Tensor
 
 _SPATIAL = (-2, -1)
+
+
+def full_precision(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is held in fewer bits (bf16, fp16); float32 and float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def to_complex(x: Tensor) -> Tensor:
@@ -18,7 +24,7 @@ def to_complex(x: Tensor) -> Tensor:
             f"expected a complex image with 2 channels (real, imaginary) at dim -3, "
             f"got shape {tuple(x.shape)}"
         )
-    return torch.complex(x[..., 0, :, :].float(), x[..., 1, :, :].float())
+    return torch.complex(full_precision(x[..., 0, :, :]), full_precision(x[..., 1, :, :]))
 
 
 def to_channels(z: Tensor) -> Tensor:
@@ -28,7 +34,7 @@ def to_channels(z: Tensor) -> Tensor:
 
 def magnitude(x: Tensor) -> Tensor:
     """Magnitude ``|x|`` of ``(..., 2, H, W)`` -> ``(..., 1, H, W)``."""
-    return x.float().pow(2).sum(dim=-3, keepdim=True).sqrt()
+    return full_precision(x).pow(2).sum(dim=-3, keepdim=True).sqrt()
 
 
 def fft2c(x: Tensor) -> Tensor:
