@@ -162,7 +162,7 @@ class WeightedSSDULoss(SSDULoss):
         key = (height, width, repr(physics.mask_law))
         if key not in self._k:
             acquisition = physics.mask_law
-            split_law = self.splitter.generator_for(height, width)
+            split_law = self.splitter.law_for(height, width)
             if self.estimate_with:
                 rng = torch.Generator().manual_seed(0)
                 p = acquisition.sample_columns(self.estimate_with, rng).double().mean(0)

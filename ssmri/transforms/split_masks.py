@@ -114,19 +114,19 @@ class MultiplicativeSplitter:
         self, sampling: str = "gaussian", acceleration: float = 2, center_fraction: float | None = None
     ):
         self.sampling, self.acceleration, self.center_fraction = sampling, acceleration, center_fraction
-        self._generators: dict[tuple[int, int], CartesianMaskLaw] = {}
+        self._laws: dict[tuple[int, int], CartesianMaskLaw] = {}
 
-    def generator_for(self, height: int, width: int) -> CartesianMaskLaw:
+    def law_for(self, height: int, width: int) -> CartesianMaskLaw:
         """The ``M̃`` mask law at this image size (built once per size)."""
         key = (height, width)
-        if key not in self._generators:
-            self._generators[key] = make_mask_law(
+        if key not in self._laws:
+            self._laws[key] = make_mask_law(
                 self.sampling, key, self.acceleration, self.center_fraction
             )
-        return self._generators[key]
+        return self._laws[key]
 
     def split(self, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:
-        second = self.generator_for(*mask.shape[-2:]).sample(len(mask), rng)
+        second = self.law_for(*mask.shape[-2:]).sample(len(mask), rng)
         return second.to(device=mask.device, dtype=mask.dtype) * mask
 
 

@@ -134,7 +134,7 @@ def test_weighted_ssdu(problem):
     ours = loss(model, physics, y, Acquisition(mask), rng=rng())
 
     p = physics.mask_law.column_probability()
-    p_split = loss.splitter.generator_for(SIZE, SIZE).column_probability()
+    p_split = loss.splitter.law_for(SIZE, SIZE).column_probability()
     split_masks = ReplayedMasks(loss.splitter.split(mask, rng()), column_probability=p_split, height=SIZE)
     acquisition = ReplayedMasks(column_probability=p, height=SIZE)
     reference = deepinv.loss.mri.WeightedSplittingLoss(split_masks, acquisition)

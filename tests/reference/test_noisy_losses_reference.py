@@ -83,7 +83,7 @@ def test_robust_ssdu():
     generator = rng()
     split = loss.splitter.split(mask, generator)  # generator: now at the noisier noise
     p = physics.mask_law.column_probability()
-    p_split = loss.splitter.generator_for(SIZE, SIZE).column_probability()
+    p_split = loss.splitter.law_for(SIZE, SIZE).column_probability()
     reference = deepinv.loss.mri.RobustSplittingLoss(
         ReplayedMasks(split, column_probability=p_split, height=SIZE),
         ReplayedMasks(column_probability=p, height=SIZE),
