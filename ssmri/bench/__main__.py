@@ -137,11 +137,14 @@ def worker(args) -> None:
     side, method, batch_size = args.worker[0], args.worker[1], int(args.worker[2])
     size = args.sizes[0]
     if side in ("ssmri", "ssmri-multicoil"):
-        from ssmri.bench.ours import multicoil_overrides, run
+        from ssmri.bench.ours import interleaved_step_ratio, multicoil_overrides, run
 
         overrides = multicoil_overrides(args.coils) if side == "ssmri-multicoil" else ()
         result = run(method, batch_size, size, args.steps, args.warmup, args.threads,
                      overrides=overrides, precision=args.precision, device=args.device)
+        if overrides:  # after the peak memory was read: the cost against single-coil, side by side
+            result.update(interleaved_step_ratio(method, batch_size, size, overrides, args.steps,
+                                                 args.warmup, args.threads, args.precision, args.device))
     elif side == "deepinv":
         from ssmri.bench.reference import run
 

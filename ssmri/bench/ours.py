@@ -12,12 +12,13 @@ stream per image). ``device="cuda"`` builds all of it on the GPU (``autocast`` t
 """
 
 import contextlib
+import statistics
 from collections.abc import Sequence
 
 import torch
 from omegaconf import DictConfig
 
-from ssmri.bench.harness import Workload, measure, phantom_batch
+from ssmri.bench.harness import Workload, measure, phantom_batch, synchronizer, timed
 
 
 def compose_config(method: str, size: int, overrides: Sequence[str] = ()) -> DictConfig:
@@ -120,3 +121,46 @@ def run(
         side="ssmri", method=method, batch_size=batch_size, size=size,
         steps=steps, warmup=warmup, threads=threads, precision=precision, device=device,
     )
+
+
+def interleaved_step_ratio(
+    method: str,
+    batch_size: int,
+    size: int,
+    overrides: Sequence[str],
+    steps: int = 5,
+    warmup: int = 2,
+    threads: int | None = None,
+    precision: str = "32-true",
+    device: str = "cpu",
+) -> dict:
+    """Step time with ``overrides`` over the step time without them, timed alternately in one process.
+
+    Two rows measured in separate processes minutes apart also compare whatever else the
+    machine was doing at those two times; a step of one workload, then a step of the other, each
+    after its own warm-up, puts both under the same conditions. Returns the ratio of the median
+    step times and the medians themselves.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    if threads:
+        torch.set_num_threads(threads)
+    synchronize = synchronizer(device)
+    pair = {
+        "with": build_workload(method, batch_size, size, overrides, precision, device),
+        "without": build_workload(method, batch_size, size, (), precision, device),
+    }
+    for index in range(warmup):
+        for workload in pair.values():
+            workload.step(index)
+    times: dict[str, list[float]] = {key: [] for key in pair}
+    for index in range(warmup, warmup + steps):
+        for key, workload in pair.items():
+            times[key].append(timed(lambda workload=workload, index=index: workload.step(index), synchronize))
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    return {
+        "interleaved_ratio": medians["with"] / medians["without"],
+        "interleaved_step_seconds": medians["with"],
+        "interleaved_baseline_step_seconds": medians["without"],
+        "interleaved_steps": steps,
+    }

@@ -265,33 +265,39 @@ def multicoil_lines(multicoil: list[dict], single: list[dict]) -> list[str]:
         "Shares of one profiled step: *U-Net* and *CG* are the forward passes of MoDL's denoiser "
         "and of its conjugate-gradient data consistency (CG's FFTs included; backward passes are "
         "not attributed), *FFTs* every FFT kernel forward and backward, *convolutions* the "
-        "convolution kernels forward and backward. *vs single-coil*: step time over the "
-        f"single-coil row of the same method and batch (target <= {MULTICOIL_STEP_RATIO}x).",
+        "convolution kernels forward and backward. *vs single-coil, interleaved*: the median "
+        "multi-coil step over the median single-coil step of the same method and batch, timed "
+        "alternately in one process, so that both see the same machine (this is what the target "
+        f"<= {MULTICOIL_STEP_RATIO}x is judged on); *separate rows*: this row's step time over the "
+        "single-coil row's above, measured in another process at another time.",
         "",
-        "| method | batch | images/s | step (ms) | U-Net | CG | FFTs | convolutions | vs single-coil |",
-        "|" + " --- |" * 9,
+        "| method | batch | images/s | step (ms) | U-Net | CG | FFTs | convolutions "
+        "| vs single-coil, interleaved | vs single-coil, separate rows |",
+        "|" + " --- |" * 10,
     ]
     ratios = {}
     for row in multicoil:
         ours = row["ssmri"]
         if "error" in ours:
-            lines.append(f"| {row['method']} | {row['batch_size']} | failed |" + " |" * 6)
+            lines.append(f"| {row['method']} | {row['batch_size']} | failed |" + " |" * 7)
             continue
         wall = ours["profiled_step_seconds"]
         shares = [ours.get(key, 0.0) / wall for key in
                   ("unet_forward_seconds", "cg_forward_seconds", "fft_seconds", "conv_seconds")]
         match = [r["ssmri"] for r in single if r["method"] == row["method"]
                  and r["batch_size"] == row["batch_size"] and "error" not in r["ssmri"]]
-        ratio = ours["step_seconds"] / match[0]["step_seconds"] if match else None
-        ratios[f"{row['method']} b={row['batch_size']}"] = ratio
+        separate = ours["step_seconds"] / match[0]["step_seconds"] if match else None
+        interleaved = ours.get("interleaved_ratio")
+        judged = interleaved if interleaved is not None else separate
+        ratios[f"{row['method']} b={row['batch_size']}"] = judged
         lines.append(
             f"| {row['method']} | {row['batch_size']} | {ours['images_per_second']:.2f} | "
             f"{1e3 * ours['step_seconds']:.0f} | " + " | ".join(f"{100 * s:.0f} %" for s in shares)
-            + f" | {'–' if ratio is None else f'{ratio:.2f}x'} |"
+            + "".join(f" | {'–' if r is None else f'{r:.2f}x'}" for r in (interleaved, separate)) + " |"
         )
     measured = {k: v for k, v in ratios.items() if v is not None}
     if not measured:
-        verdict = "not measured (no single-coil row of the same method and batch)"
+        verdict = "not measured (no interleaved ratio and no single-coil row of the same method and batch)"
     else:
         missed = {k: v for k, v in measured.items() if v > MULTICOIL_STEP_RATIO}
         verdict = "**met**" if not missed else "**not met**: " + ", ".join(
