@@ -7,7 +7,7 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: setup train test test-slow test-reference sweep bench bench-reference gpu-check scaling lint clean
+.PHONY: setup train test test-slow test-reference sweep bench bench-reference bench-side-by-side gpu-check scaling lint clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,11 @@ bench: $(STAMP)
 # The whole benchmark inside .venv-reference: both sides on the same torch.
 bench-reference: $(REF_STAMP)
 	$(REF_VENV)/bin/python -m ssmri.bench $(ARGS)
+
+# Ours and DeepInverse in one process, their steps in turn (bench/side-by-side.md): the throughput
+# ratio without the machine's load at two different times in it.
+bench-side-by-side: $(REF_STAMP)
+	$(REF_VENV)/bin/python -m ssmri.bench.side_by_side $(ARGS)
 
 # Every GPU path in under 8 minutes (bench/gpu-check.md); without a GPU it says so and exits 0.
 gpu-check: $(STAMP)

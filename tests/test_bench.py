@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssmri.bench.__main__ import find_reference_python, output_path, parse_args
-from ssmri.bench.harness import synchronizer, timed
+from ssmri.bench.harness import Workload, alternate, synchronizer, timed
 from ssmri.bench.ours import interleaved_step_ratio, multicoil_overrides, run
 from ssmri.bench.rates import device_rates
 from ssmri.bench.report import (
@@ -286,3 +286,59 @@ def test_the_interleaved_ratio_times_both_workloads_alternately(monkeypatch):
     assert math.isfinite(result["interleaved_ratio"]) and result["interleaved_ratio"] == pytest.approx(ratio)
     with pytest.raises(ValueError, match="steps >= 1"):
         interleaved_step_ratio("weighted_ssdu", 1, 32, overrides, steps=0)
+
+
+def test_alternate_takes_the_workloads_steps_in_turn_and_returns_their_medians(monkeypatch):
+    import ssmri.bench.harness as harness
+
+    order, clock = [], iter(range(100))
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: float(next(clock)))
+    workloads = {
+        name: Workload(lambda index, name=name: order.append((name, index)), lambda: None)
+        for name in ("first", "second")
+    }
+    medians = alternate(workloads, steps=3, warmup=1)
+    assert order == [("first", 0), ("second", 0), ("first", 1), ("second", 1),
+                     ("first", 2), ("second", 2), ("first", 3), ("second", 3)]
+    assert medians == {"first": 1.0, "second": 1.0}  # each timed call spans one clock tick
+    with pytest.raises(ValueError, match="steps >= 1"):
+        alternate(workloads, steps=0, warmup=0)
+
+
+def test_side_by_side_report_judges_the_throughput_ratio(tmp_path):
+    from ssmri.bench.side_by_side import parse_args as side_args
+    from ssmri.bench.side_by_side import render as side_render
+
+    settings = {"deepinv": "0.5.0", "machine": "AMD EPYC", "threads": 2, "torch": "2.14.1",
+                "size": 128, "steps": 5, "warmup": 2}
+    rows = [
+        {"method": "sup", "batch_size": 1, "ssmri_step_seconds": 2.0, "deepinv_step_seconds": 2.1,
+         "throughput_ratio": 1.05},
+        {"method": "mc", "batch_size": 8, "ssmri_step_seconds": 2.0, "deepinv_step_seconds": 1.9,
+         "throughput_ratio": 0.95},
+    ]
+    text = side_render(rows, settings)
+    assert "| sup | 1 | 2000 | 2100 | 1.05x |" in text and "| mc | 8 | 2000 | 1900 | 0.95x |" in text
+    assert "DeepInverse's: **not met**: mc b=8 (0.950x)" in text
+    assert "DeepInverse's: **met**" in side_render(rows[:1], settings)
+    args = side_args(["--methods", "sup,ssdu", "--batch-sizes", "1"])
+    assert args.methods == ["sup", "ssdu"] and args.batch_sizes == [1]
+    with pytest.raises(SystemExit):
+        side_args(["--methods", ""])
+
+
+def test_side_by_side_without_deepinverse_says_where_to_run_it(monkeypatch):
+    import builtins
+
+    from ssmri.bench.side_by_side import main as side_main
+
+    real_import = builtins.__import__
+
+    def no_deepinv(name, *args, **kwargs):
+        if name == "deepinv":
+            raise ImportError("No module named 'deepinv'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_deepinv)
+    with pytest.raises(SystemExit, match=r"\.venv-reference"):
+        side_main(["--methods", "sup", "--batch-sizes", "1"])

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -72,6 +73,31 @@ def timed(call: Callable[[], object], synchronize: Callable[[], None] | None = N
     if synchronize:
         synchronize()
     return time.perf_counter() - started
+
+
+def alternate(
+    workloads: dict[str, "Workload"],
+    steps: int,
+    warmup: int,
+    synchronize: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Median step time of each workload, their steps taken in turn: one of each, then again.
+
+    Two measurements made in separate processes minutes apart also compare what else the
+    machine was doing at those times (on a shared 2-core machine the same measurement moved by
+    25 % between runs); taken in turn, after each workload's own warm-up, both see the same
+    machine, and the ratio of the medians is what one workload costs against the other.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    for index in range(warmup):
+        for workload in workloads.values():
+            workload.step(index)
+    times: dict[str, list[float]] = {name: [] for name in workloads}
+    for index in range(warmup, warmup + steps):
+        for name, workload in workloads.items():
+            times[name].append(timed(partial(workload.step, index), synchronize))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def phantom_batch(size: int, batch_size: int, split: str = "train") -> Tensor:

@@ -12,13 +12,12 @@ stream per image). ``device="cuda"`` builds all of it on the GPU (``autocast`` t
 """
 
 import contextlib
-import statistics
 from collections.abc import Sequence
 
 import torch
 from omegaconf import DictConfig
 
-from ssmri.bench.harness import Workload, measure, phantom_batch, synchronizer, timed
+from ssmri.bench.harness import Workload, alternate, measure, phantom_batch, synchronizer
 
 
 def compose_config(method: str, size: int, overrides: Sequence[str] = ()) -> DictConfig:
@@ -137,27 +136,18 @@ def interleaved_step_ratio(
     """Step time with ``overrides`` over the step time without them, timed alternately in one process.
 
     Two rows measured in separate processes minutes apart also compare whatever else the
-    machine was doing at those two times; a step of one workload, then a step of the other, each
-    after its own warm-up, puts both under the same conditions. Returns the ratio of the median
-    step times and the medians themselves.
+    machine was doing at those two times; :func:`ssmri.bench.harness.alternate` takes their steps in
+    turn. Returns the ratio of the median step times and the medians themselves.
     """
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     if threads:
         torch.set_num_threads(threads)
-    synchronize = synchronizer(device)
-    pair = {
-        "with": build_workload(method, batch_size, size, overrides, precision, device),
-        "without": build_workload(method, batch_size, size, (), precision, device),
-    }
-    for index in range(warmup):
-        for workload in pair.values():
-            workload.step(index)
-    times: dict[str, list[float]] = {key: [] for key in pair}
-    for index in range(warmup, warmup + steps):
-        for key, workload in pair.items():
-            times[key].append(timed(lambda workload=workload, index=index: workload.step(index), synchronize))
-    medians = {key: statistics.median(values) for key, values in times.items()}
+    medians = alternate(
+        {
+            "with": build_workload(method, batch_size, size, overrides, precision, device),
+            "without": build_workload(method, batch_size, size, (), precision, device),
+        },
+        steps, warmup, synchronizer(device),
+    )
     return {
         "interleaved_ratio": medians["with"] / medians["without"],
         "interleaved_step_seconds": medians["with"],

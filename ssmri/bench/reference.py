@@ -65,7 +65,7 @@ def build_losses(method: str, size: int, physics_generator, rng: torch.Generator
         from ssmri.run import instantiate
 
         diffeomorphism = instantiate(compose_config(method, size).loss.transform)
-        return [dinv.loss.MCLoss(), dinv.loss.EILoss(transform=lambda x: diffeomorphism(x, generator=rng))]
+        return [dinv.loss.MCLoss(), dinv.loss.EILoss(transform=lambda x: diffeomorphism(x, rng=rng))]
     if method == "moi":
         return [dinv.loss.MCLoss(), dinv.loss.MOILoss(physics_generator=physics_generator)]
     if method == "mo_ei":

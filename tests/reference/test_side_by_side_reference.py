@@ -1,0 +1,23 @@
+"""``make bench-side-by-side`` builds and steps both sides in one process (``make test-reference``)."""
+
+import pytest
+
+pytest.importorskip("deepinv")
+
+from ssmri.bench.side_by_side import main, measure_pair  # noqa: E402
+
+pytestmark = pytest.mark.reference
+
+
+@pytest.mark.parametrize("method", ["sup", "diffeo_ei"])
+def test_both_sides_step_in_one_process(method):
+    row = measure_pair(method, 1, 32, steps=1, warmup=0)
+    assert row["ssmri_step_seconds"] > 0 and row["deepinv_step_seconds"] > 0
+    assert row["throughput_ratio"] == pytest.approx(row["deepinv_step_seconds"] / row["ssmri_step_seconds"])
+
+
+def test_the_report_is_written(tmp_path):
+    out = tmp_path / "side-by-side.md"
+    main(["--methods", "sup", "--batch-sizes", "1", "--size", "32", "--steps", "1", "--warmup", "0",
+          "--out", str(out)])
+    assert "| sup | 1 |" in out.read_text()
