@@ -114,7 +114,7 @@ def _format(key: str, value: float, precise: bool = False) -> str:
     return f"{value:.{3 if precise else 2}f}x"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
@@ -184,7 +184,7 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
     on_cuda = rates.get("device") == "cuda"
     unet = any("unet_seconds" in r["ssmri"] for r in rows)
     gpus = sorted({r["device"] for r in _succeeded(rows, "ssmri") if r.get("device", "cpu") != "cpu"})
-    machine = f"{_cpu_name()}, {settings['threads']} threads"
+    machine = f"{cpu_name()}, {settings['threads']} threads"
     if on_cuda:
         machine = f"{', '.join(gpus) or 'CUDA GPU'} (CUDA)"
     blas, convolutions = ("cuBLAS", "cuDNN") if on_cuda else ("MKL", "oneDNN")

@@ -22,7 +22,7 @@ import torch
 
 from ssmri.bench.__main__ import worker_env
 from ssmri.bench.harness import RESULT_MARKER, peak_memory_gib, resident_memory_gib, timed
-from ssmri.bench.report import _cpu_name
+from ssmri.bench.report import cpu_name
 from ssmri.bench.scaling_report import write_scaling
 
 
@@ -205,7 +205,7 @@ def main(argv=None) -> None:
                 )
                 print(f"loader {size}x{size}, {workers} workers: {rate:.0f} slices/s", flush=True)
     settings = {
-        "machine": _cpu_name() or platform.machine(),
+        "machine": cpu_name() or platform.machine(),
         "threads": args.threads,
         "torch": torch.__version__,
         "steps": args.steps,

@@ -18,7 +18,7 @@ import torch
 
 from ssmri.atomic import write_text
 from ssmri.bench.harness import alternate
-from ssmri.bench.report import _cpu_name
+from ssmri.bench.report import cpu_name
 
 #: ssmri's throughput at least this multiple of DeepInverse's (the CPU target of the benchmark).
 THROUGHPUT_TARGET = 1.0
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
                   f"{1e3 * row['deepinv_step_seconds']:.0f} ms per step, {row['throughput_ratio']:.2f}x",
                   flush=True)
     settings = {
-        "deepinv": deepinv.__version__, "machine": _cpu_name() or platform.machine(),
+        "deepinv": deepinv.__version__, "machine": cpu_name() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "size": args.size,
         "steps": args.steps, "warmup": args.warmup,
     }
