@@ -16,8 +16,12 @@ from ssmri.errors import ConfigError
 log = logging.getLogger(__name__)
 
 RECORDED = ("model", "loss", "physics", "data", "module")
-# Where the data lives and how it is loaded: free to change between machines.
-_FREE = {"data.cache_dir", "data.num_workers", "data.rebuild_cache", "data.eval_batch_size"}
+# Where the data lives, how it is loaded and how fast the model runs (memory format, compiling):
+# free to change between machines, since none of them changes what is computed.
+_FREE = {
+    "data.cache_dir", "data.num_workers", "data.rebuild_cache", "data.eval_batch_size",
+    "model.channels_last", "model.compile",
+}
 
 
 def recorded_config(cfg: DictConfig) -> dict:

@@ -303,6 +303,15 @@ def test_alternate_takes_the_workloads_steps_in_turn_and_returns_their_medians(m
     assert medians == {"first": 1.0, "second": 1.0}  # each timed call spans one clock tick
     with pytest.raises(ValueError, match="steps >= 1"):
         alternate(workloads, steps=0, warmup=0)
+    order.clear()
+    inferring = {
+        name: Workload(lambda index: order.append("step"), lambda name=name: order.append(name))
+        for name in ("first", "second")
+    }
+    alternate(inferring, steps=2, warmup=1, phase="infer")
+    assert order == ["first", "second"] * 3  # inference only, in turn
+    with pytest.raises(ValueError, match="phase must be"):
+        alternate(inferring, steps=1, warmup=0, phase="train")
 
 
 def test_side_by_side_report_judges_the_throughput_ratio(tmp_path):
@@ -318,13 +327,23 @@ def test_side_by_side_report_judges_the_throughput_ratio(tmp_path):
          "throughput_ratio": 0.95},
     ]
     text = side_render(rows, settings)
-    assert "| sup | 1 | 2000 | 2100 | 1.05x |" in text and "| mc | 8 | 2000 | 1900 | 0.95x |" in text
+    assert "| sup | 1 | 2000 | 2100 | 1.05x | - | - | - |" in text
+    assert "| mc | 8 | 2000 | 1900 | 0.95x | - | - | - |" in text
     assert "DeepInverse's: **not met**: mc b=8 (0.950x)" in text
     assert "DeepInverse's: **met**" in side_render(rows[:1], settings)
+    assert "Noise2Inverse inference" not in text  # judged only where it was measured
+    split = {"method": "noise2inverse", "batch_size": 1, "ssmri_step_seconds": 2.0,
+             "deepinv_step_seconds": 2.0, "throughput_ratio": 1.0, "ssmri_inference_seconds": 3.0,
+             "deepinv_inference_seconds": 2.4, "inference_ratio": 0.8}
+    text = side_render([split], settings)
+    assert "| noise2inverse | 1 | 2000 | 2000 | 1.00x | 3000 | 2400 | 0.80x |" in text
+    assert "sequential passes: **not met**: noise2inverse b=1 (0.800x)" in text
     args = side_args(["--methods", "sup,ssdu", "--batch-sizes", "1"])
     assert args.methods == ["sup", "ssdu"] and args.batch_sizes == [1]
     with pytest.raises(SystemExit):
         side_args(["--methods", ""])
+    with pytest.raises(SystemExit):
+        side_args(["--inference-runs", "-1"])
 
 
 def test_side_by_side_without_deepinverse_says_where_to_run_it(monkeypatch):

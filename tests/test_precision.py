@@ -40,6 +40,20 @@ def test_channels_last_changes_the_layout_not_the_result():
         torch.testing.assert_close(nhwc(y, acq), plain(y, acq), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("gpu", "capability", "nhwc"),
+    [(False, "AVX2", False), (False, "AVX512", True), (True, "AVX2", True), (False, "DEFAULT", False)],
+)
+def test_memory_format_left_to_the_machine_follows_its_fast_kernels(monkeypatch, gpu, capability, nhwc):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    model = tiny_model(channels_last=None)
+    assert model.channels_last is nhwc
+    conv = model.denoiser.down[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    assert tiny_model(channels_last=False).channels_last is False  # an explicit choice is kept
+
+
 def test_float64_stays_float64_through_physics_and_both_data_consistencies():
     # Below float32 the FFTs promote (the bf16 test above); float64 must not be cut to float32,
     # or a float64 gradient check measures float32 rounding (the reference SSDU test does this).

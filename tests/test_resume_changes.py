@@ -22,6 +22,13 @@ def test_changed_settings_on_resume_are_refused_or_applied_when_allowed(tmp_path
     assert state["hyper_parameters"]["config"]["module"]["optimizer"]["lr"] == 0.01
 
 
+def test_speed_switches_may_change_on_resume(tmp_path):
+    # A run trained on one machine continues on another, whose faster memory format differs.
+    train(compose_config(tmp_path, [*FAST, "trainer.max_epochs=1", "model.channels_last=true"]), method="sup")
+    resumed = [*FAST, "trainer.max_epochs=2", "ckpt_path=last", "model.channels_last=false"]
+    assert train(compose_config(tmp_path, resumed), method="sup")["epochs"] == 2
+
+
 def test_only_ssmri_errors_lose_their_traceback():
     try:
         torch.zeros(2, 2) @ torch.zeros(3, 3)

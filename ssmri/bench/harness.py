@@ -80,23 +80,34 @@ def alternate(
     steps: int,
     warmup: int,
     synchronize: Callable[[], None] | None = None,
+    phase: str = "step",
 ) -> dict[str, float]:
-    """Median step time of each workload, their steps taken in turn: one of each, then again.
+    """Median time of each workload's ``phase``, the workloads taken in turn: one of each, then again.
 
     Two measurements made in separate processes minutes apart also compare what else the
     machine was doing at those times (on a shared 2-core machine the same measurement moved by
     25 % between runs); taken in turn, after each workload's own warm-up, both see the same
     machine, and the ratio of the medians is what one workload costs against the other.
+
+    Args:
+        phase: ``"step"`` (an optimiser step, given its index) or ``"infer"`` (the method's
+            inference on the batch).
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    if phase not in ("step", "infer"):
+        raise ValueError(f"phase must be 'step' or 'infer', got {phase!r}")
+
+    def call(workload: Workload, index: int) -> Callable[[], object]:
+        return partial(workload.step, index) if phase == "step" else workload.infer
+
     for index in range(warmup):
         for workload in workloads.values():
-            workload.step(index)
+            call(workload, index)()
     times: dict[str, list[float]] = {name: [] for name in workloads}
     for index in range(warmup, warmup + steps):
         for name, workload in workloads.items():
-            times[name].append(timed(partial(workload.step, index), synchronize))
+            times[name].append(timed(call(workload, index), synchronize))
     return {name: statistics.median(values) for name, values in times.items()}
 
 

@@ -2,13 +2,15 @@
 
 Measured two ways, because they differ by 2x on AMD CPUs: ``torch.matmul`` on large square
 matrices (MKL sgemm on a CPU, which takes a slow path there; cuBLAS on CUDA) and a large 1x1
-convolution in channels_last, which is a plain matrix multiply run by the convolution library
-(oneDNN on a CPU, cuDNN on CUDA). The higher of the two is "this device's rate".
+convolution, which is a plain matrix multiply run by the convolution library (oneDNN on a CPU,
+cuDNN on CUDA), in both memory formats (NHWC is oneDNN's fast one with AVX-512, blocked NCHW with
+AVX2). The highest of them is "this device's rate".
 On CUDA, float32 is measured twice: exact float32 and TF32 (tensor cores), the arithmetic
 cuDNN's convolutions use for float32 by default (``torch.backends.cudnn.allow_tf32``).
 """
 
 import contextlib
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -60,11 +62,12 @@ def matmul_rates(matmul_size: int | None = None, repeats: int = 5, dtype: torch.
         b = torch.randn(side, side, dtype=dtype, device=device)
         matmul = 2 * side**3 / _best_seconds(lambda: a @ b, repeats, synchronize)
         conv = 0.0
-        nhwc = torch.channels_last
         like = {"dtype": dtype, "device": device}
-        for batch, channels, width in GEMM_SHAPES:
-            x = torch.randn(batch, channels, width, width, **like).contiguous(memory_format=nhwc)
-            w = torch.randn(channels, channels, 1, 1, **like).contiguous(memory_format=nhwc)
+        for (batch, channels, width), layout in itertools.product(
+            GEMM_SHAPES, (torch.channels_last, torch.contiguous_format)
+        ):
+            x = torch.randn(batch, channels, width, width, **like).contiguous(memory_format=layout)
+            w = torch.randn(channels, channels, 1, 1, **like).contiguous(memory_format=layout)
             flops = 2 * batch * width * width * channels**2
             conv = max(conv, flops / _best_seconds(lambda x=x, w=w: F.conv2d(x, w), repeats, synchronize))
     name = str(dtype).removeprefix("torch.")

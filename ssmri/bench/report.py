@@ -197,7 +197,8 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
         "",
         f"Precision: {precision} (our side's forward passes). {dtype.capitalize()} matrix-multiply "
         f"rate: torch.matmul ({blas}) {rates['matmul'] / 1e9:.0f} "
-        f"GFLOP/s; {convolutions} GEMM (best 1x1 convolution of {len(GEMM_SHAPES)} shapes, channels_last) "
+        f"GFLOP/s; {convolutions} GEMM (best 1x1 convolution of {len(GEMM_SHAPES)} shapes, "
+        "either memory format) "
         f"{rates['onednn_conv1x1'] / 1e9:.0f} GFLOP/s. Efficiency uses the higher, {rate / 1e9:.0f} "
         "GFLOP/s: FLOPs of one full training step (FlopCounterMode: convolutions and matrix "
         "products) / (median step time x that rate)."

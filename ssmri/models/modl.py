@@ -11,6 +11,21 @@ from ssmri.physics.fft import fft2c, full_precision, ifft2c
 from ssmri.physics.multicoil import multicoil_adjoint, multicoil_forward
 
 
+def prefers_channels_last() -> bool:
+    """Whether the U-Net convolves faster in NHWC (``channels_last``) than in NCHW here.
+
+    NHWC where a GPU is visible (tensor cores) and on CPUs whose torch kernels use AVX-512, where
+    oneDNN's NHWC convolutions are the faster ones (a ``sup`` step about 20 % shorter at batch 8
+    on Zen 4); NCHW on CPUs with AVX2 at most, where oneDNN's blocked NCHW kernels are faster
+    (a ``sup`` step 20-26 % shorter at batch 1 on a Zen 3 EPYC). Decided once, when the model is
+    built, so a run's layout does not change under it (an AVX2-only GPU node running on its CPU
+    gets NHWC: set ``model.channels_last=false`` there).
+    """
+    if torch.cuda.is_available():
+        return True
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
 def data_consistency(z: Tensor, y: Tensor, mask: Tensor, lam: Tensor) -> Tensor:
     r"""Closed-form data-consistency step for single-coil Cartesian MRI.
 
@@ -83,8 +98,9 @@ class MoDL(nn.Module):
             reference MoDL of DeepInverse 0.5 does (its output is then the denoiser's and not
             data consistent). Default ``False`` is the paper's denoiser-then-DC order.
         lambda_init: initial value of every ``λ_k``.
-        channels_last: run the denoiser in NHWC memory format (its weights and inputs), which
-            oneDNN on CPUs and tensor cores on GPUs convolve faster; results are unchanged.
+        channels_last: run the denoiser in NHWC memory format (its weights and inputs);
+            results are unchanged, only speed. ``None``: chosen by the machine
+            (:func:`prefers_channels_last`).
         compile: compile the real-valued denoiser with ``torch.compile`` (in place, so
             checkpoints stay interchangeable); the complex FFTs and data consistency stay eager.
         cg_iterations: conjugate-gradient steps of multi-coil data consistency.
@@ -97,7 +113,7 @@ class MoDL(nn.Module):
         num_iter: int = 3,
         dc_first: bool = False,
         lambda_init: float = 1.0,
-        channels_last: bool = False,
+        channels_last: bool | None = False,
         compile: bool = False,
         cg_iterations: int = 10,
         cg_tolerance: float = 1e-6,
@@ -120,8 +136,10 @@ class MoDL(nn.Module):
         # Inverse softplus, so that softplus(rho) == lambda_init.
         rho = torch.log(torch.expm1(torch.tensor(float(lambda_init))))
         self.rho = nn.Parameter(rho.repeat(num_iter))
-        self.channels_last = channels_last
-        if channels_last:
+        if channels_last is None:
+            channels_last = prefers_channels_last()
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
             self.denoiser.to(memory_format=torch.channels_last)
         if compile:
             self.denoiser.compile()
