@@ -48,10 +48,29 @@ def test_memory_format_left_to_the_machine_follows_its_fast_kernels(monkeypatch,
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     model = tiny_model(channels_last=None)
-    assert model.channels_last is nhwc
     conv = model.denoiser.down[0][0].weight
-    assert conv.is_contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-    assert tiny_model(channels_last=False).channels_last is False  # an explicit choice is kept
+
+    def in_nhwc() -> bool:
+        return conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+    assert model.channels_last is nhwc and in_nhwc() is nhwc  # training: by machine
+    assert model.eval().denoiser.down[0][0].weight is conv and in_nhwc()  # inference: NHWC, same parameter
+    assert model.train() is model and in_nhwc() is nhwc
+    forced = tiny_model(channels_last=False).eval()  # an explicit choice holds in both modes
+    assert forced.denoiser.down[0][0].weight.is_contiguous()
+
+
+def test_switching_modes_keeps_results_and_training():
+    _, _, y, mask = small_problem()
+    acq = Acquisition(mask)
+    model, reference = tiny_model(channels_last=None), tiny_model(channels_last=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(y, acq), reference.eval()(y, acq), rtol=1e-5, atol=1e-5)
+    model.train()
+    model(y, acq).square().mean().backward()
+    optimizer.step()  # the optimiser still holds the model's parameters after the round trip
+    assert not torch.equal(model.denoiser.down[0][0].weight, reference.denoiser.down[0][0].weight)
 
 
 def test_float64_stays_float64_through_physics_and_both_data_consistencies():

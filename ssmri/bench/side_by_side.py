@@ -141,8 +141,8 @@ def main(argv=None) -> None:
     settings = {
         "deepinv": deepinv.__version__,
         "machine": f"{cpu_name() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()} kernels; "
-        f"ssmri's U-Net in {'NHWC' if prefers_channels_last() else 'NCHW'}, as model.channels_last=null "
-        "chooses here)",
+        f"ssmri's U-Net trains in {'NHWC' if prefers_channels_last() else 'NCHW'} and infers in NHWC, "
+        "as model.channels_last=null chooses here)",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "size": args.size,
         "steps": args.steps, "warmup": args.warmup,
     }

@@ -12,14 +12,15 @@ from ssmri.physics.multicoil import multicoil_adjoint, multicoil_forward
 
 
 def prefers_channels_last() -> bool:
-    """Whether the U-Net convolves faster in NHWC (``channels_last``) than in NCHW here.
+    """Whether the U-Net *trains* faster in NHWC (``channels_last``) than in NCHW here.
 
     NHWC where a GPU is visible (tensor cores) and on CPUs whose torch kernels use AVX-512, where
     oneDNN's NHWC convolutions are the faster ones (a ``sup`` step about 20 % shorter at batch 8
-    on Zen 4); NCHW on CPUs with AVX2 at most, where oneDNN's blocked NCHW kernels are faster
-    (a ``sup`` step 20-26 % shorter at batch 1 on a Zen 3 EPYC). Decided once, when the model is
-    built, so a run's layout does not change under it (an AVX2-only GPU node running on its CPU
-    gets NHWC: set ``model.channels_last=false`` there).
+    on Zen 4); NCHW on CPUs with AVX2 at most, where oneDNN's NHWC backward pass is slow (a
+    ``sup`` step 20-27 % shorter in NCHW at batches 1 and 8 on a Zen 3 EPYC). Inference runs in
+    NHWC everywhere: without a backward pass NHWC is the faster one on that Zen 3 too. Decided
+    when the model is built (an AVX2-only GPU node running on its CPU gets NHWC: set
+    ``model.channels_last=false`` there).
     """
     if torch.cuda.is_available():
         return True
@@ -99,8 +100,9 @@ class MoDL(nn.Module):
             data consistent). Default ``False`` is the paper's denoiser-then-DC order.
         lambda_init: initial value of every ``λ_k``.
         channels_last: run the denoiser in NHWC memory format (its weights and inputs);
-            results are unchanged, only speed. ``None``: chosen by the machine
-            (:func:`prefers_channels_last`).
+            results are unchanged, only speed. ``None``: the faster one by machine and mode,
+            :func:`prefers_channels_last` in training mode and NHWC in evaluation mode (the
+            weights change format in :meth:`train`).
         compile: compile the real-valued denoiser with ``torch.compile`` (in place, so
             checkpoints stay interchangeable); the complex FFTs and data consistency stay eager.
         cg_iterations: conjugate-gradient steps of multi-coil data consistency.
@@ -136,11 +138,12 @@ class MoDL(nn.Module):
         # Inverse softplus, so that softplus(rho) == lambda_init.
         rho = torch.log(torch.expm1(torch.tensor(float(lambda_init))))
         self.rho = nn.Parameter(rho.repeat(num_iter))
-        if channels_last is None:
-            channels_last = prefers_channels_last()
-        self.channels_last = bool(channels_last)
-        if self.channels_last:
-            self.denoiser.to(memory_format=torch.channels_last)
+        if channels_last is None:  # by machine in training, NHWC for inference
+            self.channels_last, self.inference_channels_last = prefers_channels_last(), True
+        else:
+            self.channels_last = self.inference_channels_last = bool(channels_last)
+        self._denoiser_nhwc = False
+        self._use_layout(self.channels_last)
         if compile:
             self.denoiser.compile()
 
@@ -148,9 +151,21 @@ class MoDL(nn.Module):
     def lambdas(self) -> Tensor:
         return F.softplus(self.rho)
 
+    def train(self, mode: bool = True) -> "MoDL":
+        """Training or evaluation mode, each with its memory format of the denoiser."""
+        super().train(mode)
+        self._use_layout(self.channels_last if mode else self.inference_channels_last)
+        return self
+
+    def _use_layout(self, nhwc: bool) -> None:
+        """The denoiser's weights in NHWC or NCHW; the same parameters, their data reordered."""
+        if nhwc != self._denoiser_nhwc:
+            self.denoiser.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+            self._denoiser_nhwc = nhwc
+
     def denoise(self, x: Tensor) -> Tensor:
-        """``D(x)`` in the configured memory format."""
-        if self.channels_last:
+        """``D(x)`` in the memory format of the current mode."""
+        if self._denoiser_nhwc:
             x = x.contiguous(memory_format=torch.channels_last)
         with record_function("ssmri::unet"):  # a profiler scope, for the benchmark's time split
             return self.denoiser(x)
