@@ -9,6 +9,8 @@ shown too (:mod:`ssmri.bench.denoiser`).
 import platform
 from pathlib import Path
 
+import torch
+
 from ssmri.atomic import write_json, write_text
 from ssmri.bench.rates import GEMM_SHAPES, matmul_rates  # noqa: F401  (matmul_rates: re-exported)
 
@@ -115,12 +117,16 @@ def _format(key: str, value: float, precise: bool = False) -> str:
 
 
 def cpu_name() -> str:
+    """The CPU's model name and the vector instructions torch's kernels use on it, e.g. "AMD EPYC
+    (AVX2)": machines that share a name (Zen 3, 4 and 5 all read "AMD EPYC") differ in the second."""
+    name = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def _succeeded(rows: list[dict], side: str) -> list[dict]:

@@ -13,7 +13,6 @@ median step and inference times and the ratios (ssmri's throughput over DeepInve
 """
 
 import argparse
-import platform
 from pathlib import Path
 
 import torch
@@ -140,9 +139,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     settings = {
         "deepinv": deepinv.__version__,
-        "machine": f"{cpu_name() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()} kernels; "
-        f"ssmri's U-Net trains in {'NHWC' if prefers_channels_last() else 'NCHW'} and infers in NHWC, "
-        "as model.channels_last=null chooses here)",
+        "machine": f"{cpu_name()}; ssmri's U-Net trains in {'NHWC' if prefers_channels_last() else 'NCHW'} "
+        "and infers in NHWC, as model.channels_last=null chooses here",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "size": args.size,
         "steps": args.steps, "warmup": args.warmup,
     }

