@@ -102,7 +102,7 @@ class MoDL(nn.Module):
         channels_last: run the denoiser in NHWC memory format (its weights and inputs);
             results are unchanged, only speed. ``None``: the faster one by machine and mode,
             :func:`prefers_channels_last` in training mode and NHWC in evaluation mode (the
-            weights change format in :meth:`train`).
+            weights change format at the first call in the other mode).
         compile: compile the real-valued denoiser with ``torch.compile`` (in place, so
             checkpoints stay interchangeable); the complex FFTs and data consistency stay eager.
         cg_iterations: conjugate-gradient steps of multi-coil data consistency.
@@ -151,12 +151,6 @@ class MoDL(nn.Module):
     def lambdas(self) -> Tensor:
         return F.softplus(self.rho)
 
-    def train(self, mode: bool = True) -> "MoDL":
-        """Training or evaluation mode, each with its memory format of the denoiser."""
-        super().train(mode)
-        self._use_layout(self.channels_last if mode else self.inference_channels_last)
-        return self
-
     def _use_layout(self, nhwc: bool) -> None:
         """The denoiser's weights in NHWC or NCHW; the same parameters, their data reordered."""
         if nhwc != self._denoiser_nhwc:
@@ -164,7 +158,12 @@ class MoDL(nn.Module):
             self._denoiser_nhwc = nhwc
 
     def denoise(self, x: Tensor) -> Tensor:
-        """``D(x)`` in the memory format of the current mode."""
+        """``D(x)`` in the memory format of the current mode.
+
+        The mode is read here, at the call, rather than in :meth:`train`: Lightning restores
+        modes after validation by setting ``module.training``, which never calls ``train()``.
+        """
+        self._use_layout(self.channels_last if self.training else self.inference_channels_last)
         if self._denoiser_nhwc:
             x = x.contiguous(memory_format=torch.channels_last)
         with record_function("ssmri::unet"):  # a profiler scope, for the benchmark's time split
