@@ -68,7 +68,8 @@ def render(rows: list[dict], settings: dict) -> str:
         f"# ssmri against DeepInverse {settings['deepinv']}, side by side in one process",
         "",
         f"Machine: {settings['machine']}, {settings['threads']} threads; torch {settings['torch']} "
-        f"for both sides; {settings['size']}x{settings['size']}, Gaussian masks R = 4, MoDL (3 "
+        f"for both sides; {settings['layout'] + '; ' if 'layout' in settings else ''}"
+        f"{settings['size']}x{settings['size']}, Gaussian masks R = 4, MoDL (3 "
         "iterations). Both sides' workloads are built in one process and their optimiser steps "
         f"taken in turn: {settings['warmup']} warm-up steps each, then the median of "
         f"{settings['steps']} timed steps each; then their inference passes in turn (one warm-up, "
@@ -139,8 +140,9 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     settings = {
         "deepinv": deepinv.__version__,
-        "machine": f"{cpu_name()}; ssmri's U-Net trains in {'NHWC' if prefers_channels_last() else 'NCHW'} "
-        "and infers in NHWC, as model.channels_last=null chooses here",
+        "machine": cpu_name(),
+        "layout": f"ssmri's U-Net trains in {'NHWC' if prefers_channels_last() else 'NCHW'} and infers "
+        "in NHWC, as model.channels_last=null chooses here",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "size": args.size,
         "steps": args.steps, "warmup": args.warmup,
     }
