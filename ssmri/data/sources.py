@@ -6,8 +6,15 @@ so memory is bounded by the chunk, not by the data set.
 
 - An :class:`ImageSource` loads ground-truth images ``(N, 2, H, W)``; the physics simulates
   their measurements.
-- A measured source (raw multi-coil k-space) loads :class:`MeasuredSlices`: fully sampled
-  k-space, coil maps and the target; the physics only draws the masks.
+- A measured source (raw k-space) loads :class:`MeasuredSlices`. Retrospective: fully
+  sampled k-space, coil maps and the target; the physics draws the masks. Acquired
+  (prospectively undersampled scans: fastMRI's test layout, ISMRMRD, Siemens twix): the
+  k-space as acquired with its own mask, maps from the acquired centre, and no target.
+
+A source says which with two flags read before any pixel: :attr:`DataSource.ground_truth`
+(it serves a target) and :attr:`DataSource.acquired` (its slices carry their own masks).
+Prediction walks every slice of every volume, no split: :meth:`DataSource.volumes`,
+:meth:`DataSource.volume_keys` and :meth:`DataSource.voxel_size`.
 """
 
 from abc import ABC, abstractmethod
@@ -69,20 +76,48 @@ def take(chosen: list, count: int | None, split: str, what: str) -> list:
 
 @dataclass
 class MeasuredSlices:
-    """Slices acquired with coils: what a measured source gives instead of images.
+    """Slices of measured k-space: what a measured source gives instead of images.
 
     Attributes:
-        kspace: ``(N, C, 2, H, W)`` fully sampled k-space of each coil.
-        maps: ``(N, C, 2, H, W)`` coil sensitivity maps estimated from that k-space.
-        target: ``(N, 2, H, W)`` the coil-combined image ``Sᴴ Fᴴ kspace``.
+        kspace: ``(N, C, 2, H, W)`` k-space of each coil (``(N, 2, H, W)`` single-coil): fully
+            sampled (retrospective), or as acquired, zero off ``mask``.
+        maps: ``(N, C, 2, H, W)`` coil sensitivity maps (ESPIRiT on the acquired centre), or
+            ``None`` for single-coil data.
+        target: ``(N, 2, H, W)`` the coil-combined image ``Sᴴ Fᴴ kspace``; ``None`` where no
+            fully sampled reference exists (acquired data).
+        mask: ``(N, W)`` uint8 0/1 columns each slice was acquired with; ``None`` for fully
+            sampled k-space, whose masks the physics draws.
+        scale: ``(N,)`` the factor each slice's k-space was divided by (to undo it on a
+            reconstruction), or ``None``.
     """
 
     kspace: Tensor
-    maps: Tensor
-    target: Tensor
+    maps: Tensor | None
+    target: Tensor | None = None
+    mask: Tensor | None = None
+    scale: Tensor | None = None
+
+    def __post_init__(self):
+        count, width = len(self.kspace), self.kspace.shape[-1]
+        if self.target is not None and len(self.target) != count:
+            raise ValueError(f"MeasuredSlices: {len(self.target)} targets for {count} slices of k-space")
+        if self.mask is not None and tuple(self.mask.shape) != (count, width):
+            raise ValueError(
+                f"MeasuredSlices: mask {tuple(self.mask.shape)} does not match k-space "
+                f"{tuple(self.kspace.shape)}; expected ({count}, {width})"
+            )
+
+    @property
+    def has_target(self) -> bool:
+        return self.target is not None
+
+    @property
+    def acquired(self) -> bool:
+        """The k-space is as acquired (zero off ``mask``), not fully sampled."""
+        return self.mask is not None
 
     def __len__(self) -> int:
-        return len(self.target)
+        return len(self.kspace)
 
 
 class DataSource(ABC):
@@ -94,6 +129,12 @@ class DataSource(ABC):
     """
 
     image_size: int
+    #: The source serves a ground-truth target; ``False`` for acquired data, where no metric
+    #: against a reference can be computed (a property where it depends on the files).
+    ground_truth: bool = True
+    #: The slices carry the masks they were acquired with (:attr:`MeasuredSlices.mask`); the
+    #: physics then draws none.
+    acquired: bool = False
 
     @abstractmethod
     def keys(self, split: str, count: int | None) -> list:
@@ -127,6 +168,19 @@ class DataSource(ABC):
         """``(N, 2, H, W)`` the images named by ``ids`` (from :meth:`sample_ids`, e.g. a
         ``splits.json``); raises :class:`MissingSample` for one this source does not have."""
         raise NotImplementedError(f"{type(self).__name__} cannot load samples by name")
+
+    # -- prediction: every slice of every volume, no split ----------------------------------
+    def volumes(self) -> list[str]:
+        """The name of every volume (file) the source reads, in order, whatever its split."""
+        raise NotImplementedError(f"{type(self).__name__} has no volumes to predict")
+
+    def volume_keys(self, volume: int) -> list:
+        """The keys of every slice of volume number ``volume``, in slice order, for :meth:`load`."""
+        raise NotImplementedError(f"{type(self).__name__} has no volumes to predict")
+
+    def voxel_size(self, volume: int) -> tuple[float, float, float] | None:
+        """``(H, W, slice)`` voxel size in mm of the served slices, where the file says it."""
+        return None
 
     @staticmethod
     def _check_split(split: str) -> None:
