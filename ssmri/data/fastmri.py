@@ -171,6 +171,12 @@ class VolumeFiles:
         return [{"file": self.files[v].name, "slice": s, "volume": self.files[v].name}
                 for v, s in self.keys(split, count)]
 
+    def volumes(self) -> list[str]:
+        return [path.name for path in self.files]
+
+    def volume_keys(self, volume: int) -> list[tuple[int, int]]:
+        return [(volume, number) for number in range(self.slices_per_file()[volume])]
+
     def images_for(self, ids: list[dict]):
         numbers = {f.name: v for v, f in enumerate(self.files)}
         counts = self.slices_per_file()
