@@ -75,6 +75,8 @@ def aggregate(values: dict[str, Tensor], prefix: str, convention: str,
     ``fastmri`` images are grouped by ``volume_ids`` (indexed by ``values["index"]``).
     """
     check_convention(convention)
+    # torchmetrics squeezes what ``compute`` returns: one image's values arrive as 0-d tensors.
+    values = {name: value.reshape(-1) for name, value in values.items()}
     if convention != "fastmri":
         columns = {k: v for k, v in values.items() if k in _REPORTED}
         return _mean_std(columns, prefix)
@@ -100,6 +102,8 @@ _REPORTED = ("psnr", "ssim", "nmse", "psnr_zero_filled", "ssim_zero_filled", "nm
 
 
 def _mean_std(columns: dict[str, Tensor], prefix: str) -> dict[str, float]:
+    """Mean and unbiased std of each column; the std of a single value is undefined and written
+    as 0.0 (the count beside it, ``num_test_images`` or ``num_volumes``, says it is one)."""
     summary = {}
     for name in _REPORTED:
         if name not in columns:
@@ -108,5 +112,5 @@ def _mean_std(columns: dict[str, Tensor], prefix: str) -> dict[str, float]:
         if not torch.isfinite(column).all():
             raise FloatingPointError(f"{prefix}/{name} has non-finite per-image values: {column.tolist()}")
         summary[f"{prefix}/{name}"] = float(column.mean())
-        summary[f"{prefix}/{name}_std"] = float(column.std()) if len(column) > 1 else 0.0
+        summary[f"{prefix}/{name}_std"] = float(column.std()) if column.numel() > 1 else 0.0
     return summary

@@ -89,3 +89,18 @@ def test_conventions_disagree_where_they_should():
     assert unit < per_image - 1  # peaks above 1: a range of 1 reads a lower PSNR
     with pytest.raises(ValueError, match="metrics.convention='dicom' is not a metric convention"):
         PerImageQuality("dicom")
+
+
+@pytest.mark.parametrize("convention", ["per_image", "unit_range", "fastmri"])
+def test_a_split_of_one_image_gives_its_numbers_and_a_zero_spread(convention):
+    x, x_hat, zero_filled = made_up_images(count=1)
+    values, summary = measured(convention, x, x_hat, zero_filled, ["a"])
+    target, estimate = magnitude(x)[0], magnitude(x_hat)[0]
+    expected = peak_signal_noise_ratio(target, estimate, data_range=target.max())
+    if convention == "unit_range":
+        expected = peak_signal_noise_ratio(target, estimate, data_range=1.0)
+    assert summary["test/psnr"] == pytest.approx(expected, rel=1e-4)
+    # A spread over one sample is undefined: written as 0.0, never NaN (the count says n = 1).
+    stds = {k: v for k, v in summary.items() if k.endswith("_std")}
+    assert len(stds) == 6 and set(stds.values()) == {0.0}
+    assert summary.get("test/num_volumes", 1) == 1

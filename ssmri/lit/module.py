@@ -232,7 +232,8 @@ class ReconstructionModule(L.LightningModule):
                 self.test_samples[name] = value if previous is None else torch.cat([previous, value])
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = {k: v.cpu() for k, v in self.test_quality.compute().items()}
+        # One test image comes back from torchmetrics as 0-d tensors: keep one row per image.
+        self.test_results = {k: v.cpu().reshape(-1) for k, v in self.test_quality.compute().items()}
         self.test_quality.reset()
         summary = summarise(self.test_results, "test", self.metric_convention, self.test_volume_ids)
         for name, value in summary.items():
