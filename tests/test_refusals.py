@@ -27,6 +27,10 @@ from tests.helpers.faults import small_tmpfs
     ("data.batch_size=2.5", r"data\.batch_size must be an integer"),
     ("seed=abc", r"seed must be an integer, got 'abc'"),
     ("module.optimizer.lr=nan", r"module\.optimizer\.lr=nan is not a finite number"),
+    ("module.optimizer.lr=-1", r"module\.optimizer\.lr=-1 is negative; give a learning rate > 0"),
+    ("module.optimizer.lr=abc", r"module\.optimizer\.lr must be a number, got 'abc'"),
+    ("+module.optimizer.betas=[0.9,1.5]", r"module\.optimizer \(torch\.optim\.Adam\) refuses .*beta"),
+    ("trainer.max_epochs=-5", r"trainer\.max_epochs=-5 must be at least 0, or -1 for no limit"),
 ])
 def test_bad_values_are_refused_naming_the_key_before_anything_runs(tmp_path, override, message):
     cfg = compose_config(tmp_path, [*FAST, override])
