@@ -53,19 +53,24 @@ def spearman(a: list[float], b: list[float]) -> float:
     return cov / norm if norm > 0 else math.nan
 
 
-def kendall_tau_b(a: list[float], b: list[float]) -> float:
-    """Kendall's τ-b: (concordant - discordant) / √((n0 - ties_a)(n0 - ties_b))."""
+def kendall_tau_b(a: list[float], b: list[float], tie_within: float = 0.0) -> float:
+    """Kendall's τ-b: (concordant - discordant) / √((n0 - ties_a)(n0 - ties_b)).
+
+    A pair whose values differ by at most ``tie_within`` on one side is tied on that side
+    (e.g. 0.2: PSNRs within 0.2 dB are not an order).
+    """
     _check_pairs(a, b)
     concordant = discordant = ties_a = ties_b = 0
     for i in range(len(a)):
         for j in range(i + 1, len(a)):
             da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
+            tied_a, tied_b = abs(da) <= tie_within, abs(db) <= tie_within
+            if tied_a and tied_b:
                 ties_a += 1
                 ties_b += 1
-            elif da == 0:
+            elif tied_a:
                 ties_a += 1
-            elif db == 0:
+            elif tied_b:
                 ties_b += 1
             elif (da > 0) == (db > 0):
                 concordant += 1
