@@ -79,6 +79,8 @@ def test_and_report(
     metrics["metrics_convention"] = module.metric_convention
     metrics["num_test_images"] = len(results["index"])
     metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
+    # Acquired scans: no metric against a reference exists; test/loss is the method's own objective.
+    metrics["ground_truth"] = bool(getattr(datamodule, "ground_truth", True))
     if rules is not None:  # every rule's test numbers, the configured one's included
         configured = {k: v for k, v in metrics.items() if k.startswith("test/")}
         metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured},
@@ -86,7 +88,8 @@ def test_and_report(
     check_metrics(metrics)
     if trainer.is_global_zero:
         write_per_image(output_dir / "test_per_image.csv", results)
-        save_samples(module.test_samples, output_dir / "samples.png", title=title)
+        if "x" in module.test_samples:  # the figure compares with ground truth
+            save_samples(module.test_samples, output_dir / "samples.png", title=title)
         save_tensors(output_dir / "samples.pt", module.test_samples)
         write_json(output_dir / "metrics.json", metrics)
         write_json(output_dir / "splits.json", datamodule.splits_record())
@@ -134,6 +137,17 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     check_config(cfg)
     check_memory(cfg)
     output_dir = Path(cfg.paths.output_dir)
+def check_selection_has_truth(cfg: DictConfig, datamodule) -> None:
+    """Refuse a selection rule that reads ground truth on data that have none."""
+    rule = OmegaConf.select(cfg, "selection.rule")
+    if rule == "val_psnr" and not getattr(datamodule, "ground_truth", True):
+        raise ValueError(
+            f"selection=val_psnr reads validation ground truth, which {type(datamodule.images).__name__} "
+            f"(acquired scans) does not have; choose selection=val_loss (the method's own objective) "
+            f"or selection=last"
+        )
+
+
     checkpoint_path = resume_path(cfg, output_dir)
     changes = []
     if checkpoint_path is not None:
@@ -146,6 +160,7 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
         del checkpoint
     trainer = build_trainer(cfg, output_dir, [ApplyOptimizerSettings()] if changes else [])
     check_run_folders(cfg, module, datamodule, trainer, output_dir)
+    check_selection_has_truth(cfg, datamodule)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -193,6 +208,10 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
         metrics.get("test/psnr", float("nan")), metrics.get("test/psnr_zero_filled", float("nan")),
         metrics.get("test/ssim", float("nan")), output_dir,
     )
+    if not metrics["ground_truth"]:
+        log.info("no ground truth: test objective %.5g; outputs in %s",
+                 metrics.get("test/loss", float("nan")), output_dir)
+        return metrics
     return metrics
 
 

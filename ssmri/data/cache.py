@@ -4,7 +4,7 @@ Layout, per split ``s`` in train/val/test (N samples, C coils)::
 
     /s/kspace  (N, 2, H, W) or (N, C, 2, H, W) float32   measurements y, zero off the mask
     /s/mask    (N, W) uint8                              each sample's sampled columns (Cartesian)
-    /s/target  (N, 2, H, W) float32                      ground truth
+    /s/target  (N, 2, H, W) float32                      ground truth (absent for acquired scans)
     /s/maps    (N, C, 2, H, W) or (C, 2, H, W) float32   coil maps, per sample or shared
                                                          (multi-coil only)
 
@@ -51,14 +51,14 @@ class CacheChunk:
     Attributes:
         kspace: ``(n, 2, H, W)`` or ``(n, C, 2, H, W)`` measurements, zero off the mask.
         mask: ``(n, W)`` 0/1 sampled columns of each sample.
-        target: ``(n, 2, H, W)`` ground truth.
+        target: ``(n, 2, H, W)`` ground truth; ``None`` for acquired scans, which have none.
         maps: ``(n, C, 2, H, W)`` per-sample or ``(C, 2, H, W)`` shared coil maps; ``None``
             for single-coil. Shared maps are written from the first chunk of the split.
     """
 
     kspace: Tensor
     mask: Tensor
-    target: Tensor
+    target: Tensor | None
     maps: Tensor | None = None
 
 
@@ -128,8 +128,8 @@ def write_cache(
             with tqdm(total=totals[name], desc=f"cache {name}", unit="slice", disable=None) as bar:
                 for chunk in chunks:
                     _append(group, chunk)
-                    bar.update(len(chunk.target))
-            written = group["target"].shape[0]
+                    bar.update(len(chunk.kspace))
+            written = group["kspace"].shape[0]
             if written != totals[name]:
                 raise RuntimeError(f"{name}: the source gave {written} samples, expected {totals[name]}")
         file.attrs["complete"] = True
@@ -141,8 +141,9 @@ def _append(group: h5py.Group, chunk: CacheChunk) -> None:
     arrays = {
         "kspace": chunk.kspace.numpy().astype(np.float32),
         "mask": chunk.mask.numpy().astype(np.uint8),
-        "target": chunk.target.numpy().astype(np.float32),
     }
+    if chunk.target is not None:
+        arrays["target"] = chunk.target.numpy().astype(np.float32)
     if chunk.maps is not None:
         maps = chunk.maps.numpy().astype(np.float32)
         if maps.ndim == arrays["kspace"].ndim:
@@ -214,14 +215,16 @@ def check_cache(path: Path, spec: dict, verify_data: bool = True) -> None:
 
 
 def _check_layout(path: Path, group: h5py.Group) -> None:
-    kspace, mask, target = (group[key] for key in ("kspace", "mask", "target"))
+    if "kspace" not in group or "mask" not in group:
+        raise CacheError(f"cache {path} split {group.name!r} lacks kspace or mask; {fix_for(path)}")
+    kspace, mask, target = group["kspace"], group["mask"], group.get("target")
     count, width = kspace.shape[0], kspace.shape[-1]
     expected_maps = {kspace.shape, kspace.shape[1:]} if kspace.ndim == 5 else set()
     maps = group["maps"].shape if "maps" in group else None
     if (
         kspace.ndim not in (4, 5)
         or mask.shape != (count, width)
-        or target.shape != (count, 2, *kspace.shape[-2:])
+        or (target is not None and target.shape != (count, 2, *kspace.shape[-2:]))
         or (maps is None) != (kspace.ndim == 4)
         or (maps is not None and maps not in expected_maps)
     ):

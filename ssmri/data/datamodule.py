@@ -1,9 +1,11 @@
 """LightningDataModule: simulate (or reuse) the k-space cache, then serve typed batches."""
 
+import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
@@ -25,11 +27,15 @@ from ssmri.data.sampler import ResumableSampler
 from ssmri.data.sources import SPLITS, DataSource, MeasuredSlices
 from ssmri.data.splits import read_splits, splits_record
 from ssmri.physics.acquisition import Acquisition
+from ssmri.physics.measured_law import MeasuredMaskLaw
 from ssmri.physics.operator import SingleCoilMRI
 from ssmri.seeding import seeded_rng
 from ssmri.validation import check_images
 
+log = logging.getLogger(__name__)
+
 _SPLIT_SEED = {"train": 0, "val": 1, "test": 2}
+MASK_LAWS = ("estimated", "configured")
 
 
 class MRIDataModule(L.LightningDataModule):
@@ -61,6 +67,14 @@ class MRIDataModule(L.LightningDataModule):
             truth before its final test (selection by ``val_loss`` or ``last`` only).
         splits_file: a ``splits.json`` of an earlier run: use exactly its samples (the
             ``num_*`` counts are then those of the file).
+        acquired_mask_law: for acquired scans (the source's own masks), the law losses draw
+            fresh masks from: ``estimated`` from the training masks
+            (:class:`~ssmri.physics.measured_law.MeasuredMaskLaw`), or ``configured``, the
+            physics' own (``physics.sampling``, ``acceleration``, ``center_fraction``).
+
+    Acquired scans (:attr:`DataSource.acquired`) keep their k-space and masks as measured: no
+    mask is drawn and no noise added. A source without ground truth leaves every batch's ``x``
+    ``None`` and the cache without targets.
     """
 
     def __init__(
@@ -81,8 +95,14 @@ class MRIDataModule(L.LightningDataModule):
         train_ground_truth: bool = False,
         val_ground_truth: bool = True,
         splits_file: str | None = None,
+        acquired_mask_law: str = "estimated",
     ):
         super().__init__()
+        if acquired_mask_law not in MASK_LAWS:
+            raise ValueError(
+                f"data.acquired_mask_law={acquired_mask_law!r}; choose one of {MASK_LAWS}"
+            )
+        self.acquired_mask_law = acquired_mask_law
         if images.image_size != image_size or physics.image_size != (image_size, image_size):
             raise ValueError(
                 f"data.image_size={image_size}, but the images are {images.image_size} and the "
@@ -95,6 +115,7 @@ class MRIDataModule(L.LightningDataModule):
             )
         self.images = images
         self.physics = physics
+        self._configured_law = physics.mask_law
         self.image_size = image_size
         self.counts = {"train": num_train, "val": num_val, "test": num_test}
         self.batch_size = batch_size
@@ -106,19 +127,30 @@ class MRIDataModule(L.LightningDataModule):
         self.chunk_size = chunk_size
         self._verified: Path | None = None  # the cache this object has read in full
         self.train_ground_truth = train_ground_truth
-        self.val_ground_truth = bool(val_ground_truth)
+        self._val_ground_truth = bool(val_ground_truth)
         self.splits_file = splits_file
         self._sample_ids: dict[str, list[dict]] | None = None
         self.datasets: dict[str, KspaceDataset] = {}
         self._resume: tuple[int, int] | None = None
+
+    @property
+    def ground_truth(self) -> bool:
+        """The source serves a target; acquired scans have none anywhere."""
+        return bool(getattr(self.images, "ground_truth", True))
+
+    @property
+    def val_ground_truth(self) -> bool:
+        """Validation batches carry ``x``: asked for (``data.val_ground_truth``) and available."""
+        return self._val_ground_truth and self.ground_truth
 
     def cache_spec(self) -> dict:
         """Everything the cached measurements depend on."""
         physics = {
             "sampling": self.physics.sampling,
             "image_size": list(self.physics.image_size),
-            "acceleration": self.physics.acceleration,
-            "center_fraction": self.physics.mask_law.center_fraction,
+            # The law configured, not one estimated later from acquired masks (_adopt_mask_law).
+            "acceleration": self._configured_law.acceleration,
+            "center_fraction": self._configured_law.center_fraction,
             "noise_std": self.physics.noise_std,
         }
         if getattr(self.physics, "single_operator", False):  # only then: other caches keep their names
@@ -205,6 +237,11 @@ class MRIDataModule(L.LightningDataModule):
         sample index): the cache is the same whatever the chunk size.
         """
         measured = isinstance(data, MeasuredSlices)
+        if measured and data.acquired:  # as measured: the file's masks, its own noise
+            check_finite(data.kspace, split, start)
+            if data.target is not None:
+                check_images(data.target, split)
+            return CacheChunk(data.kspace, data.mask.to(torch.uint8), data.target, data.maps)
         target = data.target if measured else data
         check_finite(target, split, start)
         check_images(target, split)
@@ -244,11 +281,34 @@ class MRIDataModule(L.LightningDataModule):
         # Read in full once per process; later reads still verify each chunk's checksum.
         check_cache(path, self.cache_spec(), verify_data=self._verified != path)
         self._verified = path
+        truth = self.ground_truth
         self.datasets = {
-            "train": KspaceDataset(path, "train", with_target=self.train_ground_truth),
+            "train": KspaceDataset(path, "train", with_target=self.train_ground_truth and truth),
             "val": KspaceDataset(path, "val", with_target=self.val_ground_truth),
-            "test": KspaceDataset(path, "test", with_target=True),
+            "test": KspaceDataset(path, "test", with_target=truth),
         }
+        if getattr(self.images, "acquired", False):
+            self._adopt_mask_law(path)
+
+    def _adopt_mask_law(self, path: Path) -> None:
+        """Give the physics the acquisition's mask law, for losses that draw fresh masks."""
+        physics = self.physics
+        if self.acquired_mask_law == "configured":
+            log.info("mask law: the configured %r (data.acquired_mask_law=configured)", physics.mask_law)
+            return
+        if isinstance(physics.mask_law, MeasuredMaskLaw):
+            return
+        with h5py.File(path, "r") as file:
+            columns = torch.from_numpy(file["train"]["mask"][()])
+        physics.mask_law = MeasuredMaskLaw(columns, physics.image_size[0])
+        log.info("mask law: estimated from the %d training masks, %r (data.acquired_mask_law=estimated)",
+                 len(columns), physics.mask_law)
+        if physics.mask_law.distinct == 1:
+            log.warning(
+                "mask law: every training slice was acquired with the same mask, so losses that draw "
+                "fresh masks (MOI, MO-EI, MoC-SSDU) see only that one; set data.acquired_mask_law="
+                "configured and physics.sampling/acceleration to the law you want them to draw from"
+            )
 
     def _loader(self, split: str, sampler=None) -> DataLoader:
         return DataLoader(

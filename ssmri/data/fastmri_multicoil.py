@@ -112,6 +112,17 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         self.calib_width, self.threshold, self.crop = int(calib_width), float(threshold), float(crop)
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
         self._shapes: list[tuple[int, ...]] | None = None
+        self._acquired_files: dict[Path, bool] = {}
+
+    @property
+    def acquired(self) -> bool:
+        """The files are fastMRI's test layout (their own masks, no target), all or none."""
+        self.shapes()
+        return one_layout(self._acquired_files, self.root)
+
+    @property
+    def ground_truth(self) -> bool:
+        return not self.acquired
 
     def describe(self) -> dict:
         return {
@@ -146,6 +157,8 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
                 raise ValueError(f"{path}: no 'kspace' dataset (has {sorted(file)}); not a fastMRI file")
             kspace = file["kspace"]
             shape, dtype = tuple(kspace.shape), kspace.dtype
+            # fastMRI's test/challenge layout: k-space zero off the columns of a (W,) 'mask'.
+            self._acquired_files[path] = acquired_layout(file, path, shape)
         if len(shape) != 4:
             raise ValueError(
                 f"{path}: 'kspace' has shape {shape}, expected (slices, coils, H, W) with a coil axis; "
@@ -164,6 +177,8 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         return [shape[0] for shape in self.shapes()]
 
     def load(self, keys: Sequence) -> MeasuredSlices:
+        if self.acquired:
+            return self._load_acquired(keys)
         slices = [
             self.prepare(torch.from_numpy(kspace))
             for volume, numbers in by_volume(keys)
@@ -175,6 +190,23 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         with open_h5(self.files[volume]) as file:
             return file["kspace"][numbers]
 
+    def _load_acquired(self, keys: Sequence) -> MeasuredSlices:
+        # Imported here: ssmri.data.acquired builds on this module's FFT and ESPIRiT helpers.
+        from ssmri.data.acquired import prepare_acquired
+
+        parts = []
+        for volume, numbers in by_volume(keys):
+            path = self.files[volume]
+            with open_h5(path) as file:
+                kspace, mask = file["kspace"][numbers], torch.from_numpy(file["mask"][()])
+            for number, slice_kspace in zip(numbers, kspace):
+                parts.append(prepare_acquired(
+                    torch.from_numpy(slice_kspace), mask, self.image_size, slice_kspace.shape[-2] // 2,
+                    self.calib_width, self.threshold, self.crop, f"{path} slice {number}",
+                ))
+        kspace, maps, masks, scale = (torch.stack(column) for column in zip(*parts))
+        return MeasuredSlices(kspace, maps, None, masks, scale)
+
     def prepare(self, kspace: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One slice ``(C, H, W)`` complex -> ``(kspace, maps, target)`` in channel form."""
         kspace = central_crop(remove_readout_oversampling(kspace.to(torch.complex64)), self.image_size)
@@ -183,6 +215,31 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         target = to_channels((to_complex(maps).conj() * to_complex(ifft2c(kspace))).sum(dim=0))
         scale = target.pow(2).sum(dim=0).sqrt().amax().clamp_min(1e-12)
         return kspace / scale, maps, target / scale
+
+
+def acquired_layout(file, path: Path, shape: tuple[int, ...]) -> bool:
+    """Whether an open fastMRI file is the test layout (a ``(W,)`` ``mask``, no reconstruction)."""
+    if "mask" not in file:
+        return False
+    mask_shape = tuple(file["mask"].shape)
+    if mask_shape != (shape[-1],):
+        raise ValueError(
+            f"{path}: 'mask' has shape {mask_shape} but 'kspace' {shape} has {shape[-1]} columns; "
+            f"the test layout's mask is (W,) = ({shape[-1]},)"
+        )
+    return True
+
+
+def one_layout(acquired: dict[Path, bool], root: Path) -> bool:
+    """The one layout of a folder's files: all acquired (test layout) or all fully sampled."""
+    kinds = set(acquired.values())
+    if len(kinds) > 1:
+        masked = sorted(path.name for path, is_acquired in acquired.items() if is_acquired)
+        raise ValueError(
+            f"{root} mixes fastMRI test-layout files (with 'mask': {masked[:3]}) and fully sampled "
+            f"ones; keep one kind per data.images.root"
+        )
+    return kinds == {True}
 
 
 __all__ = ["FastMRIMultiCoilFiles", "central_crop", "espirit_maps", "remove_readout_oversampling"]

@@ -68,6 +68,9 @@ class ReconstructionModule(L.LightningModule):
         self.val_quality = PerImageQuality()
         self.test_quality = PerImageQuality(metric_convention)
         self.val_objective = MeanMetric()
+        # Acquired scans have no target: the test split is scored by the method's own objective.
+        self.test_objective = MeanMetric()
+        self._test_objectives: list[Tensor] = []
         self.test_volume_ids: list[str] | None = None
         self._test_ranges: dict[int, float] = {}
         self.test_results: dict[str, Tensor] = {}
@@ -174,6 +177,8 @@ class ReconstructionModule(L.LightningModule):
     def _evaluate(self, batch: MRIBatch, quality: PerImageQuality) -> tuple[Tensor, Tensor]:
         x_hat = self.reconstruct(batch)
         zero_filled = self.physics.zero_filled(batch.y, batch.acq)
+        if batch.x is None:  # acquired scans: nothing to compare with
+            return x_hat, zero_filled
         data_range = None
         if quality.convention == "fastmri":
             data_range = torch.tensor([self._test_ranges[i] for i in batch.index.tolist()])
@@ -201,7 +206,8 @@ class ReconstructionModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_samples = {}
-        if self.metric_convention == "fastmri":
+        self._test_objectives = []
+        if self.metric_convention == "fastmri" and getattr(self.trainer.datamodule, "ground_truth", True):
             self._test_ranges = self._volume_ranges()
 
     def _volume_ranges(self) -> dict[int, float]:
@@ -220,18 +226,31 @@ class ReconstructionModule(L.LightningModule):
 
     def test_step(self, batch: MRIBatch, batch_idx: int) -> None:
         x_hat, zero_filled = self._evaluate(batch, self.test_quality)
+        if batch.x is None:
+            objective = validation_objective(self, batch)
+            if objective is not None:
+                self.test_objective.update(objective)
+                self._test_objectives.append(torch.stack((batch.index.to(objective), objective), dim=1))
         # Keep test images spread evenly over the set (e.g. every orientation of the brain).
         count = len(self.trainer.test_dataloaders.dataset)
         stride = max(count // max(self.num_samples, 1), 1)
         take = (batch.index % stride == 0) & (batch.index // stride < self.num_samples)
         if take.any():
             pairs = (("x", batch.x), ("zero_filled", zero_filled), ("x_hat", x_hat), ("index", batch.index))
-            for name, value in pairs:
+            for name, value in (pair for pair in pairs if pair[1] is not None):
                 previous = self.test_samples.get(name)
                 value = value[take.to(value.device)].detach().float().cpu()
                 self.test_samples[name] = value if previous is None else torch.cat([previous, value])
 
     def on_test_epoch_end(self) -> None:
+        if not self.test_quality.update_called:  # no ground truth: the objective alone
+            rows = torch.cat(self._test_objectives).cpu() if self._test_objectives else torch.zeros(0, 2)
+            self.test_results = {"index": rows[:, 0].long(), "loss": rows[:, 1]}
+            if self.test_objective.update_called:
+                self.log("test/loss", self.test_objective.compute(), sync_dist=True)
+            self.test_objective.reset()
+            self.test_samples = gather_samples(self.test_samples, self.trainer.world_size)
+            return
         # One test image comes back from torchmetrics as 0-d tensors: keep one row per image.
         self.test_results = {k: v.cpu().reshape(-1) for k, v in self.test_quality.compute().items()}
         self.test_quality.reset()
