@@ -1,4 +1,5 @@
-"""The sweep report: table rows and columns, failed jobs, recomputation from per-image CSVs."""
+"""The sweep report: one row per configuration, failed and unreadable jobs named, recomputation
+from per-image CSVs."""
 
 import json
 import os
@@ -8,15 +9,20 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 from ssmri.report import paired_sign_flip_test, write_json, write_per_image, write_results
 
 ROOT = Path(__file__).parents[1]
 
 
-def fake_job(sweep: Path, name: str, method: str, seed: int, psnr: list[float], zf: float = 20.0):
+def fake_job(sweep: Path, name: str, method: str, seed: int, psnr: list[float], zf: float = 20.0,
+             overrides: list[str] | None = None):
+    """A finished job folder; ``overrides`` (as on the command line) go to ``.hydra/overrides.yaml``."""
     job = sweep / name
     job.mkdir(parents=True)
+    if overrides is not None:
+        write_overrides(job, overrides)
     values = torch.tensor(psnr)
     write_per_image(job / "test_per_image.csv", {
         "index": torch.arange(len(psnr)), "psnr": values, "ssim": values / 40,
@@ -26,6 +32,11 @@ def fake_job(sweep: Path, name: str, method: str, seed: int, psnr: list[float], 
         "loss": method, "seed": seed, "test/psnr": float(values.mean()), "test/psnr_zero_filled": zf,
         "train_seconds": 10.0, "num_params": 123, "epochs": 3,
     })
+
+
+def write_overrides(job: Path, overrides: list[str]) -> None:
+    (job / ".hydra").mkdir(parents=True, exist_ok=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
 
 
 def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
@@ -49,7 +60,7 @@ def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
     assert rows[2]["p_vs_best_ssl"] < 0.2
     assert rows[3]["failed"] == 1 and "ValueError: boom" in rows[3]["error"]
     table = (tmp_path / "results.md").read_text()
-    assert "| vortex | failed: ValueError: boom" in table
+    assert "| vortex | failed: 4-vortex-s0: ValueError: boom" in table
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
     assert header[:8] == ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled",
                           "gap_to_sup", "p_vs_best_ssl"]
@@ -135,3 +146,63 @@ def test_one_sweep_gives_oracle_and_ground_truth_free_selection_side_by_side(tmp
     assert csv[0].startswith("method,val_loss_psnr,val_loss_ssim,val_loss_nmse,val_loss_epoch")
     ei = dict(zip(csv[0].split(","), next(r for r in csv[1:] if r.startswith("ei,")).split(",")))
     assert float(ei["oracle_gain_db"]) == 1.25 and float(ei["val_psnr_epoch"]) == 1
+
+
+def test_a_row_is_one_configuration_and_seed_spread_is_across_seeds_only(tmp_path):
+    # The issue's sweep, loss=sup,mc physics.acceleration=2,8 seed=0,1; folder names say nothing of R.
+    psnr = {("sup", "2"): (30.0, 31.0), ("sup", "8"): (24.0, 25.0),
+            ("mc", "2"): (17.77, 18.77), ("mc", "8"): (13.24, 13.74)}
+    number = 0
+    for (method, acceleration), by_seed in psnr.items():
+        for seed, value in enumerate(by_seed):
+            name = f"{number}-{method}-s{seed}"
+            fake_job(tmp_path, name, method, seed, [value - 0.5, value + 0.5], overrides=[
+                "experiment=cpu_quick", f"loss={method}", f"physics.acceleration={acceleration}",
+                f"seed={seed}"])
+            images = torch.rand(2, 2, 8, 8)
+            torch.save({"x": images, "zero_filled": images / int(acceleration), "x_hat": images * 0.9},
+                       tmp_path / name / "samples.pt")
+            number += 1
+    rows = write_results(tmp_path)
+    assert [(r["method"], r["setting"]) for r in rows] == [
+        ("sup", {"physics.acceleration": "2"}), ("mc", {"physics.acceleration": "2"}),
+        ("sup", {"physics.acceleration": "8"}), ("mc", {"physics.acceleration": "8"})]
+    for row in rows:
+        seeds = psnr[(row["method"], row["setting"]["physics.acceleration"])]
+        assert row["seeds"] == 2 and abs(row["psnr"] - statistics.fmean(seeds)) < 1e-6
+        assert abs(row["psnr_seed_spread"] - statistics.stdev(seeds)) < 1e-6
+    # Gap to sup within the setting: mc at R = 8 against sup at R = 8, not against the best sup.
+    assert abs(rows[3]["gap_to_sup"] - (statistics.fmean(psnr[("mc", "8")]) - 24.5)) < 1e-6
+    assert rows[1].get("best_ssl") and rows[3].get("best_ssl")  # the only SSL method of each setting
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("method,physics.acceleration,psnr,")
+    assert [line.split(",")[:2] for line in csv_lines[1:]] == [
+        ["sup", "2"], ["mc", "2"], ["sup", "8"], ["mc", "8"]]
+    table = (tmp_path / "results.md").read_text()
+    assert "| method | physics.acceleration | PSNR (dB) |" in table
+    assert "| mc | 8 | 13.49 ± 0.71 |" in table and "swept key (physics.acceleration)" in table
+    # One samples figure per setting: a different acceleration has a different zero-filled image.
+    assert not (tmp_path / "samples.png").exists()
+    for acceleration in ("2", "8"):
+        assert (tmp_path / f"samples_physics.acceleration={acceleration}.png").stat().st_size > 0
+
+
+def test_a_swept_group_choice_and_two_keys_each_get_a_column(tmp_path):
+    for number, (splitter, width) in enumerate([("gaussian", "32"), ("gaussian", "64"), ("bernoulli", "32")]):
+        fake_job(tmp_path, f"{number}-ssdu-s0", "ssdu", 0, [20.0 + number, 21.0 + number],
+                 overrides=[f"splitter={splitter}", "loss=ssdu", f"++model.denoiser.base_features={width}"])
+    fake_job(tmp_path, "3-ssdu-s1", "ssdu", 1, [30.0, 31.0],  # the seed, not a setting of its own
+             overrides=["splitter=gaussian", "loss=ssdu", "++model.denoiser.base_features=32", "seed=1"])
+    rows = write_results(tmp_path)
+    assert [tuple(r["setting"].values()) for r in rows] == [("gaussian", "32"), ("gaussian", "64"),
+                                                            ("bernoulli", "32")]
+    assert rows[0]["seeds"] == 2 and rows[0]["jobs"] == ["0-ssdu-s0", "3-ssdu-s1"]
+    header = (tmp_path / "results.csv").read_text().splitlines()[0]
+    assert header.startswith("method,splitter,model.denoiser.base_features,psnr,")
+
+
+def test_jobs_that_repeat_a_seed_in_one_setting_are_flagged(tmp_path):
+    fake_job(tmp_path, "0-mc-s0", "mc", 0, [20.0, 21.0], overrides=["loss=mc"])
+    fake_job(tmp_path, "1-mc-s0", "mc", 0, [22.0, 23.0], overrides=["loss=mc"])
+    write_results(tmp_path)
+    assert "has seed [0] in more than one job (0-mc-s0, 1-mc-s0)" in (tmp_path / "results.md").read_text()

@@ -21,6 +21,7 @@ from ssmri.data.sources import (
     normalise_magnitude,
     take,
 )
+from ssmri.errors import DataError
 from ssmri.physics.fft import ifft2c
 from ssmri.validation import open_hdf5
 
@@ -31,6 +32,38 @@ def existing(path, what: str, key: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist; set {key} to it")
     return path
+
+
+def volume_files(root: Path) -> list[Path]:
+    """The ``*.h5`` files of ``root``, sorted; a name that is no readable file (a broken link, a
+    symlink loop, a folder) is refused naming it, instead of failing later inside ``stat`` or h5py."""
+    files = sorted(root.glob("*.h5"))
+    if not files:
+        raise FileNotFoundError(f"no .h5 files in {root}; point data.images.root at fastMRI volumes")
+    for path in files:
+        if path.is_file():
+            continue
+        try:
+            path.stat()
+            why = "a folder, not a file"
+        except OSError as error:
+            why = error.strerror or str(error)  # e.g. "Too many levels of symbolic links"
+        raise DataError(
+            f"{path} is not a readable volume ({why}); remove it from data.images.root or repair the link"
+        )
+    return files
+
+
+def check_slices_layout(path: Path, dataset: h5py.Dataset, name: str) -> None:
+    """A single-coil ``name`` must be ``(slices, H, W)``: complex for ``kspace``, real numbers for a
+    reconstruction; anything else is refused naming the file before a pixel is read."""
+    wanted, kinds = ("complex k-space", "c") if name == "kspace" else ("real magnitudes", "fiu")
+    if dataset.ndim != 3 or dataset.dtype.kind not in kinds:
+        raise DataError(
+            f"{path}: {name!r} has shape {dataset.shape} and dtype {dataset.dtype}, expected (slices, "
+            f"H, W) {wanted} as in fastMRI's single-coil files; fix or remove the file in "
+            f"data.images.root, or read another dataset (data.images.target)"
+        )
 
 
 def resize(images: Tensor, size: int) -> Tensor:
@@ -222,9 +255,7 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
             raise ValueError(
                 f"target must be reconstruction_esc, reconstruction_rss or kspace, got {target!r}"
             )
-        self.files = sorted(self.root.glob("*.h5"))
-        if not self.files:
-            raise FileNotFoundError(f"no .h5 files in {self.root}; point data.images.root at fastMRI volumes")
+        self.files = volume_files(self.root)
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         self.target, self.crop_size = target, crop_size
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
@@ -255,6 +286,7 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
                             f"{path} has no {self.target!r} dataset (has {sorted(file)}); "
                             f"set data.images.target"
                         )
+                    check_slices_layout(path, file[self.target], self.target)
                     counts.append(int(file[self.target].shape[0]))
             self._counts = counts
         return self._counts

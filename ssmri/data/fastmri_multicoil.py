@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssmri.data.fastmri import VolumeFiles, by_volume, existing, open_h5
+from ssmri.data.fastmri import VolumeFiles, by_volume, existing, open_h5, volume_files
 from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size
+from ssmri.errors import DataError
 from ssmri.physics.fft import ifft2c, to_channels, to_complex
 
 
@@ -66,6 +67,22 @@ def espirit_maps(kspace: torch.Tensor, calib_width: int, threshold: float, crop:
     return torch.from_numpy(np.asarray(maps, dtype=np.complex64))
 
 
+def check_coil_kspace(kspace: np.ndarray, where: str) -> None:
+    """Refuse a slice's coil k-space that ESPIRiT cannot calibrate on: NaN/Inf values (its SVD
+    fails) or no signal at all (maps and target would be 0/0), naming the file and slice."""
+    finite = np.isfinite(kspace)
+    if not finite.all():
+        raise DataError(
+            f"{where}: 'kspace' holds {int((~finite).sum())} NaN/Inf values; the file is damaged. "
+            f"Remove it from data.images.root or replace it with an intact copy"
+        )
+    if not np.any(kspace):
+        raise DataError(
+            f"{where}: 'kspace' is all zero (no signal to estimate coil maps or a target from); "
+            f"remove the file from data.images.root"
+        )
+
+
 class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
     """Raw fastMRI multi-coil volumes (``*.h5``) from a user folder, split by volume.
 
@@ -94,9 +111,7 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         num_val: int = 0,
     ):
         self.root = existing(root, "fastMRI folder", "data.images.root")
-        self.files = sorted(self.root.glob("*.h5"))
-        if not self.files:
-            raise FileNotFoundError(f"no .h5 files in {self.root}; point data.images.root at fastMRI volumes")
+        self.files = volume_files(self.root)
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         if not 2 <= calib_width <= self.image_size:
             raise ValueError(
@@ -188,7 +203,10 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
 
     def _read(self, volume: int, numbers: list[int]) -> np.ndarray:
         with open_h5(self.files[volume]) as file:
-            return file["kspace"][numbers]
+            kspace = file["kspace"][numbers]
+        for number, slice_kspace in zip(numbers, kspace):
+            check_coil_kspace(slice_kspace, f"{self.files[volume]} slice {number}")
+        return kspace
 
     def _load_acquired(self, keys: Sequence) -> MeasuredSlices:
         # Imported here: ssmri.data.acquired builds on this module's FFT and ESPIRiT helpers.

@@ -69,14 +69,14 @@ def validation_curve(run_dir: Path) -> tuple[list[int], list[float]]:
     return epochs, values
 
 
-def save_curves(jobs, path: Path) -> None:
-    """Validation PSNR against epoch, one line per method (mean over seeds)."""
+def save_curves(jobs, path: Path, label=lambda job: job.method) -> None:
+    """Validation PSNR against epoch, one line per ``label(job)`` (a table row; mean over seeds)."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
     by_method: dict[str, list] = {}
     for job in jobs:
         epochs, values = validation_curve(job.path)
         if epochs:
-            by_method.setdefault(job.method, []).append((epochs, values))
+            by_method.setdefault(label(job), []).append((epochs, values))
     colours = plt.get_cmap("tab20").colors  # twelve methods need more than the default ten
     for number, (method, curves) in enumerate(sorted(by_method.items())):
         length = min(len(c[0]) for c in curves)
@@ -93,8 +93,11 @@ def save_curves(jobs, path: Path) -> None:
     _save(figure, path)
 
 
-def save_sweep_samples(jobs, path: Path, images: int = 2) -> None:
-    """Ground truth, zero-filled and each method's reconstruction and error of the same images."""
+def save_sweep_samples(jobs, path: Path, images: int = 2, setting: str = "") -> None:
+    """Ground truth, zero-filled and each method's reconstruction and error of the same images.
+
+    ``jobs`` are those of one setting (same physics, so one zero-filled image), named in the title.
+    """
     runs = {}
     for job in sorted(jobs, key=lambda j: (-j.metrics["test/psnr"], j.seed or 0)):
         file = job.path / "samples.pt"
@@ -126,7 +129,8 @@ def save_sweep_samples(jobs, path: Path, images: int = 2) -> None:
                 error_row[column].imshow(error[0], cmap="magma", vmin=0, vmax=scale)
         for axis in (*image_row, *error_row):
             axis.axis("off")
-    figure.suptitle(f"same test images for every method; error maps share one scale, 0 to {scale:.2f} "
-                    "(the zero-filled error's maximum; larger errors saturate)", fontsize=9)
+    heading = f"{setting}: " if setting else ""
+    figure.suptitle(f"{heading}same test images for every method; error maps share one scale, "
+                    f"0 to {scale:.2f} (the zero-filled error's maximum; larger errors saturate)", fontsize=9)
     figure.tight_layout()
     _save(figure, path, dpi=90)

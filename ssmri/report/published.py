@@ -14,10 +14,12 @@ from ssmri.report.leaderboard import compare, load_leaderboard  # noqa: E402
 
 
 def sweep_scenario(jobs) -> str | None:
-    """The one SSIBench scenario every finished job recorded (``metrics.json``), else ``None``."""
+    """The one SSIBench scenario every finished job (of one setting) recorded, else ``None``."""
     names = {job.metrics.get("scenario") for job in jobs if job.error is None}
     if len(names) > 1:
-        raise ValueError(f"a sweep mixes SSIBench scenarios {sorted(map(str, names))}; report them apart")
+        folders = ", ".join(job.name for job in jobs if job.error is None)
+        raise ValueError(f"a sweep mixes SSIBench scenarios {sorted(map(str, names))} in one setting "
+                         f"({folders}) without a scenario override to tell them apart; report them apart")
     return names.pop() if names else None
 
 
@@ -35,32 +37,44 @@ def _statistic(value: float) -> str:
 
 
 def note(comparison: dict) -> str:
-    """The markdown lines under the table: the correlations and the source."""
+    """The markdown lines under the table: the correlations (of one setting) and the source."""
+    setting = f" at {comparison['setting']}" if comparison.get("setting") else ""
     return (
         f"\nPublished PSNR: SSIBench, scenario `{comparison['scenario']}` "
         f"({load_leaderboard()['source'].split(':')[0]}, arXiv:2502.14009). Rank correlation with "
-        f"the published order over the {len(comparison['methods'])} methods both have "
+        f"the published order over the {len(comparison['methods'])} methods both have{setting} "
         f"({', '.join(comparison['methods'])}): Spearman ρ = {_statistic(comparison['spearman'])}, "
         f"Kendall τ-b = {_statistic(comparison['kendall_tau_b'])}.\n"
     )
 
 
-def save_comparison(rows: list[dict], comparison: dict | None, path: Path) -> None:
-    """Each method's PSNR, against the published PSNR where there is one (else a bar chart)."""
+def save_comparison(rows: list[dict], comparisons: list[dict], path: Path) -> None:
+    """Each row's PSNR against the published PSNR, one series per setting (else a bar chart).
+
+    ``comparisons``: :func:`compare`'s results, each with its ``setting`` label and its ``rows``.
+    """
     done = [r for r in rows if "psnr" in r]
     figure, axis = plt.subplots(figsize=(6, 5))
-    if comparison and comparison["methods"]:
-        shared = [r for r in done if r["method"] in comparison["published"]]
+    comparisons = [c for c in comparisons if c["methods"]]
+    for comparison in comparisons:
+        shared = [r for r in comparison["rows"] if "psnr" in r and r["method"] in comparison["published"]]
         xs, ys = [r["published_psnr"] for r in shared], [r["psnr"] for r in shared]
-        axis.scatter(xs, ys)
+        correlations = (f"Spearman ρ = {_statistic(comparison['spearman'])}, "
+                        f"Kendall τ-b = {_statistic(comparison['kendall_tau_b'])}")
+        several = len(comparisons) > 1
+        axis.scatter(xs, ys, label=f"{comparison['setting']}: {correlations}" if several else None)
         for r, x, y in zip(shared, xs, ys):
             axis.annotate(r["method"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         axis.set_xlabel(f"published PSNR (dB), SSIBench {comparison['scenario']}")
         axis.set_ylabel("this sweep's PSNR (dB)")
-        axis.set_title(f"Spearman ρ = {_statistic(comparison['spearman'])}, "
-                       f"Kendall τ-b = {_statistic(comparison['kendall_tau_b'])}")
-    else:
-        axis.barh([r["method"] for r in done], [r["psnr"] for r in done])
+        if len(comparisons) == 1:
+            axis.set_title(correlations)
+    if len(comparisons) > 1:
+        axis.legend(fontsize=7)
+    if not comparisons:
+        labels = [" ".join([r["method"], *(f"{k}={v}" for k, v in r.get("setting", {}).items())])
+                  for r in done]
+        axis.barh(labels, [r["psnr"] for r in done])
         axis.invert_yaxis()
         axis.set_xlabel("test PSNR (dB)")
     figure.tight_layout()
@@ -73,20 +87,25 @@ TABLE_COLUMNS = ["method", "psnr", "psnr_std", "ssim", "psnr_zero_filled", "publ
                  "failed"]
 
 
-def publish_sweep_to_wandb(sweep_dir: Path, rows: list[dict], comparison: dict | None,
+def publish_sweep_to_wandb(sweep_dir: Path, rows: list[dict], comparisons: list[dict], keys: list[str],
                            project: str = "ssmri", mode: str = "offline") -> None:
-    """One summary run in the sweep's group (the group its jobs log to): table, plot, correlations."""
+    """One summary run in the sweep's group (the group its jobs log to): table, plot, correlations
+    (``spearman``, or ``spearman/<setting>`` for each setting when the sweep varies more than the method)."""
     import wandb
 
     run = wandb.init(project=project, group=str(sweep_dir), name="sweep-summary", job_type="sweep",
                      dir=str(sweep_dir), mode=mode)
     try:
-        data = [[r.get(c) for c in TABLE_COLUMNS] for r in rows]  # None where a row has no value
-        run.log({"sweep/results": wandb.Table(columns=TABLE_COLUMNS, data=data),
+        columns = [TABLE_COLUMNS[0], *keys, *TABLE_COLUMNS[1:]]
+        data = [[r["method"], *(r["setting"].get(k) for k in keys), *(r.get(c) for c in TABLE_COLUMNS[1:])]
+                for r in rows]  # None where a row has no value
+        run.log({"sweep/results": wandb.Table(columns=columns, data=data),
                  "sweep/comparison": wandb.Image(str(Path(sweep_dir) / "comparison.png"))})
-        if comparison:
-            run.summary.update({"scenario": comparison["scenario"], "spearman": comparison["spearman"],
-                                "kendall_tau_b": comparison["kendall_tau_b"]})
+        for comparison in comparisons:
+            suffix = f"/{comparison['setting']}" if len(comparisons) > 1 else ""
+            run.summary.update({f"scenario{suffix}": comparison["scenario"],
+                                f"spearman{suffix}": comparison["spearman"],
+                                f"kendall_tau_b{suffix}": comparison["kendall_tau_b"]})
     finally:
         run.finish()
         # finish() can return before the service has written the offline records; teardown

@@ -8,20 +8,23 @@ truth for selection costs: oracle (``val_psnr``) PSNR minus GT-free (``val_loss`
 import math
 import statistics
 
+from ssmri.report.jobs import setting_of
 from ssmri.selection import RULES, label
 
 METRICS = ("psnr", "ssim", "nmse")
 
 
-def selection_rows(jobs) -> list[dict]:
-    """One row per method: mean over seeds of each rule's test PSNR/SSIM/NMSE and epoch."""
-    methods: dict[str, list] = {}
+def selection_rows(jobs, keys: list[str]) -> list[dict]:
+    """One row per configuration (method and the value of each swept key in ``keys``): mean over
+    seeds of each rule's test PSNR/SSIM/NMSE and epoch; in the sweep's order of settings."""
+    groups: dict[tuple, list] = {}
     for job in jobs:
         if job.error is None and job.metrics.get("rules"):
-            methods.setdefault(job.method, []).append(job.metrics["rules"])
+            groups.setdefault((setting_of(job, keys), job.method), []).append(job.metrics["rules"])
+    settings = list(dict.fromkeys(setting for setting, _ in groups))
     rows = []
-    for method, runs in methods.items():
-        row = {"method": method, "seeds": len(runs)}
+    for (setting, method), runs in groups.items():
+        row = {"method": method, "setting": dict(zip(keys, setting)), "seeds": len(runs)}
         for rule in RULES:
             entries = [r[rule] for r in runs if rule in r]
             if not entries:
@@ -34,20 +37,21 @@ def selection_rows(jobs) -> list[dict]:
         if "val_psnr_psnr" in row and "val_loss_psnr" in row:
             row["oracle_gain_db"] = row["val_psnr_psnr"] - row["val_loss_psnr"]
         rows.append(row)
-    rows.sort(key=lambda r: -r.get("val_loss_psnr", -math.inf))
+    rows.sort(key=lambda r: (settings.index(tuple(r["setting"].values())),
+                             -r.get("val_loss_psnr", -math.inf)))
     return rows
 
 
-def selection_markdown(rows: list[dict], convention: str) -> str:
+def selection_markdown(rows: list[dict], convention: str, keys: list[str]) -> str:
     """The side-by-side table, its header naming the convention, each rule labelled."""
     rules = [rule for rule in RULES if any(f"{rule}_psnr" in r for r in rows)]
     lines = [f"Selection rules side by side (metric convention: {convention}; "
              "PSNR in dB, SSIM, NMSE, epoch of the tested weights; mean over seeds)", ""]
-    header = ["method", *(f"{label(rule)} {m}" for rule in rules for m in (*METRICS, "epoch")),
+    header = ["method", *keys, *(f"{label(rule)} {m}" for rule in rules for m in (*METRICS, "epoch")),
               "oracle gain (dB)"]
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
-        cells = [row["method"]]
+        cells = [row["method"], *("–" if row["setting"].get(k) is None else row["setting"][k] for k in keys)]
         for rule in rules:
             if f"{rule}_psnr" not in row:
                 cells += ["–"] * 4
@@ -65,5 +69,7 @@ def selection_markdown(rows: list[dict], convention: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-SELECTION_COLUMNS = ["method", *(f"{rule}_{m}" for rule in RULES for m in (*METRICS, "epoch", "used")),
-                     "oracle_gain_db", "seeds"]
+def selection_columns() -> list[str]:
+    """The CSV's columns (a column per swept key goes after ``method``)."""
+    return ["method", *(f"{rule}_{m}" for rule in RULES for m in (*METRICS, "epoch", "used")),
+            "oracle_gain_db", "seeds"]

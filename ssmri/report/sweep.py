@@ -1,53 +1,34 @@
 """The results table of a sweep: ``python -m ssmri.report <sweep_dir>``.
 
-Reads every job directory of a Hydra multirun (``metrics.json``, ``test_per_image.csv``,
-``failed.json``) and writes ``results.csv`` and ``results.md`` (one row per method, sorted by
-PSNR) plus ``curves.png`` and ``samples.png`` beside them. Also a Hydra callback that does the
-same when a multirun ends.
+Reads every job folder of a Hydra multirun (:mod:`ssmri.report.jobs`) and writes ``results.csv``
+and ``results.md`` (one row per configuration: the method and the value of every key the sweep
+varies except the seed), ``results_selection.csv``, ``curves.png`` and the samples figures beside
+them. Also the Hydra callback that does the same when a multirun ends, and ends it with a non-zero
+exit status when a job failed.
 """
 
 import argparse
-import json
 import math
+import re
 import statistics
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 
 import torch
 from hydra.experimental.callback import Callback
 
 from ssmri.atomic import write_text
+from ssmri.report.bootstrap import interval_note
 from ssmri.report.figures import save_curves, save_sweep_samples
+from ssmri.report.jobs import Job, collect, setting_label, setting_of, swept_keys
 from ssmri.report.published import annotate, note, publish_sweep_to_wandb, save_comparison, sweep_scenario
-from ssmri.report.run_outputs import read_per_image
-from ssmri.report.selection_table import SELECTION_COLUMNS, selection_markdown, selection_rows
+from ssmri.report.selection_table import selection_columns, selection_markdown, selection_rows
+from ssmri.report.sweep_table import COLUMNS, csv_text, markdown
 
 SUPERVISED = "sup"
 
-
-@dataclass
-class Job:
-    """One job of a sweep: its method, seed, metrics and per-image results (or its failure)."""
-
-    path: Path
-    method: str
-    seed: int | None
-    metrics: dict = field(default_factory=dict)
-    per_image: dict = field(default_factory=dict)
-    error: str | None = None
-
-
-def collect(sweep_dir: Path) -> list[Job]:
-    jobs = []
-    for path in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir()):
-        if (path / "metrics.json").is_file():
-            metrics = json.loads((path / "metrics.json").read_text())
-            per_image = read_per_image(path / "test_per_image.csv")
-            jobs.append(Job(path, metrics["loss"], metrics.get("seed"), metrics, per_image))
-        elif (path / "failed.json").is_file():
-            failure = json.loads((path / "failed.json").read_text())
-            jobs.append(Job(path, failure["loss"], failure.get("seed"), error=failure["error"]))
-    return jobs
+__all__ = ["COLUMNS", "Job", "SweepReport", "collect", "main", "paired_sign_flip_test", "summarise",
+           "write_results"]
 
 
 def paired_sign_flip_test(a: list[float], b: list[float], draws: int = 20000) -> float:
@@ -65,53 +46,66 @@ def paired_sign_flip_test(a: list[float], b: list[float], draws: int = 20000) ->
     return float(((flipped >= observed - 1e-12).sum() + 1) / (draws + 1))
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarise(jobs: list[Job]) -> list[dict]:
-    """One row per method, sorted by PSNR (failed methods last)."""
-    methods: dict[str, list[Job]] = {}
+def summarise(jobs: list[Job], keys: list[str] | None = None) -> list[dict]:
+    """One row per configuration: the method and its ``setting`` (``{key: value}`` of the swept
+    ``keys``, by default :func:`swept_keys`). Settings come in the sweep's order, rows by PSNR
+    within a setting (failed rows last); gap to sup and p compare rows of one setting."""
+    keys = swept_keys(jobs) if keys is None else keys
+    groups: dict[tuple, list[Job]] = {}
     for job in jobs:
-        methods.setdefault(job.method, []).append(job)
-    rows = []
-    for method, runs in methods.items():
-        done = [j for j in runs if j.error is None]
-        row = {"method": method, "seeds": len(done), "failed": len(runs) - len(done)}
-        if done:
-            # Per image: the mean over seeds, so the table compares methods on the same images.
-            per_image_psnr = [statistics.fmean(v) for v in zip(*(j.per_image["psnr"] for j in done))]
-            per_image_ssim = [statistics.fmean(v) for v in zip(*(j.per_image["ssim"] for j in done))]
-            seed_psnr = [j.metrics["test/psnr"] for j in done]
-            row.update(
-                psnr=statistics.fmean(per_image_psnr), psnr_std=_mean_std(per_image_psnr)[1],
-                ssim=statistics.fmean(per_image_ssim), ssim_std=_mean_std(per_image_ssim)[1],
-                psnr_seed_spread=_mean_std(seed_psnr)[1] if len(done) > 1 else None,
-                nmse=statistics.fmean(j.metrics.get("test/nmse", math.nan) for j in done),
-                psnr_zero_filled=statistics.fmean(j.metrics["test/psnr_zero_filled"] for j in done),
-                train_seconds=statistics.fmean(j.metrics.get("train_seconds", math.nan) for j in done),
-                num_params=done[0].metrics.get("num_params"),
-                epochs=done[0].metrics.get("epochs"),
-                per_image_psnr=per_image_psnr,
-            )
-        else:
-            row["error"] = runs[0].error.strip().splitlines()[-1][:120]
-        rows.append(row)
-    rows.sort(key=lambda r: -r.get("psnr", -math.inf))
+        groups.setdefault((setting_of(job, keys), job.method), []).append(job)
+    settings = list(dict.fromkeys(setting for setting, _ in groups))
+    rows = [_row(method, dict(zip(keys, setting)), runs) for (setting, method), runs in groups.items()]
+    rows.sort(key=lambda r: (settings.index(tuple(r["setting"].values())), -r.get("psnr", -math.inf)))
+    for setting in settings:
+        _compare_within([r for r in rows if tuple(r["setting"].values()) == setting])
+    return rows
+
+
+def _row(method: str, setting: dict, runs: list[Job]) -> dict:
+    done = [j for j in runs if j.error is None]
+    failed = [j for j in runs if j.error is not None]
+    seeds = [j.seed for j in done]
+    row = {"method": method, "setting": setting, "seeds": len(done), "failed": len(failed),
+           "jobs": [j.name for j in runs], "failed_jobs": [j.failure_line() for j in failed],
+           "repeated_seeds": sorted({s for s in seeds if s is not None and seeds.count(s) > 1})}
+    if failed:
+        row["errors"] = [(j.name, j.error) for j in failed]
+        row["error"] = "; ".join(f"{j.name}: {j.error}" for j in failed)
+    if done:
+        # Per image: the mean over seeds, so the table compares methods on the same images.
+        per_image_psnr = [statistics.fmean(v) for v in zip(*(j.per_image["psnr"] for j in done))]
+        per_image_ssim = [statistics.fmean(v) for v in zip(*(j.per_image["ssim"] for j in done))]
+        row.update(
+            psnr=statistics.fmean(per_image_psnr), psnr_std=_std(per_image_psnr),
+            ssim=statistics.fmean(per_image_ssim), ssim_std=_std(per_image_ssim),
+            psnr_seed_spread=_std([j.metrics["test/psnr"] for j in done]) if len(done) > 1 else None,
+            nmse=statistics.fmean(j.metrics.get("test/nmse", math.nan) for j in done),
+            psnr_zero_filled=statistics.fmean(j.metrics["test/psnr_zero_filled"] for j in done),
+            train_seconds=statistics.fmean(j.metrics.get("train_seconds", math.nan) for j in done),
+            num_params=done[0].metrics.get("num_params"),
+            epochs=done[0].metrics.get("epochs"),
+            per_image_psnr=per_image_psnr,
+        )
+    return row
+
+
+def _compare_within(rows: list[dict]) -> None:
+    """Gap to ``sup`` and the paired test against the best self-supervised row, of one setting."""
     supervised = next((r for r in rows if r["method"] == SUPERVISED and "psnr" in r), None)
     best = next((r for r in rows if r["method"] != SUPERVISED and "psnr" in r), None)
     for row in rows:
         if "psnr" not in row:
             continue
         row["gap_to_sup"] = row["psnr"] - supervised["psnr"] if supervised else math.nan
-        if best is not None and row is not best:
+        if row is best:
+            row["best_ssl"] = True
+        elif best is not None:
             row["p_vs_best_ssl"] = paired_sign_flip_test(row["per_image_psnr"], best["per_image_psnr"])
-    return rows
-
-
-COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "gap_to_sup",
-           "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
-           "failed", "error", "nmse", "published_psnr"]
 
 
 def protocol(jobs: list[Job]) -> tuple[str, str]:
@@ -132,108 +126,99 @@ def _selection_label(rule: str) -> str:
     return label(rule)
 
 
-def write_results(sweep_dir: Path, wandb_mode: str | None = None) -> list[dict]:
-    """Write ``results.csv``, ``results.md`` and the figures of ``sweep_dir``; returns the rows.
+def write_results(sweep_dir: Path, wandb_mode: str | None = None, out_dir: Path | None = None) -> list[dict]:
+    """Write ``results.csv``, ``results.md`` and the figures of ``sweep_dir`` (into ``out_dir``,
+    by default the sweep folder itself); returns the rows.
 
-    A sweep of one SSIBench scenario gets the published PSNR beside each method and the rank
-    correlations under the table; ``wandb_mode`` (e.g. ``offline``) also logs the table and the
-    comparison plot as one summary run of the sweep's wandb group.
+    A setting whose jobs share one SSIBench scenario gets the published PSNR beside each method and
+    the rank correlations under the table; ``wandb_mode`` (e.g. ``offline``) also logs the table and
+    the comparison plot as one summary run of the sweep's wandb group.
     """
     sweep_dir = Path(sweep_dir)
+    out = Path(out_dir) if out_dir is not None else sweep_dir
     jobs = collect(sweep_dir)
-    rows = summarise(jobs)
-    scenario = sweep_scenario(jobs)
-    comparison = annotate(rows, scenario) if scenario else None
-    lines = [",".join(COLUMNS)]
-    for row in rows:
-        lines.append(",".join(_csv_cell(row.get(c)) for c in COLUMNS))
-    write_text(sweep_dir / "results.csv", "\n".join(lines) + "\n")
+    keys = swept_keys(jobs)
+    rows = summarise(jobs, keys)
+    by_setting = _jobs_by_setting(jobs, keys)
+    comparisons = []
+    for setting, setting_jobs in by_setting.items():
+        scenario = sweep_scenario(setting_jobs)
+        if scenario:
+            setting_rows = [r for r in rows if tuple(r["setting"].values()) == setting]
+            comparisons.append({**annotate(setting_rows, scenario), "setting": setting_label(keys, setting),
+                                "rows": setting_rows})
+    write_text(out / "results.csv", csv_text(rows, COLUMNS, keys))
     selection, convention = protocol(jobs)
-    by_rule = selection_rows(jobs)
-    write_text(sweep_dir / "results_selection.csv", "\n".join(
-        [",".join(SELECTION_COLUMNS)]
-        + [",".join(_csv_cell(r.get(c)) for c in SELECTION_COLUMNS) for r in by_rule]) + "\n")
-    header = (f"Selection: {selection}; metric convention: {convention} "
-              "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n")
-    tables = header + markdown(rows, best_ssl=_best_ssl(rows)) + (note(comparison) if comparison else "")
+    by_rule = selection_rows(jobs, keys)
+    write_text(out / "results_selection.csv", csv_text(by_rule, selection_columns(), keys))
+    tables = (f"Selection: {selection}; metric convention: {convention} "
+              "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n" + markdown(rows, keys)
+              + "".join(note(c) + interval_note(c["rows"], c) for c in comparisons))
     if by_rule:
-        tables += "\n" + selection_markdown(by_rule, convention)
-    write_text(sweep_dir / "results.md", tables)
+        tables += "\n" + selection_markdown(by_rule, convention, keys)
+    write_text(out / "results.md", tables)
     done = [j for j in jobs if j.error is None]
     if done:
-        save_curves(done, sweep_dir / "curves.png")
-        save_sweep_samples(done, sweep_dir / "samples.png")
-        save_comparison(rows, comparison, sweep_dir / "comparison.png")
+        save_curves(done, out / "curves.png", label=lambda j: _row_label(j, keys))
+        settings = [s for s, js in by_setting.items() if any(j.error is None for j in js)]
+        for setting in settings:
+            # One samples figure per setting: a different acceleration has a different zero-filled image.
+            label = setting_label(keys, setting)
+            name = "samples.png" if len(settings) == 1 else f"samples_{_slug(label)}.png"
+            save_sweep_samples([j for j in by_setting[setting] if j.error is None], out / name, setting=label)
+        save_comparison(rows, comparisons, out / "comparison.png")
         if wandb_mode:
-            publish_sweep_to_wandb(sweep_dir, rows, comparison, mode=wandb_mode)
+            publish_sweep_to_wandb(out, rows, comparisons, keys, mode=wandb_mode)
     return rows
 
 
-def _best_ssl(rows: list[dict]) -> str | None:
-    return next((r["method"] for r in rows if r["method"] != SUPERVISED and "psnr" in r), None)
+def _jobs_by_setting(jobs: list[Job], keys: list[str]) -> dict[tuple, list[Job]]:
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(setting_of(job, keys), []).append(job)
+    return groups
 
 
-def _csv_cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return f'"{text}"' if "," in text else text
+def _row_label(job: Job, keys: list[str]) -> str:
+    return f"{job.method} {setting_label(keys, setting_of(job, keys))}".strip()
 
 
-def _p_value(p: float | None) -> str:
-    if p is None:
-        return ""
-    # The randomisation test cannot resolve p below 1 / (draws + 1).
-    return "< 1e-4" if p < 1e-4 else f"{p:.2g}"
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text)
 
 
-def _nmse(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.4f}"  # runs from before NMSE was measured
+def failures(rows: list[dict]) -> list[str]:
+    """``<folder> (<overrides>): <error>`` of every failed job of the table's rows."""
+    return [line for row in rows for line in row.get("failed_jobs", [])]
 
 
-def markdown(rows: list[dict], best_ssl: str | None) -> str:
-    published = any("published_psnr" in r for r in rows)  # a sweep of one SSIBench scenario
-    header = ("| method | PSNR (dB) | SSIM | NMSE | zero-filled PSNR | "
-              + ("published PSNR | " if published else "")
-              + "gap to sup | p vs best SSL | seed spread | train time (s) | params | epochs | seeds |")
-    lines = [header, "|" + " --- |" * (13 if published else 12)]
-    for r in rows:
-        if "psnr" not in r:
-            padding = " |" * (11 if published else 10)
-            lines.append(f"| {r['method']} | failed: {r.get('error', '')} |" + padding)
-            continue
-        reference = ""
-        if published:
-            reference = f"{r['published_psnr']:.2f} | " if "published_psnr" in r else "– | "
-        p = r.get("p_vs_best_ssl")
-        p_text = "(best SSL)" if r["method"] == best_ssl else _p_value(p)
-        spread = "–" if r["psnr_seed_spread"] is None else f"{r['psnr_seed_spread']:.2f}"
-        gap = "–" if math.isnan(r["gap_to_sup"]) else f"{r['gap_to_sup']:+.2f}"  # no sup in the sweep
-        lines.append(
-            f"| {r['method']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} ± "
-            f"{r['ssim_std']:.4f} | {_nmse(r['nmse'])} | {r['psnr_zero_filled']:.2f} | {reference}{gap} | "
-            f"{p_text} | {spread} | {r['train_seconds']:.0f} | {r['num_params']:,} | "
-            f"{r['epochs']} | {r['seeds']}{' (+' + str(r['failed']) + ' failed)' if r['failed'] else ''} |"
-        )
-    notes = (
-        "\n± is the standard deviation across test images (of the per-image mean over seeds); "
-        "seed spread is the standard deviation of the mean PSNR between seeds (– with one seed); "
-        "p is a paired sign-flip randomisation test on per-image PSNR against the best "
-        "self-supervised method.\n"
-    )
-    return "\n".join(lines) + "\n" + notes
+def failure_summary(rows: list[dict], results: Path) -> str:
+    """One line: how many jobs failed, each folder with its error, and where their overrides are."""
+    failed = [f"{job}: {error}" for row in rows if "error" in row for job, error in row["errors"]]
+    total = sum(len(r["jobs"]) for r in rows)
+    return (f"error: {len(failed)} of {total} jobs failed: {'; '.join(failed)} (their overrides are listed "
+            f"under the table in {results})")
 
 
 class SweepReport(Callback):
-    """Hydra callback: build the results table when a multirun ends."""
+    """Hydra callback: build the results table when a multirun ends; exit non-zero if a job failed.
+
+    Hydra turns an exception of a callback into a warning, so the exit status comes from
+    ``SystemExit`` (which it lets through) after the table is written.
+    """
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        if sweep_dir.is_dir():
-            write_results(sweep_dir, wandb_mode=_wandb_mode(config))
-            print((sweep_dir / "results.md").read_text())
+        if not sweep_dir.is_dir():
+            return
+        try:
+            rows = write_results(sweep_dir, wandb_mode=_wandb_mode(config))
+        except Exception as error:  # Hydra would turn it into a warning and exit 0
+            raise SystemExit(f"error: the results table of {sweep_dir} could not be written: {error}") \
+                from error
+        print((sweep_dir / "results.md").read_text())
+        if failures(rows):
+            raise SystemExit(failure_summary(rows, sweep_dir / "results.md"))
 
 
 def _wandb_mode(config) -> str | None:
@@ -242,12 +227,22 @@ def _wandb_mode(config) -> str | None:
     return str(wandb.mode) if wandb is not None else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Build the results table of a sweep directory.")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Build the results table of a sweep directory; exits 1 when a job failed or its "
+                    "files cannot be read (listed under the table).")
     parser.add_argument("sweep_dir", type=Path)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the table and figures (default: the sweep folder itself)")
+    args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         raise SystemExit(f"error: sweep directory {args.sweep_dir} does not exist")
-    write_results(args.sweep_dir)
-    print((args.sweep_dir / "results.md").read_text())
-
+    out = args.out if args.out is not None else args.sweep_dir
+    try:
+        rows = write_results(args.sweep_dir, out_dir=out)
+    except (ValueError, OSError) as error:  # e.g. a setting that mixes SSIBench scenarios
+        raise SystemExit(f"error: {error}") from None
+    print((out / "results.md").read_text())
+    if failures(rows):
+        print(failure_summary(rows, out / "results.md"), file=sys.stderr)
+        raise SystemExit(1)
