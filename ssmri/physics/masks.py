@@ -1,63 +1,46 @@
-"""Cartesian sampling-mask laws: which phase-encode columns (along W) are acquired.
+"""Cartesian sampling-mask laws by name; ssmri's fixed-count laws live here.
 
-Every law samples exactly ``W // R`` columns per draw, always including a centre block,
-and can report the exact per-column inclusion probability (Weighted-SSDU needs it).
+ssmri's own laws (``gaussian``, ``fixed_count_uniform``, ``fixed_count_equispaced``) sample
+exactly ``W // R`` columns per draw around an ``int(c W)``-column centre block. fastMRI
+0.3.0's laws, whose column count varies and whose centre is ``round(c W)`` columns, are in
+``fastmri_masks.py``. Every law reports its exact per-column probability.
 """
 
 import functools
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import numpy as np
 import torch
 from torch import Tensor
 
-
-def _check_image_size(image_size) -> tuple[int, int]:
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    height, width = (int(s) for s in image_size)
-    if height < 2 or width < 2:
-        raise ValueError(f"image_size must be at least 2x2, got {image_size}")
-    return height, width
+from ssmri.physics.fastmri_masks import (
+    FastMRIEquispacedFractionMaskLaw,
+    FastMRIMagicFractionMaskLaw,
+    FastMRIRandomMaskLaw,
+)
+from ssmri.physics.mask_law import CartesianMaskLaw
 
 
-class CartesianMaskLaw(ABC):
-    """Base class: the centre-block rule shared by every Cartesian pattern.
+class FixedCountMaskLaw(CartesianMaskLaw):
+    """Base class of the laws that sample exactly ``W // R`` columns, centre block included.
+
+    The centre block is ``min(int(c W), W // R)`` columns from ``W//2 - n_c//2``; subclasses
+    choose the ``W // R - n_c`` outer columns.
 
     Args:
-        image_size: ``(H, W)`` or an int for square images.
-        acceleration: ``R``; exactly ``W // R`` columns are sampled, ``1 <= R <= W``.
-        center_fraction: fraction ``c`` of always-sampled centre columns; ``None`` means
-            0.08 for ``R < 8`` and 0.04 otherwise. The block is ``int(c W)`` columns, clipped
-            to ``W // R`` so that the total stays exact.
+        image_size, acceleration, center_fraction: as :class:`CartesianMaskLaw`.
     """
 
     def __init__(self, image_size, acceleration: float, center_fraction: float | None = None):
-        self.height, self.width = _check_image_size(image_size)
-        acceleration = float(acceleration)
-        if not 1 <= acceleration <= self.width:
-            raise ValueError(
-                f"acceleration must lie in [1, W={self.width}] (W//R columns are sampled), "
-                f"got {acceleration}; set physics.acceleration to e.g. 4"
-            )
-        if center_fraction is None:
-            center_fraction = 0.08 if acceleration < 8 else 0.04
-        if not 0 <= center_fraction <= 1:
-            raise ValueError(f"center_fraction must lie in [0, 1], got {center_fraction}")
-        self.acceleration = acceleration
-        self.center_fraction = float(center_fraction)
-        self.num_columns = int(self.width // acceleration)
-        self.num_center = min(int(center_fraction * self.width), self.num_columns)
+        super().__init__(image_size, acceleration, center_fraction)
+        self.num_columns = int(self.width // self.acceleration)
+        self.num_center = min(int(self.center_fraction * self.width), self.num_columns)
         start = self.width // 2 - self.num_center // 2
         self.center_columns = torch.arange(start, start + self.num_center)
         outer = torch.ones(self.width, dtype=torch.bool)
         outer[self.center_columns] = False
         self.outer_columns = torch.nonzero(outer).flatten()
         self.num_outer = self.num_columns - self.num_center
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.height, self.width
 
     @abstractmethod
     def _draw_outer(self, rng: torch.Generator | None) -> Tensor:
@@ -68,7 +51,6 @@ class CartesianMaskLaw(ABC):
         """Exact inclusion probability of each entry of ``self.outer_columns``."""
 
     def sample_columns(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
-        """``(B, W)`` boolean column masks, a fresh draw per sample."""
         columns = torch.zeros(batch_size, self.width, dtype=torch.bool)
         columns[:, self.center_columns] = True
         for row in columns:
@@ -76,27 +58,13 @@ class CartesianMaskLaw(ABC):
                 row[self.outer_columns[self._draw_outer(rng)]] = True
         return columns
 
-    def sample(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
-        """``(B, 1, H, W)`` float 0/1 masks, constant along H."""
-        columns = self.sample_columns(batch_size, rng).float()
-        return columns[:, None, None, :].expand(batch_size, 1, self.height, self.width).clone()
-
     def column_probability(self) -> Tensor:
-        """``(W,)`` float64 exact probability that each column is sampled in one draw."""
         probability = torch.zeros(self.width, dtype=torch.float64)
         probability[self.center_columns] = 1.0
         if self.num_outer > 0:
             probability[self.outer_columns] = torch.from_numpy(self._outer_probability())
         return probability
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(image_size={self.image_size}, "
-            f"acceleration={self.acceleration:g}, center_fraction={self.center_fraction:g})"
-        )
-
-
-class WeightedRandomMaskLaw(CartesianMaskLaw):
+class WeightedRandomMaskLaw(FixedCountMaskLaw):
     """Outer columns drawn without replacement with probability proportional to a weight.
 
     Drawing without replacement proportionally to ``w`` (``torch.multinomial``) is successive
@@ -164,18 +132,24 @@ class GaussianMaskLaw(WeightedRandomMaskLaw):
         )
 
 
-class UniformRandomMaskLaw(WeightedRandomMaskLaw):
-    """Outer columns uniformly at random without replacement (fastMRI ``RandomMaskFunc``)."""
+class FixedCountUniformMaskLaw(WeightedRandomMaskLaw):
+    """Exactly ``W // R - n_c`` outer columns, uniformly at random without replacement.
+
+    Unlike fastMRI's ``RandomMaskFunc`` (``fastmri_random``), whose count varies from draw to
+    draw, every mask has the same number of columns.
+    """
 
     def outer_weights(self) -> Tensor:
         return torch.ones(len(self.outer_columns), dtype=torch.float64)
 
 
-class EquispacedMaskLaw(CartesianMaskLaw):
-    """Outer columns evenly spaced, with a random offset (fastMRI ``EquispacedMaskFunc``).
+class FixedCountEquispacedMaskLaw(FixedCountMaskLaw):
+    """Exactly ``n = W // R - n_c`` outer columns, evenly spaced with a random offset.
 
     The ``n`` extra columns are entries ``floor(o + i s)``, ``i < n``, of the list of outer
-    columns, with spacing ``s = L / n`` and offset ``o ~ U[0, s)``; always exactly ``n``.
+    columns, with spacing ``s = L / n`` and offset ``o ~ U[0, s)``; always exactly ``n``. This
+    is not fastMRI's ``EquispacedMaskFractionFunc`` (``fastmri_equispaced_fraction``), which
+    spaces columns over the whole width and lets them fall in the centre block.
     """
 
     def _spacing(self) -> float:
@@ -197,20 +171,29 @@ class EquispacedMaskLaw(CartesianMaskLaw):
         return np.clip(probability, 0.0, 1.0)
 
 
-MASK_GENERATORS = {
+# The classes' names before the fixed-count laws were told apart from fastMRI's.
+UniformRandomMaskLaw = FixedCountUniformMaskLaw
+EquispacedMaskLaw = FixedCountEquispacedMaskLaw
+
+MASK_LAWS: dict[str, type[CartesianMaskLaw]] = {
     "gaussian": GaussianMaskLaw,
-    "uniform": UniformRandomMaskLaw,
-    "equispaced": EquispacedMaskLaw,
+    "fixed_count_uniform": FixedCountUniformMaskLaw,
+    "fixed_count_equispaced": FixedCountEquispacedMaskLaw,
+    "fastmri_random": FastMRIRandomMaskLaw,
+    "fastmri_equispaced_fraction": FastMRIEquispacedFractionMaskLaw,
+    "fastmri_magic_fraction": FastMRIMagicFractionMaskLaw,
 }
+# Names recorded by earlier configs, runs, caches and checkpoints: still accepted, same laws.
+OLD_SAMPLING_NAMES = {"uniform": "fixed_count_uniform", "equispaced": "fixed_count_equispaced"}
 
 
 def make_mask_law(
     sampling: str, image_size, acceleration: float, center_fraction: float | None = None
 ) -> CartesianMaskLaw:
-    """Build a mask law by name: ``gaussian`` (default), ``uniform`` or ``equispaced``."""
-    if sampling not in MASK_GENERATORS:
+    """Build a mask law by name (:data:`MASK_LAWS`, or an old name of :data:`OLD_SAMPLING_NAMES`)."""
+    law = MASK_LAWS.get(OLD_SAMPLING_NAMES.get(sampling, sampling))
+    if law is None:
         raise ValueError(
-            f"unknown sampling pattern {sampling!r}; choose one of {sorted(MASK_GENERATORS)}"
+            f"unknown sampling pattern {sampling!r}; choose one of {sorted(MASK_LAWS)}"
         )
-    return MASK_GENERATORS[sampling](image_size, acceleration, center_fraction)
-
+    return law(image_size, acceleration, center_fraction)
