@@ -1,9 +1,12 @@
 """Real-data loaders on small files the tests write in both fastMRI formats."""
 
+import h5py
+import numpy as np
 import pytest
 import torch
 
 from ssmri.data import FastMRISingleCoilFiles, FastMRISliceTensor
+from ssmri.errors import DataError
 from tests.helpers.fastmri_files import write_fastmri_volume, write_slice_tensor
 
 
@@ -49,3 +52,31 @@ def test_fastmri_h5_bad_input(tmp_path):
     write_fastmri_volume(tmp_path / "b.h5")
     with pytest.raises(ValueError, match="no 'reconstruction_rss' dataset"):
         FastMRISingleCoilFiles(str(tmp_path), target="reconstruction_rss").images("test", None)
+
+
+@pytest.mark.parametrize("name, data, layout", [
+    ("reconstruction_esc", np.array([b"slice0", b"slice1"]), r"shape \(2,\) and dtype \|S6"),
+    ("reconstruction_esc", np.ones((32, 32), np.float32), r"shape \(32, 32\) and dtype float32"),
+    ("kspace", np.ones((2, 40, 36), np.float32), r"shape \(2, 40, 36\) and dtype float32"),
+    ("kspace", np.ones((40, 36), np.complex64), r"shape \(40, 36\) and dtype complex64"),
+])
+def test_a_dataset_of_the_wrong_layout_is_refused_naming_the_file(tmp_path, name, data, layout):
+    write_fastmri_volume(tmp_path / "a.h5")
+    with h5py.File(tmp_path / "b.h5", "w") as file:
+        file[name] = data
+    with pytest.raises(DataError, match=rf"b\.h5: '{name}' has {layout}, expected \(slices,") as raised:
+        FastMRISingleCoilFiles(str(tmp_path), image_size=32, crop_size=32, target=name).images("test", None)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_symlink_loop_or_a_folder_among_the_volumes_is_refused_by_name(tmp_path):
+    write_fastmri_volume(tmp_path / "a.h5")
+    (tmp_path / "x.h5").symlink_to(tmp_path / "y.h5")
+    (tmp_path / "y.h5").symlink_to(tmp_path / "x.h5")
+    with pytest.raises(DataError, match=r"x\.h5 is not a readable volume \(Too many levels of symbolic"):
+        FastMRISingleCoilFiles(str(tmp_path))
+    for link in ("x.h5", "y.h5"):
+        (tmp_path / link).unlink()
+    (tmp_path / "z.h5").mkdir()
+    with pytest.raises(DataError, match=r"z\.h5 is not a readable volume \(a folder, not a file\)"):
+        FastMRISingleCoilFiles(str(tmp_path))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ssmri.data import FastMRIMultiCoilFiles, MRIDataModule
+from ssmri.errors import DataError
 from ssmri.physics import SingleCoilMRI
 from tests.helpers.fastmri_files import write_fastmri_multicoil_volume
 
@@ -113,3 +114,24 @@ def test_bad_files_name_the_file_and_the_key(tmp_path):
     (tmp_path / "junk" / "b.h5").write_text("not hdf5")
     with pytest.raises(ValueError, match=r"b.h5 is not a readable HDF5 file"):
         source(tmp_path / "junk").keys("train", None)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("nan", r"'kspace' holds 1 NaN/Inf values; the file is damaged"),
+    ("inf", r"'kspace' holds 1 NaN/Inf values; the file is damaged"),
+    ("zero", r"'kspace' is all zero \(no signal"),
+])
+def test_damaged_or_empty_kspace_is_refused_naming_file_and_slice(tmp_path, damage, message):
+    for number in range(3):
+        kspace = write_fastmri_multicoil_volume(tmp_path / f"file{number}.h5", slices=2, seed=number)
+    # The centre of k-space, where ESPIRiT calibrates (its SVD fails on NaN), of slice 1.
+    kspace[1, 0, 32, 20] = {"nan": np.nan, "inf": np.inf, "zero": 0}[damage]
+    if damage == "zero":
+        kspace[1] = 0
+    with h5py.File(tmp_path / "file2.h5", "r+") as file:
+        file["kspace"][...] = kspace
+    images = source(tmp_path)
+    assert images.load([(2, 0)]).target.isfinite().all()  # the intact slice of that file still loads
+    with pytest.raises(DataError, match=rf"file2\.h5 slice 1: {message}") as raised:
+        images.load(images.keys("test", None))
+    assert "\n" not in str(raised.value)
