@@ -12,8 +12,11 @@ versions to today's, so checkpoints trained before a move still evaluate.
 """
 
 import argparse
+import errno
 import io
+import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import torch
 
 from ssmri.atomic import atomic_write
 from ssmri.errors import CheckpointError
+from ssmri.trusted_targets import is_method_name
 
 #: Import paths of earlier layouts -> today's. Prefixes map every class of a moved module.
 LEGACY_TARGETS: dict[str, str] = {
@@ -73,11 +77,40 @@ def checkpoint_method(path: str | None) -> str:
         state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - naming a folder must never be the error a user sees
         return "unknown"
-    method = state.get("hyper_parameters", {}).get("method") if isinstance(state, dict) else None
-    return str(method) if method else "unknown"
+    hyper_parameters = state.get("hyper_parameters") if isinstance(state, dict) else None
+    method = hyper_parameters.get("method") if isinstance(hyper_parameters, dict) else None
+    # The name becomes a folder: a path or markup in it must not choose where eval writes.
+    return method if is_method_name(method) else "unknown"
 
 
 CONVERT = "python -m ssmri.checkpoint convert {path} <new.ckpt>"
+MISSING = "does not exist"
+
+
+def file_problem(path) -> str | None:
+    """What keeps ``path`` from being read as a checkpoint file, in words; None for a regular file.
+
+    ``Path.is_file()`` says False alike for a missing file, a directory and a symbolic link
+    loop, which then read as "does not exist"; this tells them apart.
+    """
+    path = Path(path).expanduser()
+    try:
+        status = path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return ("is a symbolic link loop (links that point back to themselves); point it at "
+                    "the .ckpt file itself")
+        if error.errno == errno.ENOENT and path.is_symlink():
+            return f"is a symbolic link to {os.readlink(path)!r}, which {MISSING}"
+        if error.errno == errno.ENOENT:
+            return MISSING
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISDIR(status.st_mode):
+        return (f"is a directory, not a checkpoint file; pass a .ckpt file inside it, e.g. "
+                f"{path / 'checkpoints' / 'best.ckpt'}")
+    if not stat.S_ISREG(status.st_mode):
+        return "is not a regular file (a device, pipe or socket); pass a .ckpt file"
+    return None
 
 
 def load_checkpoint(path, key: str = "ckpt_path") -> dict:
@@ -88,6 +121,9 @@ def load_checkpoint(path, key: str = "ckpt_path") -> dict:
     truncated or foreign file, and one that is not a Lightning checkpoint of a network.
     """
     path = Path(path).expanduser()
+    problem = file_problem(path)
+    if problem not in (None, MISSING):
+        raise CheckpointError(f"{key}={str(path)!r} {problem}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -12,6 +12,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from ssmri.errors import ConfigError
+from ssmri.trusted_targets import check_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,13 @@ def differences(old, new, key: str = "") -> list[str]:
 
 
 def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> list[str]:
-    """The changes a resume from ``checkpoint`` makes; raises unless they are allowed."""
-    recorded = checkpoint.get("hyper_parameters", {}).get("config")
+    """The changes a resume from ``checkpoint`` makes; raises unless they are allowed.
+
+    The checkpoint's recorded configs are checked first (:mod:`ssmri.trusted_targets`): they
+    come from a file, and may name only ssmri's own classes.
+    """
+    check_checkpoint(checkpoint, path)
+    recorded = (checkpoint.get("hyper_parameters") or {}).get("config")
     if not isinstance(recorded, dict):
         log.warning("%s records no configuration; resuming without checking for changes", path)
         return []

@@ -9,13 +9,15 @@ import lightning as L
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ssmri.checkpoint import check_weights_fit, load_checkpoint, upgrade_targets
+from ssmri.checkpoint import MISSING, check_weights_fit, file_problem, load_checkpoint, upgrade_targets
 from ssmri.checkpoint_io import AtomicCheckpointIO
+from ssmri.errors import CheckpointError
 from ssmri.lit.module import ReconstructionModule
 from ssmri.lit.selection import SelectionCheckpoints
 from ssmri.preflight import check_memory, check_run_folders
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
 from ssmri.resume import ApplyOptimizerSettings, check_resume, recorded_config
+from ssmri.trusted_targets import check_checkpoint
 from ssmri.validation import check_config, check_metrics
 
 log = logging.getLogger(__name__)
@@ -77,10 +79,10 @@ def test_and_report(
     metrics = {**test_metrics(trainer, module, datamodule, ckpt_path), **extra}
     results = module.test_results
     metrics["metrics_convention"] = module.metric_convention
-    metrics["num_test_images"] = len(results["index"])
-    metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
     # Acquired scans: no metric against a reference exists; test/loss is the method's own objective.
     metrics["ground_truth"] = bool(getattr(datamodule, "ground_truth", True))
+    metrics["num_test_images"] = len(results["index"])
+    metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
     if rules is not None:  # every rule's test numbers, the configured one's included
         configured = {k: v for k, v in metrics.items() if k.startswith("test/")}
         metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured},
@@ -124,19 +126,17 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
     if requested is None:
         return None
     path = output_dir / "checkpoints" / "last.ckpt" if requested == "last" else Path(requested)
-    if not path.expanduser().is_file():
+    problem = file_problem(path)
+    if problem == MISSING:
         raise FileNotFoundError(
             f"ckpt_path={requested!r}: no checkpoint at {path}; pass an existing .ckpt file, or "
             f"ckpt_path=last together with hydra.run.dir=<the run directory to resume>"
         )
+    if problem is not None:  # a directory or a link loop is not "missing": say what it is
+        raise CheckpointError(f"ckpt_path={requested!r}: {path} {problem}")
     return str(path.expanduser())
 
 
-def train(cfg: DictConfig, method: str = "run") -> dict:
-    """Fit with ``cfg``, test the best checkpoint, write the outputs; returns the metrics."""
-    check_config(cfg)
-    check_memory(cfg)
-    output_dir = Path(cfg.paths.output_dir)
 def check_selection_has_truth(cfg: DictConfig, datamodule) -> None:
     """Refuse a selection rule that reads ground truth on data that have none."""
     rule = OmegaConf.select(cfg, "selection.rule")
@@ -148,6 +148,11 @@ def check_selection_has_truth(cfg: DictConfig, datamodule) -> None:
         )
 
 
+def train(cfg: DictConfig, method: str = "run") -> dict:
+    """Fit with ``cfg``, test the best checkpoint, write the outputs; returns the metrics."""
+    check_config(cfg)
+    check_memory(cfg)
+    output_dir = Path(cfg.paths.output_dir)
     checkpoint_path = resume_path(cfg, output_dir)
     changes = []
     if checkpoint_path is not None:
@@ -155,12 +160,12 @@ def check_selection_has_truth(cfg: DictConfig, datamodule) -> None:
         changes = check_resume(cfg, checkpoint, checkpoint_path)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule = build(cfg, method)
+    check_selection_has_truth(cfg, datamodule)
     if checkpoint_path is not None:
         check_weights_fit(module, checkpoint, checkpoint_path)
         del checkpoint
     trainer = build_trainer(cfg, output_dir, [ApplyOptimizerSettings()] if changes else [])
     check_run_folders(cfg, module, datamodule, trainer, output_dir)
-    check_selection_has_truth(cfg, datamodule)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -203,32 +208,34 @@ def check_selection_has_truth(cfg: DictConfig, datamodule) -> None:
         trainer, module, datamodule, output_dir, picks[0].path if picks else None, extra, title,
         rules=rules,
     )
+    if not metrics["ground_truth"]:
+        log.info("no ground truth: test objective %.5g; outputs in %s",
+                 metrics.get("test/loss", float("nan")), output_dir)
+        return metrics
     log.info(
         "test PSNR %.3f dB (zero-filled %.3f dB), SSIM %.4f; outputs in %s",
         metrics.get("test/psnr", float("nan")), metrics.get("test/psnr_zero_filled", float("nan")),
         metrics.get("test/ssim", float("nan")), output_dir,
     )
-    if not metrics["ground_truth"]:
-        log.info("no ground truth: test objective %.5g; outputs in %s",
-                 metrics.get("test/loss", float("nan")), output_dir)
-        return metrics
     return metrics
 
 
-def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
-    """Test the checkpoint ``cfg.ckpt_path`` under ``cfg``'s data and physics.
+def load_trained(cfg: DictConfig, method: str) -> tuple[ReconstructionModule, object, Path, str]:
+    """The checkpoint ``cfg.ckpt_path`` rebuilt for inference (eval.py, predict.py).
 
-    The network, the loss (whose inference rule is used) and the seed of its inference come
-    from the checkpoint; the data and physics from ``cfg``, so a model can be tested e.g. at
-    another acceleration than it was trained at.
+    Its network, loss (whose inference rule is used) and seed come from the checkpoint, checked
+    before anything is built; the data and physics from ``cfg``. Returns the module with the
+    checkpoint's weights, the data module, the checkpoint's path and its method.
     """
     if not cfg.get("ckpt_path"):
-        raise ValueError("eval needs a checkpoint: pass ckpt_path=<path/to/best.ckpt>")
+        raise ValueError("no checkpoint given: pass ckpt_path=<path/to/best.ckpt>")
     checkpoint_path = Path(cfg.ckpt_path).expanduser()
-    if not checkpoint_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={str(checkpoint_path)!r} does not exist")
-    output_dir = Path(cfg.paths.output_dir)
+    problem = file_problem(checkpoint_path)
+    if problem is not None:
+        error = FileNotFoundError if problem == MISSING else CheckpointError
+        raise error(f"ckpt_path={str(checkpoint_path)!r} {problem}")
     state = load_checkpoint(checkpoint_path)
+    check_checkpoint(state, checkpoint_path)  # names only ssmri classes, before anything is built
     trained = state.get("hyper_parameters", {})
     if "model" in trained and "loss" in trained:
         with open_dict(cfg):
@@ -242,6 +249,18 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
     module, datamodule = build(cfg, method)
     check_weights_fit(module, state, checkpoint_path)
     module.load_state_dict(state["state_dict"])
+    return module, datamodule, checkpoint_path, method
+
+
+def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
+    """Test the checkpoint ``cfg.ckpt_path`` under ``cfg``'s data and physics.
+
+    The network, the loss (whose inference rule is used) and the seed of its inference come
+    from the checkpoint; the data and physics from ``cfg``, so a model can be tested e.g. at
+    another acceleration than it was trained at.
+    """
+    module, datamodule, checkpoint_path, method = load_trained(cfg, method)
+    output_dir = Path(cfg.paths.output_dir)
     trainer = instantiate(
         cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir),
         plugins=trainer_plugins(cfg),
