@@ -1,17 +1,21 @@
 """The sweep report: one row per configuration, failed and unreadable jobs named, recomputation
 from per-image CSVs."""
 
+import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 
-from ssmri.report import paired_sign_flip_test, write_json, write_per_image, write_results
+from ssmri.report import SweepReport, paired_sign_flip_test, write_json, write_per_image, write_results
 
 ROOT = Path(__file__).parents[1]
 
@@ -77,7 +81,7 @@ def test_paired_test_separates_real_from_noise_differences():
     assert paired_sign_flip_test(base, base) == 1.0
 
 
-def test_multirun_builds_the_table_and_survives_a_failing_job(tmp_path):
+def test_multirun_builds_the_table_names_its_failed_jobs_and_exits_1(tmp_path):
     env = {**os.environ, "SSMRI_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "disabled",
            "PYTHONPATH": str(ROOT)}
     command = [
@@ -87,14 +91,21 @@ def test_multirun_builds_the_table_and_survives_a_failing_job(tmp_path):
         "model.denoiser.base_features=4", "model.denoiser.scales=2",
     ]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # The table is written, then the multirun exits 1 with one line naming each failed job and why.
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 2 of 4 jobs failed: 1-sup-s0: ") and "; 3-mc-s0: " in last
+    assert last.count("acceleration must lie in") == 2
     (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0-sup-s0", "1-sup-s0", "2-mc-s0", "3-mc-s0"]
     assert sum((sweep / j / "failed.json").is_file() for j in jobs) == 2
     assert "acceleration must lie in" in json.loads((sweep / "1-sup-s0" / "failed.json").read_text())["error"]
-    table = (sweep / "results.md").read_text()
-    assert "(+1 failed)" in table and table.split("Selection rules")[0].count("\n| ") == 4  # header + 3 rows
+    table = (sweep / "results.md").read_text().split("Selection rules")[0]
+    # One row per (method, acceleration): the failed R = 64 jobs are rows of their own.
+    assert "| method | physics.acceleration |" in table and table.count("\n| ") == 6  # header, rule, 4 rows
+    assert "| sup | 64 | failed: 1-sup-s0: " in table and "| mc | 4 | " in table
+    assert "- 3-mc-s0 (loss=mc physics.acceleration=64 data=phantom " in table
     for name in ("results.csv", "samples.png", "curves.png"):
         assert (sweep / name).is_file(), name
 
@@ -206,3 +217,75 @@ def test_jobs_that_repeat_a_seed_in_one_setting_are_flagged(tmp_path):
     fake_job(tmp_path, "1-mc-s0", "mc", 0, [22.0, 23.0], overrides=["loss=mc"])
     write_results(tmp_path)
     assert "has seed [0] in more than one job (0-mc-s0, 1-mc-s0)" in (tmp_path / "results.md").read_text()
+
+
+def test_a_failed_job_is_named_with_its_overrides_and_error_beside_its_row(tmp_path):
+    fake_job(tmp_path, "0-mc-s0", "mc", 0, [20.0, 21.0], overrides=["loss=mc", "seed=0"])
+    failed = tmp_path / "1-mc-s1"
+    failed.mkdir()
+    write_overrides(failed, ["loss=mc", "seed=1"])
+    trace = "Traceback:\n  File x\nValueError: physics.acceleration must lie in [1, 32]"
+    write_json(failed / "failed.json", {"loss": "mc", "seed": 1, "error": trace})
+    (row,) = write_results(tmp_path)
+    assert row["seeds"] == 1 and row["failed"] == 1
+    assert row["error"] == "1-mc-s1: ValueError: physics.acceleration must lie in [1, 32]"
+    table = (tmp_path / "results.md").read_text()
+    assert "| 1 (+1 failed) |" in table
+    assert "- 1-mc-s1 (loss=mc seed=1): ValueError: physics.acceleration must lie in [1, 32]" in table
+    header, line = (tmp_path / "results.csv").read_text().splitlines()
+    cells = dict(zip(header.split(","), next(csv.reader([line]))))
+    assert cells["error"] == row["error"] and cells["failed"] == "1"
+
+
+def test_the_multirun_callback_writes_the_table_then_exits_non_zero_naming_failed_jobs(tmp_path, capsys):
+    fake_job(tmp_path, "0-sup-s0", "sup", 0, [30.0, 31.0], overrides=["loss=sup"])
+    failed = tmp_path / "1-mc-s0"
+    failed.mkdir()
+    write_overrides(failed, ["loss=mc"])
+    write_json(failed / "failed.json", {"loss": "mc", "seed": 0, "error": "Traceback\nOSError: no memory"})
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    with pytest.raises(SystemExit) as exit_info:
+        SweepReport().on_multirun_end(config)
+    message = str(exit_info.value.code)
+    assert message.startswith("error: 1 of 2 jobs failed: 1-mc-s0: OSError: no memory")
+    assert "\n" not in message and str(tmp_path / "results.md") in message
+    assert "| sup |" in capsys.readouterr().out and (tmp_path / "results.csv").is_file()
+    shutil.rmtree(failed)
+    fake_job(tmp_path, "1-mc-s0", "mc", 0, [20.0, 21.0], overrides=["loss=mc"])
+    SweepReport().on_multirun_end(config)  # every job finished: no exit
+
+
+def test_report_of_a_sweep_with_a_truncated_metrics_file_names_it_and_exits_1(tmp_path):
+    fake_job(tmp_path, "0-sup-s0", "sup", 0, [30.0, 32.0], overrides=["loss=sup"])
+    fake_job(tmp_path, "1-mc-s0", "mc", 0, [20.0, 21.0], overrides=["loss=mc"])
+    fake_job(tmp_path, "2-ei-s0", "ei", 0, [25.0, 26.0], overrides=["loss=ei"])
+    metrics = tmp_path / "2-ei-s0" / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])  # cut off mid-write
+    running = tmp_path / "3-ssdu-s0"
+    write_overrides(running, ["loss=ssdu"])  # started, no result yet
+    out = tmp_path / "report"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "ssmri.report", str(tmp_path), "--out", str(out)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("error: 2 of 4 jobs failed: 2-ei-s0: ") and str(metrics) in line
+    assert "3-ssdu-s0: no metrics.json or failed.json" in line
+    assert "| sup | 31.00" in result.stdout and "| mc | 20.50" in result.stdout
+    assert f"- 2-ei-s0 (loss=ei): {metrics}: unreadable JSON" in result.stdout
+    assert (out / "results.md").is_file() and not (tmp_path / "results.md").exists()  # --out leaves the sweep
+
+
+def test_non_finite_results_are_failures_never_table_numbers(tmp_path):
+    fake_job(tmp_path, "0-mc-s0", "mc", 0, [20.0, 21.0])
+    fake_job(tmp_path, "1-ei-s0", "ei", 0, [20.0, 21.0])
+    metrics = tmp_path / "0-mc-s0" / "metrics.json"
+    metrics.write_text(metrics.read_text().replace('"test/psnr": 20.5', '"test/psnr": NaN'))
+    table = tmp_path / "1-ei-s0" / "test_per_image.csv"
+    table.write_text(table.read_text().replace("21.000000", "-inf", 1))
+    rows = write_results(tmp_path)
+    errors = {r["method"]: r["error"] for r in rows}
+    assert "psnr" not in rows[0] and "psnr" not in rows[1]
+    assert errors["mc"] == (f"0-mc-s0: {metrics}: test/psnr is nan, not a finite number; "
+                            "this run has no result to report")
+    assert errors["ei"].startswith(f"1-ei-s0: {table}: column psnr is missing, empty or not finite")
