@@ -140,6 +140,17 @@ def _walk(node: Any, where: str, kinds: tuple[Kind, ...], nested: tuple[Kind, ..
         raise UntrustedTarget(f"{where}={node!r}", "is an interpolation; recorded configs are resolved")
 
 
+def target_keys(node: Any, where: str) -> list[str]:
+    """The key path of every ``_target_`` in ``node`` (lists included), for files that hold none."""
+    if isinstance(node, dict):
+        return [*([f"{where}._target_"] if "_target_" in node else []),
+                *(found for key, value in node.items() for found in target_keys(value, f"{where}.{key}"))]
+    if isinstance(node, (list, tuple)):
+        return [found for index, value in enumerate(node)
+                for found in target_keys(value, f"{where}[{index}]")]
+    return []
+
+
 def check_group(group: str, node: Any, where: str) -> None:
     """Raise :class:`UntrustedTarget` unless ``node`` is a config of ``group`` naming only its kinds.
 

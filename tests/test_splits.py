@@ -73,8 +73,12 @@ def test_splits_json_round_trip_reuses_exactly_those_samples(tmp_path):
 
 
 def test_bad_splits_files_fail_clearly(tmp_path):
-    sample = {"seed": 0, "split": "train", "index": 0}
-    good = {"source": {"source": "phantom"}, "train": [sample], "val": [sample], "test": [sample]}
+    def sample(split, index):
+        return {"seed": 0, "split": split, "index": index, "volume": f"{split}-{index}"}
+
+    good = {"source": {"source": "phantom"}, "train": [sample("train", 0), sample("train", 1)],
+            "val": [sample("val", 0)], "test": [sample("test", 0)]}
+    leaked = {**sample("train", 1), "volume": "relabelled"}  # the same image under another volume
     cases = {
         "missing.json": (None, "does not exist"),
         "brain.json": ({**good, "source": {"source": "brain"}}, "lists samples of the 'brain' source"),
@@ -82,13 +86,29 @@ def test_bad_splits_files_fail_clearly(tmp_path):
         "empty.json": ({**good, "val": []}, r"lists no samples for \['val'\]"),
         "ghost.json": ({**good, "test": [{"seed": 0, "split": "nowhere", "index": 1}]},
                        "does not exist in this data source"),
+        "leak.json": ({**good, "test": [sample("test", 0), leaked]},
+                      r"puts sample \{.*'split': 'train', 'index': 1.*\} in both 'train' \(train\[1\]\) "
+                      r"and 'test' \(test\[1\]\); each sample belongs to one split"),
+        "twice.json": ({**good, "val": [sample("val", 0), sample("val", 0)]},
+                       r"twice in 'val' \(val\[0\] and val\[1\]\)"),
+        "string_sample.json": ({**good, "test": ["test-0"]}, r"test\[0\] is 'test-0', not a sample"),
+        "string_source.json": ({**good, "source": "phantom"}, r"source is 'phantom', not the mapping"),
+        "target.json": ({**good, "source": {"source": "phantom", "_target_": "pathlib.Path.touch"}},
+                        r"holds splits\.json\.source\._target_; a splits file names samples"),
+        "binary.json": (b"\xff\xfe\x00", "is not JSON"),
     }
     for name, (content, message) in cases.items():
-        if content is not None:
+        if isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        elif content is not None:
             (tmp_path / name).write_text(json.dumps(content))
         cfg = compose_config(tmp_path, [*FAST, f"data.splits_file={tmp_path / name}"])
         with open_dict(cfg):
             cfg.paths.cache_dir = str(tmp_path / "cache")
-        with pytest.raises((ValueError, FileNotFoundError), match=message):
+        with pytest.raises((ValueError, FileNotFoundError), match=message) as raised:
             _, datamodule = build(cfg)
             datamodule.prepare_data()
+        assert "\n" not in str(raised.value), name
+    (tmp_path / "good.json").write_text(json.dumps(good))  # the refusals above are not the checks' noise
+    _, datamodule = build(compose_config(tmp_path, [*FAST, f"data.splits_file={tmp_path / 'good.json'}"]))
+    assert datamodule.splits_record()["test"] == good["test"]

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from ssmri.data.sources import SPLITS, ImageSource
+from ssmri.errors import ConfigError
+from ssmri.trusted_targets import target_keys
 
 SPLITS_VERSION = 1
 
@@ -21,33 +23,73 @@ def splits_record(images: ImageSource, ids: dict[str, list[dict]]) -> dict:
 def read_splits(path, images: ImageSource) -> dict[str, list[dict]]:
     """Each split's sample ids from ``path``, checked against ``images``.
 
-    Raises ``FileNotFoundError`` / ``ValueError`` naming ``data.splits_file`` when the file is
-    missing, is not a splits file, comes from another kind of source, or names a sample the
-    source does not have (:class:`~ssmri.data.sources.MissingSample`).
+    Raises ``FileNotFoundError`` / :class:`~ssmri.errors.ConfigError` naming
+    ``data.splits_file`` when the file is missing, is not a splits file (a ``source`` or a
+    sample that is not a mapping, a ``_target_`` anywhere: the file is data, never a config to
+    build), comes from another kind of source, puts one sample in two splits (or twice in
+    one), or names a sample the source does not have (:class:`~ssmri.data.sources.MissingSample`).
     """
     path = Path(str(path)).expanduser()
+    key = f"data.splits_file={str(path)!r}"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"data.splits_file={str(path)!r} does not exist; pass the splits.json of an earlier run"
-        )
+        raise FileNotFoundError(f"{key} does not exist; pass the splits.json of an earlier run")
     try:
         record = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"data.splits_file={str(path)!r} is not JSON ({error})") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{key} is not JSON ({error})") from None
     if not isinstance(record, dict) or any(not isinstance(record.get(s), list) for s in SPLITS):
-        raise ValueError(
-            f"data.splits_file={str(path)!r} is not a splits file: it needs a list of samples "
-            f"for each of {SPLITS} (the splits.json every run writes)"
+        raise ConfigError(
+            f"{key} is not a splits file: it needs a list of samples for each of {SPLITS} (the "
+            f"splits.json every run writes)"
         )
+    targets = target_keys(record, "splits.json")
+    if targets:
+        raise ConfigError(f"{key} holds {targets[0]}; a splits file names samples, never a class to build")
     empty = [split for split in SPLITS if not record[split]]
     if empty:
-        raise ValueError(f"data.splits_file={str(path)!r} lists no samples for {empty}")
-    theirs = record.get("source", {}).get("source")
-    ours = images.describe()["source"]
-    if theirs != ours:
-        raise ValueError(
-            f"data.splits_file={str(path)!r} lists samples of the {theirs!r} source, but this run "
-            f"reads {ours!r}; choose the data=... option that run used"
+        raise ConfigError(f"{key} lists no samples for {empty}")
+    for split in SPLITS:
+        for index, sample in enumerate(record[split]):
+            if not isinstance(sample, dict):
+                raise ConfigError(
+                    f"{key}: {split}[{index}] is {sample!r}, not a sample (a mapping such as "
+                    f"{{\"file\": ..., \"slice\": ...}} as splits.json records it)"
+                )
+    source = record.get("source")
+    if not isinstance(source, dict):
+        raise ConfigError(
+            f"{key}: source is {source!r}, not the mapping splits.json records (e.g. "
+            f"{{\"source\": {images.describe()['source']!r}, ...}})"
         )
+    theirs, ours = source.get("source"), images.describe()["source"]
+    if theirs != ours:
+        raise ConfigError(
+            f"{key} lists samples of the {theirs!r} source, but this run reads {ours!r}; choose "
+            f"the data=... option that run used"
+        )
+    check_disjoint(record, key)
     # Each sample is checked when its image is loaded (ImageSource.images_for), before training.
     return {split: record[split] for split in SPLITS}
+
+
+def sample_identity(sample: dict) -> str:
+    """What names the image of ``sample``: everything but its ``volume`` (a grouping label)."""
+    return json.dumps({k: v for k, v in sample.items() if k != "volume"}, sort_keys=True, default=str)
+
+
+def check_disjoint(record: dict, key: str) -> None:
+    """Refuse a sample listed in two splits (training images scored as test), or twice in one."""
+    first_seen: dict[str, tuple[str, int]] = {}
+    for split in SPLITS:
+        for index, sample in enumerate(record[split]):
+            identity = sample_identity(sample)
+            if identity not in first_seen:
+                first_seen[identity] = (split, index)
+                continue
+            other, other_index = first_seen[identity]
+            where = (f"twice in {split!r} ({split}[{other_index}] and {split}[{index}])" if other == split
+                     else f"in both {other!r} ({other}[{other_index}]) and {split!r} ({split}[{index}])")
+            raise ConfigError(
+                f"{key} puts sample {sample} {where}; each sample belongs to one split, once "
+                f"(else training images are scored as test); remove the repeat"
+            )
