@@ -1,0 +1,57 @@
+"""Small ISMRMRD raw-data files written through the ``ismrmrd`` package, as a scanner would."""
+
+import ismrmrd
+import numpy as np
+
+_HEADER = """<?xml version="1.0" encoding="utf-8"?>
+<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
+ <experimentalConditions><H1resonanceFrequency_Hz>63500000</H1resonanceFrequency_Hz></experimentalConditions>
+ <encoding>
+  <encodedSpace><matrixSize><x>{x}</x><y>{y}</y><z>{z}</z></matrixSize>
+   <fieldOfView_mm><x>{fov_x}</x><y>200</y><z>5</z></fieldOfView_mm></encodedSpace>
+  <reconSpace><matrixSize><x>{recon_x}</x><y>{y}</y><z>1</z></matrixSize>
+   <fieldOfView_mm><x>200</x><y>200</y><z>5</z></fieldOfView_mm></reconSpace>
+  <encodingLimits>
+   <kspace_encoding_step_1><minimum>0</minimum><maximum>{last_line}</maximum><center>{centre}</center></kspace_encoding_step_1>
+   <kspace_encoding_step_2><minimum>0</minimum><maximum>0</maximum><center>0</center></kspace_encoding_step_2>
+   <slice><minimum>0</minimum><maximum>{last_slice}</maximum><center>0</center></slice>
+  </encodingLimits>
+  <trajectory>{trajectory}</trajectory>
+ </encoding>
+</ismrmrdHeader>"""
+
+
+def acquisition(data: np.ndarray, line: int, slice_number: int, flags=()) -> ismrmrd.Acquisition:
+    acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(data.astype(np.complex64)))
+    acq.idx.kspace_encode_step_1 = line
+    acq.idx.slice = slice_number
+    acq.center_sample = data.shape[1] // 2
+    for flag in flags:
+        acq.set_flag(flag)
+    return acq
+
+
+def write_ismrmrd(path, kspace: np.ndarray, mask: np.ndarray, centre: int, recon_x: int,
+                  trajectory: str = "cartesian", z: int = 1, repeat=None, noise: bool = True,
+                  calibration=()) -> None:
+    """``kspace`` ``(S, C, X, W)`` with lines ``mask`` ``(S, W)``; line ``j`` of the array is
+    encode step ``j - W//2 + centre``. ``repeat``: ``(slice, column, other data)`` acquired a
+    second time; ``noise``: a noise scan of large values first (it must be skipped)."""
+    slices, coils, samples, width = kspace.shape
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(_HEADER.format(
+        x=samples, y=width, z=z, fov_x=200 * samples / recon_x, recon_x=recon_x, last_line=width - 1,
+        centre=centre, last_slice=slices - 1, trajectory=trajectory,
+    ))
+    if noise:
+        dataset.append_acquisition(acquisition(
+            np.full((coils, samples), 1e3 + 0j), 0, 0, [ismrmrd.ACQ_IS_NOISE_MEASUREMENT]))
+    for number in range(slices):
+        for column in np.flatnonzero(mask[number]):
+            flags = [ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING] if column in calibration else []
+            line = int(column) - width // 2 + centre
+            dataset.append_acquisition(acquisition(kspace[number, :, :, column], line, number, flags))
+    if repeat is not None:
+        number, column, data = repeat
+        dataset.append_acquisition(acquisition(data, int(column) - width // 2 + centre, number))
+    dataset.close()
