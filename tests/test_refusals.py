@@ -114,3 +114,13 @@ def test_a_disk_without_room_for_cache_and_checkpoints_fails_before_training(tmp
                            r"\(.*the cache.*\) and the file system has [\d.]+ MB free"):
             train(cfg)
         assert not list(disk.rglob("*.h5")) and not list(disk.rglob("*.tmp"))
+
+
+def test_measurements_too_large_for_float32_are_blamed_on_noise_std_not_the_learning_rate(tmp_path):
+    cfg = compose_config(tmp_path, [*FAST, "physics.noise_std=1e30", "data.num_train=4", "data.num_val=1",
+                                    "data.num_test=1", "trainer.max_epochs=1"])
+    message = (r"training loss is inf at step 0: the measurements are not usable in float32 "
+               r"\(largest \|y\| [\d.]+e\+30.*physics\.noise_std=1e\+30\)")
+    with pytest.raises(FloatingPointError, match=message) as raised:
+        train(cfg)
+    assert "lr" not in str(raised.value) and "\n" not in str(raised.value)

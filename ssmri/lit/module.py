@@ -119,10 +119,7 @@ class ReconstructionModule(L.LightningModule):
         rng = self.training_rng(batch_idx)
         output = self.loss(self.model, self.physics, batch.y, batch.acq, target, rng)
         if not torch.isfinite(output.loss):
-            raise FloatingPointError(
-                f"training loss is {output.loss.item()} at step {self.global_step}; lower "
-                "optimizer.lr or check the data (the last good checkpoint is kept)"
-            )
+            raise FloatingPointError(self._non_finite_loss(output.loss.item(), batch))
         self.log("train/loss", output.loss.detach(), prog_bar=True, batch_size=len(batch))
         for name, value in output.terms.items():
             self.log(f"train/{name}", value, batch_size=len(batch))
@@ -130,6 +127,21 @@ class ReconstructionModule(L.LightningModule):
             return output.loss
         self._adversarial_step(batch, output, rng)
         return None
+
+    def _non_finite_loss(self, value: float, batch: MRIBatch) -> str:
+        """Why the loss is NaN/Inf, inputs first: a learning rate cannot be the cause of a
+        measurement too large for float32, nor of a loss at the first step, before any update."""
+        where = f"training loss is {value} at step {self.global_step}"
+        largest = float(batch.y.abs().amax())
+        if not torch.isfinite(batch.y.pow(2).sum()):  # NaN/Inf, or values whose squares overflow
+            noise = getattr(self.physics, "noise_std", 0.0)
+            return (f"{where}: the measurements are not usable in float32 (largest |y| {largest:.3g}, "
+                    f"images have peak 1, physics.noise_std={noise:g}); lower physics.noise_std or "
+                    f"check the data")
+        if self.global_step == 0:
+            return (f"{where}, before any update (not the learning rate): check the data and the "
+                    f"loss and physics settings (largest |y| {largest:.3g})")
+        return f"{where}; lower module.optimizer.lr or check the data (the last good checkpoint is kept)"
 
     def _adversarial_step(self, batch: MRIBatch, output, rng: torch.Generator) -> None:
         generator_optimizer, discriminator_optimizer = self.optimizers()
