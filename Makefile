@@ -60,24 +60,24 @@ sweep: $(STAMP)
 # Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
 # On a GPU machine (a CUDA torch in .venv): 128x128 and 320x320, batches 1, 8, 32, bench/results-cuda-*.md.
 bench: $(STAMP)
-	$(PY) -m ssmri.bench $(ARGS)
+	$(PY) -m benchmarks $(ARGS)
 
 # The whole benchmark inside .venv-reference: both sides on the same torch.
 bench-reference: $(REF_STAMP)
-	$(REF_VENV)/bin/python -m ssmri.bench $(ARGS)
+	$(REF_VENV)/bin/python -m benchmarks $(ARGS)
 
 # Ours and DeepInverse in one process, their steps in turn (bench/side-by-side.md): the throughput
 # ratio without the machine's load at two different times in it.
 bench-side-by-side: $(REF_STAMP)
-	$(REF_VENV)/bin/python -m ssmri.bench.side_by_side $(ARGS)
+	$(REF_VENV)/bin/python -m benchmarks.side_by_side $(ARGS)
 
 # Every GPU path in under 8 minutes (bench/gpu-check.md); without a GPU it says so and exits 0.
 gpu-check: $(STAMP)
-	$(PY) -m ssmri.bench.gpu_check $(ARGS)
+	$(PY) -m benchmarks.gpu_check $(ARGS)
 
 # How step time, memory and data loading grow with the image size, on this CPU (bench/scaling.md, .png).
 scaling: $(STAMP)
-	$(PY) -m ssmri.bench.scaling $(ARGS)
+	$(PY) -m benchmarks.scaling $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check ssmri tests train.py eval.py

@@ -1,4 +1,4 @@
-"""``python -m ssmri.bench``: every method's training throughput, efficiency and memory, vs DeepInverse.
+"""``python -m benchmarks``: every method's training throughput, efficiency and memory, vs DeepInverse.
 
 For each image size, method and batch size, one fresh subprocess measures the ssmri side and
 (when an interpreter with DeepInverse 0.5 is found) another measures DeepInverse on the same
@@ -9,21 +9,17 @@ CPU, ``bench/results-cuda-<size>.md`` on CUDA (128x128 and 320x320, batches 1, 8
 """
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from ssmri.bench.harness import RESULT_MARKER
-from ssmri.bench.ours import PRECISIONS
-from ssmri.bench.rates import device_rates
-from ssmri.bench.report import compare, convolution_breakdown, efficiency, write_results
+from benchmarks import METHODS
+from benchmarks.ours import PRECISIONS
+from benchmarks.rates import device_rates
+from benchmarks.report import compare, convolution_breakdown, efficiency, write_results
+from benchmarks.worker import REPO_ROOT, emit, module_command, run_worker
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``ssmri/``
-METHODS = sorted(p.stem for p in (PACKAGE_ROOT / "ssmri" / "conf" / "loss").glob("*.yaml"))
 REFERENCE_VENV_PYTHON = Path(".venv-reference") / "bin" / "python"
 #: Defaults by device type: (image sides, batch sizes, output).
 DEFAULTS = {"cpu": ("128", "1,8", "bench/results.md"), "cuda": ("128,320", "1,8,32", "bench/results-cuda.md")}
@@ -40,7 +36,7 @@ def output_path(out: str, size: int, sizes: list[int]) -> Path:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ssmri.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated loss configs")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda"],
                         help="where to measure (default: cuda when a GPU is visible, else cpu)")
@@ -88,11 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def imports_deepinv(python: str) -> bool:
     """Whether ``python`` can import deepinv and this ssmri (checked in a subprocess)."""
-    check = [python, "-c", "import deepinv, ssmri.bench.reference"]
-    try:
-        return subprocess.run(check, capture_output=True, env=worker_env(), timeout=300).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    return run_worker([python, "-c", "import deepinv, benchmarks.reference"], timeout=300).status == 0
 
 
 def find_reference_python(requested: str | None) -> tuple[str | None, str]:
@@ -105,39 +97,31 @@ def find_reference_python(requested: str | None) -> tuple[str | None, str]:
         return None, f"skipped: {requested} cannot import deepinv and ssmri."
     if imports_deepinv(sys.executable):
         return sys.executable, "this interpreter (same torch on both sides)."
-    for candidate in (REFERENCE_VENV_PYTHON, PACKAGE_ROOT / REFERENCE_VENV_PYTHON):
+    for candidate in (REFERENCE_VENV_PYTHON, REPO_ROOT / REFERENCE_VENV_PYTHON):
         if candidate.is_file() and imports_deepinv(str(candidate)):
             return str(candidate), f"{candidate} (its own torch: compare peaks with care)."
     return None, ("skipped: deepinv imports neither here nor in a .venv-reference (the `bench` "
                   "extra needs torchvision, hence torch 2.14.1: see `make bench-reference`).")
 
 
-def worker_env() -> dict:
-    """The environment of a worker: this checkout's ssmri first on the path."""
-    path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path}
-
-
-def run_worker(python: str, side: str, method: str, batch_size: int, args, size: int | None = None) -> dict:
-    """One measurement in a fresh process; ``{"error": ...}`` if it failed."""
-    command = [python, "-m", "ssmri.bench", "--worker", side, method, str(batch_size),
-               "--size", str(size or args.sizes[0]), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", str(args.threads), "--precision", args.precision, "--device", args.device,
-               "--coils", str(args.coils)]
-    result = subprocess.run(command, capture_output=True, text=True, env=worker_env())
-    for line in result.stdout.splitlines():
-        if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER):])
-    error = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-    print(f"  {side} {method} b={batch_size} failed:\n{result.stderr[-3000:]}", file=sys.stderr)
-    return {"error": error}
+def measure_in_worker(python: str, side: str, method: str, batch_size: int, args,
+                      size: int | None = None) -> dict:
+    """One measurement in a fresh process of ``python``; ``{"error": ...}`` if it failed."""
+    run = run_worker(module_command(
+        "benchmarks", "--worker", side, method, str(batch_size), "--size", str(size or args.sizes[0]),
+        "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+        "--precision", args.precision, "--device", args.device, "--coils", str(args.coils), python=python))
+    if run.results:
+        return run.results[0]
+    print(f"  {side} {method} b={batch_size} failed:\n{run.stderr[-3000:]}", file=sys.stderr)
+    return {"error": run.error}
 
 
 def worker(args) -> None:
     side, method, batch_size = args.worker[0], args.worker[1], int(args.worker[2])
     size = args.sizes[0]
     if side in ("ssmri", "ssmri-multicoil"):
-        from ssmri.bench.ours import interleaved_step_ratio, multicoil_overrides, run
+        from benchmarks.ours import interleaved_step_ratio, multicoil_overrides, run
 
         overrides = multicoil_overrides(args.coils) if side == "ssmri-multicoil" else ()
         result = run(method, batch_size, size, args.steps, args.warmup, args.threads,
@@ -146,12 +130,12 @@ def worker(args) -> None:
             result.update(interleaved_step_ratio(method, batch_size, size, overrides, args.steps,
                                                  args.warmup, args.threads, args.precision, args.device))
     elif side == "deepinv":
-        from ssmri.bench.reference import run
+        from benchmarks.reference import run
 
         result = run(method, batch_size, size, args.steps, args.warmup, args.threads, device=args.device)
     else:
         raise SystemExit(f"unknown side {side!r}")
-    print(RESULT_MARKER + json.dumps(result), flush=True)
+    emit(result)
 
 
 def summary(row: dict, rate: float) -> str:
@@ -190,17 +174,17 @@ def main(argv=None) -> None:
         rows = []
         for method in args.methods:
             for batch_size in args.batch_sizes:
-                ours = run_worker(sys.executable, "ssmri", method, batch_size, args, size)
+                ours = measure_in_worker(sys.executable, "ssmri", method, batch_size, args, size)
                 theirs = None
                 if reference_python:
-                    theirs = run_worker(reference_python, "deepinv", method, batch_size, args, size)
+                    theirs = measure_in_worker(reference_python, "deepinv", method, batch_size, args, size)
                 row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": theirs,
                        "ratios": compare(ours, theirs)}
                 rows.append(row)
                 print(f"{size}x{size} " + summary(row, rates["rate"]), flush=True)
         for method in args.multicoil_methods:
             for batch_size in args.batch_sizes:
-                ours = run_worker(sys.executable, "ssmri-multicoil", method, batch_size, args, size)
+                ours = measure_in_worker(sys.executable, "ssmri-multicoil", method, batch_size, args, size)
                 row = {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": None,
                        "ratios": {}, "coils": args.coils}
                 rows.append(row)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.timing import timed
+
 #: Timed replays of the recorded calls (after one untimed).
 REPLAYS = 3
 
@@ -70,8 +72,6 @@ def denoiser_share(workload, counter: FlopCounterMode, warmup: int, steps: int,
     Returns ``unet_calls``, ``unet_seconds`` (median replay) and ``unet_gflop``, or ``{}`` when
     the workload names no denoiser or the step never called it.
     """
-    from ssmri.bench.harness import timed
-
     calls: list[DenoiserCall] = []
     handle = record_calls(workload.denoiser, calls) if workload.denoiser is not None else None
     try:

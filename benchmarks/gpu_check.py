@@ -13,10 +13,6 @@ or not run (and why). Without a GPU it says so and exits 0, checking and writing
 
 import argparse
 import datetime
-import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +21,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import METHODS
+from benchmarks.worker import REPO_ROOT, WorkerRun, module_command, run_worker, worker_env
 from ssmri.atomic import write_text
-from ssmri.bench.gpu_worker import RESULT_MARKER
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-LOSSES = sorted(p.stem for p in (PACKAGE_ROOT / "ssmri" / "conf" / "loss").glob("*.yaml"))
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 #: Time-outs are sized for a GPU machine; a dry run on a (shared, slower) CPU gets this many times more.
 CPU_TIMEOUT_FACTOR = 5
@@ -67,8 +62,8 @@ class Result:
 
 def plan(device: str, losses: list[str], workdir: Path, overrides: list[str]) -> list[Check]:
     """Every check, in the order they run."""
-    worker = [sys.executable, "-m", "ssmri.bench.gpu_check", "--device", device, "--workdir", str(workdir)]
-    train = [sys.executable, str(PACKAGE_ROOT / "train.py"), "-m"]
+    worker = module_command("benchmarks.gpu_check", "--device", device, "--workdir", str(workdir))
+    train = [sys.executable, str(REPO_ROOT / "train.py"), "-m"]
     accelerator = [f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
     extra = [arg for o in overrides for arg in ("--override", o)]
     checks = [
@@ -103,28 +98,6 @@ def plan(device: str, losses: list[str], workdir: Path, overrides: list[str]) ->
     return checks
 
 
-def last_error(stderr: str) -> str:
-    """The line of a failed process's output that names the error."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "Error" in line or "error" in line or "Exception" in line:
-            return line[:300]
-    return lines[-1][:300] if lines else "no output"
-
-
-def run_process(command: list[str], timeout: float, env: dict, cwd: Path) -> tuple[int | None, str, str]:
-    """``(exit status or None on time-out, stdout, stderr)``; a timed-out process group is killed."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env, cwd=cwd, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-        return process.returncode, stdout, stderr
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # DDP ranks and submitit jobs with it
-        stdout, stderr = process.communicate()
-        return None, stdout, stderr
-
-
 def verify_outputs(check: Check) -> str | None:
     """What a sweep left wrong, or ``None``."""
     jobs = sorted(p.parent for p in check.outputs.glob("*/metrics.json"))
@@ -135,28 +108,22 @@ def verify_outputs(check: Check) -> str | None:
     return None
 
 
-def results_of(check: Check, status: int | None, stdout: str, stderr: str) -> list[Result]:
-    """The check's results from its process's exit and output."""
-    why = f"timed out after {check.timeout:.0f} s" if status is None else last_error(stderr)
+def results_of(check: Check, run: WorkerRun) -> list[Result]:
+    """The check's results from what its process reported, or from its exit and outputs."""
     if check.expects:
-        reported = {}
-        for line in stdout.splitlines():
-            if line.startswith(RESULT_MARKER):
-                item = json.loads(line[len(RESULT_MARKER):])
-                reported[item["name"]] = Result(item["name"], "passed" if item["passed"] else "failed",
-                                                item["detail"])
-        return [reported.get(name, Result(name, "failed", f"no result: {why}")) for name in check.expects]
-    if status != 0:
-        return [Result(check.group, "failed", why)]
+        reported = {item["name"]: Result(item["name"], "passed" if item["passed"] else "failed",
+                                         item["detail"]) for item in run.results}
+        missing = f"no result: {run.error}"
+        return [reported.get(name, Result(name, "failed", missing)) for name in check.expects]
+    if run.status != 0:
+        return [Result(check.group, "failed", run.error)]
     problem = verify_outputs(check) if check.outputs else None
     return [Result(check.group, "failed" if problem else "passed", problem or "every job finished")]
 
 
 def run_checks(checks: list[Check], gpus: int, budget: float, workdir: Path) -> list[Result]:
     """Run the checks in order within ``budget`` seconds; each one's log goes to ``workdir``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT),
-                                                                      os.environ.get("PYTHONPATH")])),
-           "SSMRI_CACHE_DIR": str(workdir / "cache"), "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "1"}
+    env = worker_env(SSMRI_CACHE_DIR=str(workdir / "cache"), WANDB_MODE="disabled", HYDRA_FULL_ERROR="1")
     deadline = time.monotonic() + budget
     results = []
     for check in checks:
@@ -171,12 +138,10 @@ def run_checks(checks: list[Check], gpus: int, budget: float, workdir: Path) -> 
             continue
         check.timeout = min(check.timeout, remaining)
         print(f"{check.group} ...", flush=True)
-        try:
-            status, stdout, stderr = run_process(check.command, check.timeout, env, workdir)
-        except OSError as error:  # could not even start it
-            status, stdout, stderr = 1, "", f"{type(error).__name__}: {error}"
-        write_text(workdir / f"{check.group.replace(' ', '-')}.log", stdout + "\n--- stderr ---\n" + stderr)
-        for result in results_of(check, status, stdout, stderr):
+        run = run_worker(check.command, check.timeout, env, workdir)
+        log = workdir / f"{check.group.replace(' ', '-')}.log"
+        write_text(log, run.stdout + "\n--- stderr ---\n" + run.stderr)
+        for result in results_of(check, run):
             print(f"  {result.status}: {result.name}: {result.detail}", flush=True)
             results.append(result)
     return results
@@ -205,7 +170,7 @@ def environment_line(device: str, gpus: int) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ssmri.bench.gpu_check",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="the report (default bench/gpu-check.md; "
                         "with --device cpu outputs/gpu-check-cpu.md)")
@@ -223,10 +188,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     dry = args.device == "cpu"
-    args.losses = [m for m in (args.losses or ("sup" if dry else ",".join(LOSSES))).split(",") if m]
-    unknown = sorted(set(args.losses) - set(LOSSES))
+    args.losses = [m for m in (args.losses or ("sup" if dry else ",".join(METHODS))).split(",") if m]
+    unknown = sorted(set(args.losses) - set(METHODS))
     if unknown:
-        parser.error(f"unknown losses {unknown}; choose from {LOSSES}")
+        parser.error(f"unknown losses {unknown}; choose from {METHODS}")
     if args.only:
         args.only = [g.strip() for g in args.only.split(",") if g.strip()]
     elif dry:
@@ -245,7 +210,7 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ssmri-gpu-check-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     if args.worker:
-        from ssmri.bench import gpu_worker
+        from benchmarks import gpu_worker
 
         if args.worker == "fast_dev_run":
             gpu_worker.fast_dev_run(args.losses, args.precision, args.device, workdir,

@@ -7,11 +7,10 @@ device in one precision, while hooks record the dtype of every FFT's input
 (the :mod:`ssmri.models.cg` functions MoDL calls): mixed precision must leave all of them in
 float32. ``noise2inverse`` checks
 that its batched inference (all splits in one pass by default on CUDA) equals the sequential
-passes. Each result is one line on stdout, :data:`RESULT_MARKER` and JSON, so that the parent
+passes. Each result is one line on stdout (:func:`benchmarks.worker.emit`), so that the parent
 reports every loss even when a later one crashes the process.
 """
 
-import json
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -20,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-#: The start of a result line on a worker's stdout.
-RESULT_MARKER = "SSMRI_GPU_CHECK "
+from benchmarks.worker import emit
+
 #: What an FFT may be given (two float32 per complex number) and what data consistency may return.
 FFT_DTYPES = {torch.complex64, torch.float32}
 DC_DTYPES = {torch.float32}
@@ -29,9 +28,9 @@ DC_DTYPES = {torch.float32}
 FFT_NAMES = ("fft", "ifft", "fft2", "ifft2", "fftn", "ifftn", "rfft2", "irfft2")
 
 
-def emit(name: str, passed: bool, detail: str) -> None:
-    """One result line for the parent."""
-    print(RESULT_MARKER + json.dumps({"name": name, "passed": passed, "detail": detail}), flush=True)
+def report(name: str, passed: bool, detail: str) -> None:
+    """One check's result, for the parent."""
+    emit({"name": name, "passed": passed, "detail": detail})
 
 
 def one_line(error: BaseException) -> str:
@@ -141,15 +140,15 @@ def fast_dev_run(losses: Sequence[str], precision: str, device: str, workdir: Pa
             shown = ", ".join(f"{what} {sorted(str(d).removeprefix('torch.') for d in seen[key])}"
                               for what, key in (("FFTs", "fft"), ("DC", "dc"), ("CG", "cg")) if seen[key])
             detail = problem or f"{shown}, {time.perf_counter() - started:.0f} s"
-            emit(name, problem is None, detail)
+            report(name, problem is None, detail)
         except Exception as error:  # noqa: BLE001  (reported, and the next loss still runs)
             traceback.print_exc()
-            emit(name, False, one_line(error))
+            report(name, False, one_line(error))
 
 
 def noise2inverse(device: str, batch_size: int = 2, size: int = 64) -> None:
     """Batched inference (the device's choice) against one split per pass: same images."""
-    from ssmri.bench.ours import compose_config
+    from benchmarks.ours import compose_config
     from ssmri.data.phantom import PhantomImages
     from ssmri.physics.acquisition import Acquisition
     from ssmri.run import instantiate
@@ -178,9 +177,9 @@ def noise2inverse(device: str, batch_size: int = 2, size: int = 64) -> None:
         difference = (batched - results[1]).abs().max().item()
         ok = difference < 1e-4 and bool(torch.isfinite(batched).all()) and batched.device.type == device
         default = passes_of[None]
-        emit(name, ok, f"{loss.num_splits * batch_size} splits in {len(default)} passes of up to "
+        report(name, ok, f"{loss.num_splits * batch_size} splits in {len(default)} passes of up to "
              f"{max(default)} by default on {device}, equal to {len(passes_of[1])} passes of 1 "
              f"(max difference {difference:.1e})")
     except Exception as error:  # noqa: BLE001
         traceback.print_exc()
-        emit(name, False, one_line(error))
+        report(name, False, one_line(error))

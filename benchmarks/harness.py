@@ -10,14 +10,13 @@ timed by the very same code.
 One further step runs under torch's profiler to split the step's time between the
 convolution and FFT kernels, MoDL's U-Net and CG forward scopes and everything else, which
 tells whether a gap to the machine's matrix rate lies in the convolution library or in the
-code around it. When the workload names its denoiser, :mod:`ssmri.bench.denoiser` times the
+code around it. When the workload names its denoiser, :mod:`benchmarks.denoiser` times the
 U-Net's own share of the step (its recorded calls replayed alone).
 """
 
 import resource
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-#: The first line of a worker's result on stdout; everything before it (warnings) is ignored.
-RESULT_MARKER = "SSMRI_BENCH_RESULT "
+from benchmarks.denoiser import denoiser_share
+from benchmarks.timing import synchronizer, timed
+
 #: Inference passes timed per measurement (Noise2Inverse at batch 8 is 160 MoDL passes).
 INFERENCE_RUNS = 3
 
@@ -54,25 +54,6 @@ class Workload:
     notes: str = ""
     denoiser: torch.nn.Module | None = None
     forward_context: Callable = nullcontext
-
-
-def synchronizer(device: torch.device | str) -> Callable[[], None] | None:
-    """What waits for ``device``'s queued work: ``torch.cuda.synchronize`` on CUDA, else nothing."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return None
-
-
-def timed(call: Callable[[], object], synchronize: Callable[[], None] | None = None) -> float:
-    """Seconds that ``call`` takes, waiting for the device before and after when ``synchronize``."""
-    if synchronize:
-        synchronize()
-    started = time.perf_counter()
-    call()
-    if synchronize:
-        synchronize()
-    return time.perf_counter() - started
 
 
 def alternate(
@@ -195,8 +176,6 @@ def measure(
         device: where the workload runs (``"cpu"`` or ``"cuda"``); on CUDA every timing waits
             for the device and the peak is the allocator's, ``torch.cuda.max_memory_allocated``.
     """
-    from ssmri.bench.denoiser import denoiser_share
-
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     if threads:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig
 
-from ssmri.bench.harness import Workload, alternate, measure, phantom_batch, synchronizer
+from benchmarks.harness import Workload, alternate, measure, phantom_batch, synchronizer
 
 
 def compose_config(method: str, size: int, overrides: Sequence[str] = ()) -> DictConfig:
@@ -112,7 +112,7 @@ def run(
     precision: str = "32-true",
     device: str = "cpu",
 ) -> dict:
-    """One measurement of the ssmri side (see :func:`ssmri.bench.harness.measure`)."""
+    """One measurement of the ssmri side (see :func:`benchmarks.harness.measure`)."""
     import ssmri.run  # noqa: F401  (Lightning, Hydra: imported before the baseline memory is read)
 
     return measure(
@@ -136,7 +136,7 @@ def interleaved_step_ratio(
     """Step time with ``overrides`` over the step time without them, timed alternately in one process.
 
     Two rows measured in separate processes minutes apart also compare whatever else the
-    machine was doing at those two times; :func:`ssmri.bench.harness.alternate` takes their steps in
+    machine was doing at those two times; :func:`benchmarks.harness.alternate` takes their steps in
     turn. Returns the ratio of the median step times and the medians themselves.
     """
     if threads:

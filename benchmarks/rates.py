@@ -15,6 +15,8 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from benchmarks.timing import synchronizer, timed
+
 #: GEMMs as 1x1 convolutions, ``(batch, channels, side)``: ``(batch side²) x channels`` times
 #: ``channels x channels``. On a CPU the first two fit the caches, the last does not; the best
 #: of them is the rate the hardware sustains on a matrix product.
@@ -24,8 +26,6 @@ MATMUL_SIZES = {"cpu": 4096, "cuda": 8192}
 
 
 def _best_seconds(run, repeats: int, synchronize=None) -> float:
-    from ssmri.bench.harness import timed
-
     timed(run, synchronize)  # warm-up: allocation and kernel selection
     return min(timed(run, synchronize) for _ in range(repeats))
 
@@ -52,8 +52,6 @@ def matmul_rates(matmul_size: int | None = None, repeats: int = 5, dtype: torch.
         device: ``"cpu"`` or ``"cuda"`` (every timing then waits for the device).
         tf32: on CUDA, float32 through TF32 tensor cores (the ``dtype`` recorded is ``"tfloat32"``).
     """
-    from ssmri.bench.harness import synchronizer
-
     device = torch.device(device)
     synchronize = synchronizer(device)
     side = matmul_size or MATMUL_SIZES.get(device.type, 4096)

@@ -16,7 +16,7 @@ import inspect
 
 import torch
 
-from ssmri.bench.harness import Workload, measure, phantom_batch
+from benchmarks.harness import Workload, measure, phantom_batch
 
 SPLIT_RATIO, NOISE2INVERSE_SAMPLES = 0.6, 20
 #: Methods whose DeepInverse counterpart cannot be built exactly, and what is timed instead.
@@ -61,7 +61,7 @@ def build_losses(method: str, size: int, physics_generator, rng: torch.Generator
     if method == "ei":
         return [dinv.loss.MCLoss(), dinv.loss.EILoss(transform=rotate())]
     if method == "diffeo_ei":
-        from ssmri.bench.ours import compose_config
+        from benchmarks.ours import compose_config
         from ssmri.run import instantiate
 
         diffeomorphism = instantiate(compose_config(method, size).loss.transform)
@@ -133,7 +133,7 @@ def adversarial_workload(
     """Unsupervised adversarial and UAIR, stepped as ``AdversarialTrainer.compute_loss``."""
     import deepinv as dinv
 
-    from ssmri.bench.ours import compose_config
+    from benchmarks.ours import compose_config
     from ssmri.run import instantiate
 
     adversarial = dinv.loss.adversarial
@@ -184,7 +184,7 @@ def adversarial_workload(
 
 def run(method: str, batch_size: int, size: int = 128, steps: int = 5, warmup: int = 2,
         threads: int | None = None, device: str = "cpu") -> dict:
-    """One measurement of the DeepInverse side (see :func:`ssmri.bench.harness.measure`)."""
+    """One measurement of the DeepInverse side (see :func:`benchmarks.harness.measure`)."""
     import deepinv
 
     result = measure(

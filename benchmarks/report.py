@@ -1,9 +1,9 @@
 """The efficiency arithmetic, the targets and the table of ``bench/results.md`` (CPU or CUDA).
 
 Efficiency = FLOPs of one training step (``FlopCounterMode``) / (median step time x rate), the
-rate being the device's measured matrix-multiply rate (:mod:`ssmri.bench.rates`); the table
+rate being the device's measured matrix-multiply rate (:mod:`benchmarks.rates`); the table
 shows both ways it is measured. On CUDA the U-Net's own share of the step and its rate are
-shown too (:mod:`ssmri.bench.denoiser`).
+shown too (:mod:`benchmarks.denoiser`).
 """
 
 import platform
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.rates import GEMM_SHAPES, matmul_rates  # noqa: F401  (matmul_rates: re-exported)
 from ssmri.atomic import write_json, write_text
-from ssmri.bench.rates import GEMM_SHAPES, matmul_rates  # noqa: F401  (matmul_rates: re-exported)
 
 #: (description, batch size, what is compared, threshold); see :func:`target_lines`.
 TARGETS = (

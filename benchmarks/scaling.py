@@ -1,29 +1,28 @@
-"""``python -m ssmri.bench.scaling`` (``make scaling``): step time, memory and loading against image size.
+"""``python -m benchmarks.scaling`` (``make scaling``): step time, memory and loading against image size.
 
 For each method, image side and batch size, a fresh process builds the training step as
-``make bench`` does (``ssmri.bench.ours``) and reports the median step time and its peak
+``make bench`` does (``benchmarks.ours``) and reports the median step time and its peak
 resident memory. Then the data loader reads training batches from the HDF5 measurement cache
 with 0 and 2 worker processes. ``bench/scaling.md`` and ``bench/scaling.png`` hold the
-results and the log-log slope of each series (:mod:`ssmri.bench.scaling_report`).
+results and the log-log slope of each series (:mod:`benchmarks.scaling_report`).
 Measure on a quiet machine: other processes on the cores distort every figure.
 """
 
 import argparse
-import json
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from ssmri.bench.__main__ import worker_env
-from ssmri.bench.harness import RESULT_MARKER, peak_memory_gib, resident_memory_gib, timed
-from ssmri.bench.report import cpu_name
-from ssmri.bench.scaling_report import write_scaling
+from benchmarks import METHODS
+from benchmarks.harness import peak_memory_gib, resident_memory_gib
+from benchmarks.report import cpu_name
+from benchmarks.scaling_report import write_scaling
+from benchmarks.timing import timed
+from benchmarks.worker import emit, module_command, run_worker
 
 
 def _integers(text: str) -> list[int]:
@@ -32,7 +31,7 @@ def _integers(text: str) -> list[int]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m ssmri.bench.scaling", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--methods", default="sup,mo_ei", help="comma-separated loss configs (default sup,mo_ei)"
@@ -55,8 +54,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(f"--sizes, --batch-sizes and --loader-workers take comma-separated integers ({error})")
     args.methods = [m for m in args.methods.split(",") if m]
-    from ssmri.bench.__main__ import METHODS
-
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
@@ -82,7 +79,7 @@ def measure_step(
 ) -> dict:
     """Median step time and peak resident memory of one (method, batch, size) in this process."""
     import ssmri.run  # noqa: F401  (Lightning and Hydra in the baseline, as in make bench)
-    from ssmri.bench.ours import build_workload
+    from benchmarks.ours import build_workload
 
     baseline = resident_memory_gib()
     workload = build_workload(method, batch_size, size, overrides)
@@ -100,37 +97,22 @@ def measure_step(
     }
 
 
-def run_worker(method: str, batch_size: int, size: int, args) -> dict:
+def measure_in_worker(method: str, batch_size: int, size: int, args) -> dict:
     """:func:`measure_step` in a fresh process (its peak memory is its own); ``error`` if it failed."""
-    command = [
-        sys.executable,
-        "-m",
-        "ssmri.bench.scaling",
-        "--worker",
-        method,
-        str(batch_size),
-        str(size),
-        "--steps",
-        str(args.steps),
-        "--warmup",
-        str(args.warmup),
-        "--threads",
-        str(args.threads),
-        *[arg for o in args.override for arg in ("--override", o)],
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=worker_env())
-    for line in result.stdout.splitlines():
-        if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER) :])
-    error = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-    return {"method": method, "batch_size": batch_size, "size": size, "error": error}
+    overrides = [arg for o in args.override for arg in ("--override", o)]
+    run = run_worker(module_command(
+        "benchmarks.scaling", "--worker", method, str(batch_size), str(size), "--steps", str(args.steps),
+        "--warmup", str(args.warmup), "--threads", str(args.threads), *overrides))
+    if run.results:
+        return run.results[0]
+    return {"method": method, "batch_size": batch_size, "size": size, "error": run.error}
 
 
 def loader_rate(
     size: int, batch_size: int, num_workers: int, slices: int, cache_dir: Path, overrides: list[str]
 ) -> float:
     """Training slices per second read from the cache (the first batch, and worker start-up, untimed)."""
-    from ssmri.bench.ours import compose_config
+    from benchmarks.ours import compose_config
     from ssmri.run import instantiate
 
     cfg = compose_config(
@@ -164,13 +146,13 @@ def main(argv=None) -> None:
     if args.worker:
         method, batch_size, size = args.worker[0], int(args.worker[1]), int(args.worker[2])
         result = measure_step(method, batch_size, size, args.steps, args.warmup, args.override)
-        print(RESULT_MARKER + json.dumps(result), flush=True)
+        emit(result)
         return
     rows = []
     for method in args.methods:
         for batch_size in args.batch_sizes:
             for size in args.sizes:
-                row = run_worker(method, batch_size, size, args)
+                row = measure_in_worker(method, batch_size, size, args)
                 rows.append(row)
                 print(
                     f"{method} b={batch_size} {size}x{size}: "

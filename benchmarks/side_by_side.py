@@ -1,10 +1,10 @@
-"""``python -m ssmri.bench.side_by_side`` (``make bench-side-by-side``): both sides in one process.
+"""``python -m benchmarks.side_by_side`` (``make bench-side-by-side``): both sides in one process.
 
 ``make bench`` measures each side in a fresh process, one after the other, which gives each its
 own peak memory but lets the machine's load at two different times into the throughput ratio.
 This command builds both sides' workloads for one (method, batch size) in the same process
-(``ssmri.bench.ours`` and ``ssmri.bench.reference``, the very same work as ``make bench``) and
-takes their optimiser steps in turn (:func:`ssmri.bench.harness.alternate`), so both run on
+(``benchmarks.ours`` and ``benchmarks.reference``, the very same work as ``make bench``) and
+takes their optimiser steps in turn (:func:`benchmarks.harness.alternate`), so both run on
 the same machine at the same moment and on the same torch; then their inference passes, in
 turn too (Noise2Inverse: N = 20 split reconstructions per image, DeepInverse's one after
 another). It needs DeepInverse importable: run it in ``.venv-reference``. It writes a table of
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.harness import alternate
+from benchmarks.report import cpu_name
 from ssmri.atomic import write_text
-from ssmri.bench.harness import alternate
-from ssmri.bench.report import cpu_name
 from ssmri.models.modl import prefers_channels_last
 
 #: ssmri's throughput at least this multiple of DeepInverse's (the CPU target of the benchmark).
@@ -34,7 +34,7 @@ def measure_pair(
     method: str, batch_size: int, size: int, steps: int, warmup: int, inference_runs: int = 3
 ) -> dict:
     """Median step (and inference) time of each side for one (method, batch size), taken in turn."""
-    from ssmri.bench import ours, reference
+    from benchmarks import ours, reference
 
     workloads = {
         "ssmri": ours.build_workload(method, batch_size, size),
@@ -106,7 +106,7 @@ def _verdict(rows: list[dict], key: str) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m ssmri.bench.side_by_side", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.side_by_side", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--methods", default="sup,mc,ssdu,weighted_ssdu", help="comma-separated loss configs")
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated (default 1,8)")

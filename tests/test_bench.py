@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from ssmri.bench.__main__ import find_reference_python, output_path, parse_args
-from ssmri.bench.harness import Workload, alternate, synchronizer, timed
-from ssmri.bench.ours import interleaved_step_ratio, multicoil_overrides, run
-from ssmri.bench.rates import device_rates
-from ssmri.bench.report import (
+from benchmarks.__main__ import find_reference_python, output_path, parse_args
+from benchmarks.harness import Workload, alternate
+from benchmarks.ours import interleaved_step_ratio, multicoil_overrides, run
+from benchmarks.rates import device_rates
+from benchmarks.report import (
     compare,
     convolution_breakdown,
     efficiency,
@@ -19,6 +19,7 @@ from ssmri.bench.report import (
     unet_target_line,
     write_results,
 )
+from benchmarks.timing import synchronizer, timed
 
 RATES = {"matmul": 230e9, "onednn_conv1x1": 500e9, "rate": 500e9}
 SETTINGS = {"size": 128, "steps": 5, "warmup": 2, "threads": 2}
@@ -214,7 +215,7 @@ def scaling_row(method: str, batch_size: int, size: int, seconds: float, above: 
 
 
 def test_scaling_slopes_table_and_plot(tmp_path):
-    from ssmri.bench.scaling_report import fits, slope, write_scaling
+    from benchmarks.scaling_report import fits, slope, write_scaling
 
     assert slope([64**2, 128**2, 256**2], [0.1, 0.4, 1.6]) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="two or more image sizes"):
@@ -236,8 +237,8 @@ def test_scaling_slopes_table_and_plot(tmp_path):
 
 
 def test_scaling_arguments_and_a_tiny_step_and_loader_in_process(tmp_path):
-    from ssmri.bench.scaling import loader_rate, measure_step
-    from ssmri.bench.scaling import parse_args as scaling_args
+    from benchmarks.scaling import loader_rate, measure_step
+    from benchmarks.scaling import parse_args as scaling_args
 
     args = scaling_args([])
     assert (args.methods, args.sizes, args.batch_sizes, args.loader_workers) == (
@@ -255,7 +256,7 @@ def test_scaling_arguments_and_a_tiny_step_and_loader_in_process(tmp_path):
 
 @pytest.mark.slow
 def test_make_scaling_end_to_end_at_tiny_sizes(tmp_path):
-    from ssmri.bench.scaling import main as scaling_main
+    from benchmarks.scaling import main as scaling_main
 
     out = tmp_path / "scaling.md"
     scaling_main(["--methods", "sup", "--sizes", "16,32", "--batch-sizes", "1", "--steps", "1",
@@ -265,7 +266,7 @@ def test_make_scaling_end_to_end_at_tiny_sizes(tmp_path):
 
 
 def test_the_interleaved_ratio_times_both_workloads_alternately(monkeypatch):
-    import ssmri.bench.ours as ours
+    import benchmarks.ours as ours
 
     order = []
     real = ours.build_workload
@@ -289,10 +290,10 @@ def test_the_interleaved_ratio_times_both_workloads_alternately(monkeypatch):
 
 
 def test_alternate_takes_the_workloads_steps_in_turn_and_returns_their_medians(monkeypatch):
-    import ssmri.bench.harness as harness
+    import benchmarks.timing as timing
 
     order, clock = [], iter(range(100))
-    monkeypatch.setattr(harness.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: float(next(clock)))
     workloads = {
         name: Workload(lambda index, name=name: order.append((name, index)), lambda: None)
         for name in ("first", "second")
@@ -315,8 +316,8 @@ def test_alternate_takes_the_workloads_steps_in_turn_and_returns_their_medians(m
 
 
 def test_side_by_side_report_judges_the_throughput_ratio(tmp_path):
-    from ssmri.bench.side_by_side import parse_args as side_args
-    from ssmri.bench.side_by_side import render as side_render
+    from benchmarks.side_by_side import parse_args as side_args
+    from benchmarks.side_by_side import render as side_render
 
     settings = {"deepinv": "0.5.0", "machine": "AMD EPYC", "threads": 2, "torch": "2.14.1",
                 "size": 128, "steps": 5, "warmup": 2}
@@ -349,7 +350,7 @@ def test_side_by_side_report_judges_the_throughput_ratio(tmp_path):
 def test_side_by_side_without_deepinverse_says_where_to_run_it(monkeypatch):
     import builtins
 
-    from ssmri.bench.side_by_side import main as side_main
+    from benchmarks.side_by_side import main as side_main
 
     real_import = builtins.__import__
 

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from ssmri.bench import gpu_check
-from ssmri.bench.gpu_check import (
+from benchmarks import gpu_check
+from benchmarks.gpu_check import (
     GROUPS,
     MULTICOIL_LOSSES,
     NO_GPU,
@@ -20,7 +20,8 @@ from ssmri.bench.gpu_check import (
     results_of,
     run_checks,
 )
-from ssmri.bench.gpu_worker import RESULT_MARKER, dtype_problem, recorded_dtypes
+from benchmarks.gpu_worker import dtype_problem, recorded_dtypes
+from benchmarks.worker import RESULT_MARKER, WorkerRun
 from ssmri.models import modl
 from ssmri.physics import Acquisition
 from ssmri.physics.multicoil import MultiCoilMRI
@@ -105,15 +106,16 @@ def test_each_check_reports_passed_failed_or_not_run_and_one_failure_stops_nothi
 def test_a_sweep_passes_only_when_every_job_wrote_its_metrics(tmp_path):
     sweep = tmp_path / "sweep"
     check = Check("multirun ddp", [], 30, outputs=sweep, ddp_ranks=2)
+    exited = WorkerRun(0, [], "", "")
     for job in ("0-sup-s0", "1-mc-s0"):
         (sweep / job).mkdir(parents=True)
         (sweep / job / "metrics.json").write_text("{}")
-    assert results_of(check, 0, "", "")[0].detail == "a job has no log of DDP rank 1"
+    assert results_of(check, exited)[0].detail == "a job has no log of DDP rank 1"
     for job in ("0-sup-s0", "1-mc-s0"):
         (sweep / job / "train_ddp_process_1.log").write_text("")
-    assert results_of(check, 0, "", "") == [Result("multirun ddp", "passed", "every job finished")]
+    assert results_of(check, exited) == [Result("multirun ddp", "passed", "every job finished")]
     (sweep / "1-mc-s0" / "metrics.json").unlink()
-    assert results_of(check, 0, "", "")[0].detail == "1 of 2 jobs wrote metrics.json"
+    assert results_of(check, exited)[0].detail == "1 of 2 jobs wrote metrics.json"
 
 
 def test_the_report_has_one_line_per_check_and_a_count():

@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("deepinv")
 
-from ssmri.bench.side_by_side import main, measure_pair  # noqa: E402
+from benchmarks.side_by_side import main, measure_pair  # noqa: E402
 
 pytestmark = pytest.mark.reference
 
