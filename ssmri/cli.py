@@ -1,4 +1,4 @@
-"""Console entry points (``ssmri-train``, ``ssmri-eval``, ``train.py``, ``eval.py``)."""
+"""Console entry points: ``ssmri-train``, ``ssmri-eval``, ``ssmri-predict`` and the top-level scripts."""
 
 import logging
 import os
@@ -96,3 +96,14 @@ def eval_main(cfg: DictConfig) -> None:
         _exit_with_one_line(error)
     finally:
         _close_wandb()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def predict_main(cfg: DictConfig) -> None:
+    _log_each_line_once()
+    from ssmri.predict import predict
+
+    try:
+        predict(cfg, method=_method())
+    except Exception as error:
+        _exit_with_one_line(error)
