@@ -19,6 +19,7 @@ from ssmri.predict import predict
 from ssmri.run import build
 from tests.helpers.config import FAST, compose_config
 from tests.helpers.fastmri_files import write_fastmri_multicoil_volume
+from tests.helpers.raw_files import write_ismrmrd
 
 ROOT = Path(__file__).parents[1]
 PREDICT = FAST[:-1]  # predict.yaml has no logger group
@@ -117,6 +118,28 @@ def test_acquired_scans_one_broken_file_is_named_and_the_others_are_written(tmp_
         f"scan_{n}{suffix}" for n in range(3) for suffix in (".h5", ".nii.gz", ".png"))
     record = json.loads((folder.parent / "predictions.json").read_text())
     assert list(record["failed"]) == ["scan_9_broken"] and len(record["written"]) == 3
+
+
+def test_one_ismrmrd_file_gives_its_volume_with_the_headers_voxel_size(tmp_path):
+    full = write_fastmri_multicoil_volume(tmp_path / "full.h5", slices=2, seed=3)[..., :36]
+    mask = np.zeros((2, 36), bool)
+    mask[:, ::3] = True
+    mask[:, 12:24] = True
+    # Field of view 200 x 200 mm over 32 readout samples (64 with oversampling) and 36 lines,
+    # 5 mm slices; the central 24 x 24 of k-space keeps the field of view: 200 / 24 mm pixels.
+    write_ismrmrd(tmp_path / "knee.h5", full * mask[:, None, None], mask, centre=20, recon_x=32)
+    cfg = compose_config(tmp_path, [
+        *PREDICT, f"ckpt_path={tiny_checkpoint(tmp_path, 'ssdu')}", "data=ismrmrd",
+        f"data.image_size={SIZE}", f"data.images.root={tmp_path / 'knee.h5'}", "physics=multicoil",
+    ], config_name="predict")
+    assert predict(cfg).written == ["knee"]
+    folder = Path(cfg.paths.output_dir) / "reconstructions"
+    volume = nibabel.load(folder / "knee.nii.gz")
+    assert volume.shape == (SIZE, SIZE, 2)
+    np.testing.assert_allclose(volume.header.get_zooms(), (200 / SIZE, 200 / SIZE, 5), rtol=1e-5)
+    with h5py.File(folder / "knee.h5") as file:
+        np.testing.assert_allclose(file.attrs["voxel_size_mm"], (200 / SIZE, 200 / SIZE, 5), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(volume.dataobj), file["reconstruction"][()].transpose(1, 2, 0))
 
 
 def test_a_volume_whose_writing_fails_leaves_none_of_its_files(tmp_path, scans, monkeypatch):
