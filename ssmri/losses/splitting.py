@@ -57,9 +57,8 @@ class Noise2InverseLoss(SSDULoss):
     reconstructed ``splits_per_pass`` at a time, so the result does not depend on the grouping.
     By default the device chooses: on CUDA all of them in one batched pass (halved after an
     out-of-memory error until it fits), on a CPU :data:`CPU_SPLITS_PER_PASS` at a time, since
-    there large passes cost more per image than small ones (their activations leave the caches
-    and are faulted in again every pass): on a Zen 3 EPYC, 20 splits of one 128x128 image took
-    8.6, 8.5, 8.8 and 9.9 s in passes of 1, 2, 4 and 10 splits.
+    there large passes cost more per image (their activations leave the caches; timings in
+    docs/benchmark.md).
     Hendriksen, Pelt & Batenburg, "Noise2Inverse", IEEE TCI 2020.
 
     Args:

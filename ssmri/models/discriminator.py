@@ -48,7 +48,7 @@ class SkipConvDiscriminator(nn.Module):
         images_per_pass: images convolved together (``None``: the whole batch). The critic has
             no normalisation layer, so passes of fewer images give the same logits and
             gradients; on a CPU one image at a time keeps its full-resolution 128-channel
-            activations in cache (about 15 % faster at batch 8, 128x128).
+            activations in cache, which is faster (timings in docs/benchmark.md).
     """
 
     def __init__(

@@ -15,12 +15,11 @@ def prefers_channels_last() -> bool:
     """Whether the U-Net *trains* faster in NHWC (``channels_last``) than in NCHW here.
 
     NHWC where a GPU is visible (tensor cores) and on CPUs whose torch kernels use AVX-512, where
-    oneDNN's NHWC convolutions are the faster ones (a ``sup`` step about 20 % shorter at batch 8
-    on Zen 4); NCHW on CPUs with AVX2 at most, where oneDNN's NHWC backward pass is slow (a
-    ``sup`` step 20-27 % shorter in NCHW at batches 1 and 8 on a Zen 3 EPYC). Inference runs in
-    NHWC everywhere: without a backward pass NHWC is the faster one on that Zen 3 too. Decided
-    when the model is built (an AVX2-only GPU node running on its CPU gets NHWC: set
-    ``model.channels_last=false`` there).
+    oneDNN's NHWC convolutions are the faster ones; NCHW on CPUs with AVX2 at most, where
+    oneDNN's NHWC backward pass is slow. Inference runs in NHWC everywhere, as without a backward
+    pass NHWC is the faster one on AVX2 too (timings in docs/benchmark.md). Decided when the model
+    is built (an AVX2-only GPU node running on its CPU gets NHWC: set ``model.channels_last=false``
+    there).
     """
     if torch.cuda.is_available():
         return True
