@@ -3,18 +3,24 @@
 Cheap estimates, stated in the messages: the cache holds per sample its k-space (float32,
 2 channels per coil), its mask (uint8) and its target (float32, 2 channels); a checkpoint
 holds about three float32 copies of the parameters (weights and Adam's two moments), and a
-run keeps two (best and last). Simulating a split keeps that split's images, masks and
-measurements in memory with an FFT's worth of temporaries.
+run keeps one file per name its callbacks write (:func:`checkpoint_files`: ``last.ckpt``,
+``best.ckpt`` and a ``select-<rule>.ckpt`` per other monitored rule), plus the temporary copy
+an atomic write keeps beside its destination. Simulating a split keeps that split's images,
+masks and measurements in memory with an FFT's worth of temporaries.
 """
 
 import os
 import shutil
 from pathlib import Path
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from ssmri.atomic import atomic_write
 from ssmri.errors import ConfigError, DiskError
+from ssmri.lit.callbacks import CheckpointOnInterrupt
+from ssmri.lit.selection import SelectionCheckpoints
+from ssmri.selection import RULES
 
 GB = 1e9
 
@@ -106,17 +112,56 @@ def check_room(needs: dict[Path, tuple[str, int]]) -> None:
             )
 
 
+def checkpoint_files(trainer, module, datamodule) -> set[Path]:
+    """Every checkpoint file the trainer's callbacks will write (one file per name).
+
+    The selection callback writes ``best.ckpt`` for the configured rule and, with
+    ``selection.test_all``, ``select-<rule>.ckpt`` for each other monitored rule (``last``
+    monitors nothing: it reads ``last.ckpt``, or writes ``select-last.ckpt`` where no other
+    callback keeps ``last.ckpt``); Lightning's ``ModelCheckpoint`` keeps ``save_top_k`` files
+    (one per epoch with -1) plus ``last.ckpt`` with ``save_last``.
+    """
+    files: set[Path] = set()
+    selectors = []
+    for callback in trainer.callbacks:
+        if isinstance(callback, SelectionCheckpoints):
+            selectors.append(callback)
+        elif isinstance(callback, CheckpointOnInterrupt):
+            files.add(Path(callback.path))
+        elif isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            folder = Path(callback.dirpath)
+            kept = callback.save_top_k if callback.save_top_k >= 0 else max(trainer.max_epochs or 1, 1)
+            if kept == 1 and callback.filename and "{" not in callback.filename:
+                files.add(folder / f"{callback.filename}.ckpt")
+            else:  # names chosen by epoch or metric: count them
+                files |= {folder / f"{callback.filename or 'epoch'}-{n}.ckpt" for n in range(kept)}
+            if callback.save_last:
+                files.add(folder / "last.ckpt")
+    for selector in selectors:
+        choices = selector.selection.choices(module.loss, getattr(datamodule, "val_ground_truth", True))
+        configured = choices[0].used
+        for rule in dict.fromkeys(choice.used for choice in choices):
+            if RULES[rule][0] is not None:
+                files.add(selector.dirpath / ("best.ckpt" if rule == configured else f"select-{rule}.ckpt"))
+        if selector.dirpath / "last.ckpt" not in files:
+            files.add(selector.dirpath / "select-last.ckpt")
+    return files
+
+
 def check_run_folders(cfg: DictConfig, module, datamodule, trainer, output_dir: Path) -> None:
-    """Output, checkpoint and cache folders writable, with room for the cache and two checkpoints."""
+    """Output, checkpoint and cache folders writable, with room for the cache and every checkpoint."""
     check_writable(output_dir, "paths.output_dir")
-    # Every callback that writes checkpoints into a folder (Lightning's, the selection rules').
-    folders = {Path(c.dirpath) for c in trainer.callbacks if getattr(c, "dirpath", None)}
-    folders |= {Path(c.path).parent for c in trainer.callbacks if type(c).__name__ == "CheckpointOnInterrupt"}
+    files = checkpoint_files(trainer, module, datamodule)
+    folders = {path.parent for path in files}
     for folder in sorted(folders):
         check_writable(folder, "callbacks.*.dirpath (checkpoints)")
     parameters = sum(p.numel() for p in module.parameters())
     checkpoint = 3 * 4 * parameters
-    needs = {folder: ("two checkpoints", 2 * checkpoint) for folder in folders}
+    needs = {}
+    for folder in sorted(folders):
+        count = sum(path.parent == folder for path in files)
+        # One more copy: an atomic write keeps the new file beside the old until the rename.
+        needs[folder] = (f"{count} checkpoints", (count + 1) * checkpoint)
     needs.setdefault(output_dir, ("outputs", 0))
     if datamodule.rebuild_cache or not datamodule.cache_path.exists():
         check_writable(datamodule.cache_dir, "paths.cache_dir (SSMRI_CACHE_DIR)")

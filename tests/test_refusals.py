@@ -124,3 +124,14 @@ def test_measurements_too_large_for_float32_are_blamed_on_noise_std_not_the_lear
     with pytest.raises(FloatingPointError, match=message) as raised:
         train(cfg)
     assert "lr" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_preflight_budgets_every_checkpoint_the_run_writes(tmp_path):
+    # best.ckpt, last.ckpt and select-val_psnr.ckpt (selection.test_all), and a temporary copy:
+    # about 1.9 MB here, where budgeting two checkpoints asked for 1.1 MB and fitted in 1.5 MB.
+    with small_tmpfs(tmp_path / "disk", size="1500k") as disk:
+        cfg = compose_config(disk, FAST)
+        with pytest.raises(DiskError, match=r"this run needs about [\d.]+ MB \(3 checkpoints [\d.]+ MB in "
+                           r".*/checkpoints, .*the cache [\d.]+ MB in .*\) and the file system has"):
+            train(cfg)
+        assert not list(disk.rglob("*.ckpt")) and not list(disk.rglob("*.h5"))

@@ -1,6 +1,7 @@
 """End to end: the real entry point, a short run that learns, resuming, and bad input."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import h5py
 import pytest
 from omegaconf import open_dict
 
-from ssmri.run import build, evaluate, train
+from ssmri.preflight import checkpoint_files
+from ssmri.run import build, build_trainer, evaluate, train
 from tests.helpers.config import FAST, compose_config
 
 ROOT = Path(__file__).parents[1]
@@ -167,3 +169,17 @@ def test_wandb_offline_run_holds_the_final_metrics(tmp_path, monkeypatch):
         assert key.encode() in data, key
     assert repr(metrics["train_seconds"]).encode() in data
     assert list((run_dir / "files" / "media" / "images").rglob("*.png"))
+
+
+def test_one_image_splits_train_and_preflight_counts_every_checkpoint_written(tmp_path):
+    cfg = compose_config(tmp_path, [*FAST, "loss=sup", "data.num_val=1", "data.num_test=1",
+                                    "trainer.max_epochs=1"])
+    module, datamodule = build(cfg, "sup")
+    expected = checkpoint_files(build_trainer(cfg, Path(cfg.paths.output_dir)), module, datamodule)
+    metrics = train(cfg, method="sup")
+    assert metrics["num_test_images"] == 1 and math.isfinite(metrics["test/psnr"])
+    assert metrics["test/psnr_std"] == 0.0  # undefined over one image: 0.0 beside n = 1, never NaN
+    run = Path(cfg.paths.output_dir)
+    assert len((run / "test_per_image.csv").read_text().splitlines()) == 2
+    assert set((run / "checkpoints").glob("*.ckpt")) == expected
+    assert {path.name for path in expected} == {"best.ckpt", "last.ckpt", "select-val_psnr.ckpt"}
