@@ -72,7 +72,9 @@ class SelectionCheckpoints(L.Callback):
         self.dirpath = Path(dirpath)
         self.selection = selection
         self.choices: list[Choice] = []
-        self.best: dict[str, dict] = {}  # rule -> {"value", "epoch", "path"}
+        # rule -> {"value", "epoch", "file"}: the file's name inside ``dirpath``, never an absolute
+        # path, so that a run folder moved or copied and resumed uses its own checkpoints.
+        self.best: dict[str, dict] = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         val_ground_truth = getattr(trainer.datamodule, "val_ground_truth", True)
@@ -108,7 +110,7 @@ class SelectionCheckpoints(L.Callback):
             if better:
                 path = self._path(rule)
                 # Recorded before saving, so the checkpoint holds the state that chose it.
-                self.best[rule] = {"value": value, "epoch": trainer.current_epoch + 1, "path": str(path)}
+                self.best[rule] = {"value": value, "epoch": trainer.current_epoch + 1, "file": path.name}
                 trainer.save_checkpoint(path)
 
     def picks(self, trainer: L.Trainer) -> list[Pick]:
@@ -124,17 +126,26 @@ class SelectionCheckpoints(L.Callback):
                 picks.append(Pick(choice, *last_pick))
                 continue
             best = self.best.get(choice.used)
-            if best is None or not Path(best["path"]).is_file():
+            if best is None or not (self.dirpath / best["file"]).is_file():
                 note = f"{choice.used} saw no validation epoch; the last weights are tested"
                 log.warning("selection: %s", note)
                 fallback = Choice(choice.rule, "last", False, False, note=note)
                 picks.append(Pick(fallback, *last_pick))
                 continue
-            picks.append(Pick(choice, best["path"], best["epoch"], best["value"]))
+            picks.append(Pick(choice, str(self.dirpath / best["file"]), best["epoch"], best["value"]))
         return picks
 
     def state_dict(self) -> dict:
         return {"best": self.best}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best = dict(state.get("best", {}))
+        """Each rule's pick, resolved in this run's ``dirpath`` (the folder being resumed).
+
+        Checkpoints written before picks were recorded by name hold an absolute ``path``: it
+        is mapped by its file name to this folder, never read where it points.
+        """
+        self.best = {}
+        for rule, best in dict(state.get("best", {})).items():
+            name = Path(str(best.get("file") or best.get("path") or "")).name
+            if name:
+                self.best[rule] = {"value": best["value"], "epoch": best["epoch"], "file": name}
