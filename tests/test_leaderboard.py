@@ -68,9 +68,13 @@ def test_leaderboard_names_its_source_and_every_scenario_and_method_is_ours():
     assert published("noisy")["robust_mo_ei"] == (29.72, 0.8409)
 
 
-def fake_job(sweep: Path, name: str, method: str, psnr: float, scenario: str | None):
+def fake_job(sweep: Path, name: str, method: str, psnr: float, scenario: str | None,
+             overrides: list[str] | None = None):
     job = sweep / name
     job.mkdir(parents=True)
+    if overrides is not None:
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     values = torch.tensor([psnr - 0.5, psnr + 0.5])
     write_per_image(job / "test_per_image.csv", {
         "index": torch.arange(2), "psnr": values, "ssim": values / 40,
@@ -124,3 +128,26 @@ def test_the_sweep_summary_run_goes_to_wandb_offline(tmp_path, monkeypatch):
     content = json.loads(table.read_text())
     assert "published_psnr" in content["columns"] and len(content["data"]) == len(CPU_SWEEP)
     assert list((run_dir / "files" / "media" / "images").rglob("*.png"))
+
+
+def test_a_sweep_over_a_second_key_correlates_each_setting_apart(tmp_path):
+    # The ablation's shape: loss x model.denoiser.base_features. At width 32 the sweep keeps the
+    # published order; at 64 it reverses it. One correlation over both would mix the two.
+    ordered = {"mo_ei": 27.4, "ei": 27.3, "ssdu": 25.2, "mc": 21.7}
+    reversed_order = {m: 50.0 - v for m, v in ordered.items()}
+    number = 0
+    for width, psnr in (("32", ordered), ("64", reversed_order)):
+        for method, value in psnr.items():
+            fake_job(tmp_path, f"{number}-{method}-f{width}", method, value, "noiseless",
+                     overrides=["scenario=noiseless", f"loss={method}",
+                                f"model.denoiser.base_features={width}"])
+            number += 1
+    rows = write_results(tmp_path, wandb_mode=None)
+    assert len(rows) == 8 and all(r["published_psnr"] for r in rows)
+    table = (tmp_path / "results.md").read_text()
+    for width, rho in (("32", "1.00"), ("64", "-1.00")):
+        assert f"at model.denoiser.base_features={width} (ei, mc, mo_ei, ssdu): Spearman ρ = {rho}," in table
+    assert table.count("arXiv:2502.14009") == 1  # the source once, then one line per setting
+    best = [line.split(" | ")[0] for line in table.splitlines() if "(best SSL)" in line]
+    assert best == ["| mo_ei", "| mc"]  # the best self-supervised row of each setting
+    assert (tmp_path / "comparison.png").stat().st_size > 0

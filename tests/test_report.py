@@ -94,7 +94,7 @@ def test_multirun_builds_the_table_names_its_failed_jobs_and_exits_1(tmp_path):
     # The table is written, then the multirun exits 1 with one line naming each failed job and why.
     assert result.returncode == 1, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 2 of 4 jobs failed: 1-sup-s0: ") and "; 3-mc-s0: " in last
+    assert last.startswith("error: 2 of 4 jobs have no result: 1-sup-s0: ") and "; 3-mc-s0: " in last
     assert last.count("acceleration must lie in") == 2
     (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
@@ -247,7 +247,7 @@ def test_the_multirun_callback_writes_the_table_then_exits_non_zero_naming_faile
     with pytest.raises(SystemExit) as exit_info:
         SweepReport().on_multirun_end(config)
     message = str(exit_info.value.code)
-    assert message.startswith("error: 1 of 2 jobs failed: 1-mc-s0: OSError: no memory")
+    assert message.startswith("error: 1 of 2 jobs have no result: 1-mc-s0: OSError: no memory")
     assert "\n" not in message and str(tmp_path / "results.md") in message
     assert "| sup |" in capsys.readouterr().out and (tmp_path / "results.csv").is_file()
     shutil.rmtree(failed)
@@ -269,10 +269,11 @@ def test_report_of_a_sweep_with_a_truncated_metrics_file_names_it_and_exits_1(tm
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr[-3000:]
     (line,) = result.stderr.strip().splitlines()  # one line, no traceback
-    assert line.startswith("error: 2 of 4 jobs failed: 2-ei-s0: ") and str(metrics) in line
+    assert line.startswith("error: 2 of 4 jobs have no result: 2-ei-s0: ") and str(metrics) in line
     assert "3-ssdu-s0: no metrics.json or failed.json" in line
     assert "| sup | 31.00" in result.stdout and "| mc | 20.50" in result.stdout
     assert f"- 2-ei-s0 (loss=ei): {metrics}: unreadable JSON" in result.stdout
+    assert "| ssdu | unfinished: 3-ssdu-s0: no metrics.json or failed.json" in result.stdout
     assert (out / "results.md").is_file() and not (tmp_path / "results.md").exists()  # --out leaves the sweep
 
 

@@ -36,12 +36,13 @@ def _statistic(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
 
 
-def note(comparison: dict) -> str:
-    """The markdown lines under the table: the correlations (of one setting) and the source."""
+def note(comparison: dict, source: bool = True) -> str:
+    """The markdown lines under the table: the correlations (of one setting) and, if ``source``, where
+    the published numbers come from."""
     setting = f" at {comparison['setting']}" if comparison.get("setting") else ""
+    origin = f" ({load_leaderboard()['source'].split(':')[0]}, arXiv:2502.14009)" if source else ""
     return (
-        f"\nPublished PSNR: SSIBench, scenario `{comparison['scenario']}` "
-        f"({load_leaderboard()['source'].split(':')[0]}, arXiv:2502.14009). Rank correlation with "
+        f"\nPublished PSNR: SSIBench, scenario `{comparison['scenario']}`{origin}. Rank correlation with "
         f"the published order over the {len(comparison['methods'])} methods both have{setting} "
         f"({', '.join(comparison['methods'])}): Spearman ρ = {_statistic(comparison['spearman'])}, "
         f"Kendall τ-b = {_statistic(comparison['kendall_tau_b'])}.\n"

@@ -23,7 +23,7 @@ from ssmri.report.figures import save_curves, save_sweep_samples
 from ssmri.report.jobs import Job, collect, setting_label, setting_of, swept_keys
 from ssmri.report.published import annotate, note, publish_sweep_to_wandb, save_comparison, sweep_scenario
 from ssmri.report.selection_table import selection_columns, selection_markdown, selection_rows
-from ssmri.report.sweep_table import COLUMNS, csv_text, markdown
+from ssmri.report.sweep_table import COLUMNS, csv_text, failed_jobs_markdown, markdown
 
 SUPERVISED = "sup"
 
@@ -151,9 +151,11 @@ def write_results(sweep_dir: Path, wandb_mode: str | None = None, out_dir: Path 
     selection, convention = protocol(jobs)
     by_rule = selection_rows(jobs, keys)
     write_text(out / "results_selection.csv", csv_text(by_rule, selection_columns(), keys))
+    published = "".join(note(c, source=number == 0) + interval_note(c["rows"], c)
+                        for number, c in enumerate(comparisons))
     tables = (f"Selection: {selection}; metric convention: {convention} "
-              "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n" + markdown(rows, keys)
-              + "".join(note(c) + interval_note(c["rows"], c) for c in comparisons))
+              "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n" + markdown(rows, keys) + published
+              + failed_jobs_markdown(rows))
     if by_rule:
         tables += "\n" + selection_markdown(by_rule, convention, keys)
     write_text(out / "results.md", tables)
@@ -196,8 +198,8 @@ def failure_summary(rows: list[dict], results: Path) -> str:
     """One line: how many jobs failed, each folder with its error, and where their overrides are."""
     failed = [f"{job}: {error}" for row in rows if "error" in row for job, error in row["errors"]]
     total = sum(len(r["jobs"]) for r in rows)
-    return (f"error: {len(failed)} of {total} jobs failed: {'; '.join(failed)} (their overrides are listed "
-            f"under the table in {results})")
+    return (f"error: {len(failed)} of {total} jobs have no result: {'; '.join(failed)} (their overrides "
+            f"are listed under the table in {results})")
 
 
 class SweepReport(Callback):

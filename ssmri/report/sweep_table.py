@@ -4,6 +4,8 @@ import csv
 import io
 import math
 
+from ssmri.report.jobs import UNFINISHED
+
 COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "gap_to_sup",
            "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
            "failed", "error", "nmse", "published_psnr"]
@@ -39,7 +41,7 @@ def _nmse(value: float) -> str:
 
 
 def markdown(rows: list[dict], keys: list[str]) -> str:
-    """The table, one row per configuration, then what its numbers mean and which jobs failed."""
+    """The table, one row per configuration, then what its numbers mean."""
     published = any("published_psnr" in r for r in rows)  # a sweep of one SSIBench scenario
     header = (["method", *keys, "PSNR (dB)", "SSIM", "NMSE", "zero-filled PSNR"]
               + (["published PSNR"] if published else [])
@@ -48,7 +50,8 @@ def markdown(rows: list[dict], keys: list[str]) -> str:
     for r in rows:
         setting = ["–" if r["setting"].get(k) is None else r["setting"][k] for k in keys]
         if "psnr" not in r:
-            lines.append("| " + " | ".join([r["method"], *setting, f"failed: {r.get('error', '')}"])
+            outcome = "unfinished" if all(e == UNFINISHED for _, e in r["errors"]) else "failed"
+            lines.append("| " + " | ".join([r["method"], *setting, f"{outcome}: {r.get('error', '')}"])
                          + " |" + " |" * (len(header) - len(keys) - 2))
             continue
         reference = []
@@ -81,10 +84,15 @@ def _notes(rows: list[dict], keys: list[str]) -> str:
             text += (f"\nWarning: {r['method']} {_label(r, keys)} has seed {r['repeated_seeds']} in more "
                      f"than one job ({', '.join(r['jobs'])}) with the same swept settings; they are "
                      "averaged as if they were different seeds.\n")
-    failures = [line for r in rows for line in r.get("failed_jobs", [])]
-    if failures:
-        text += "\nFailed jobs (folder, overrides, error):\n\n" + "".join(f"- {f}\n" for f in failures)
     return text
+
+
+def failed_jobs_markdown(rows: list[dict]) -> str:
+    """The list of jobs without a result: folder, overrides (to run it again) and error."""
+    failures = [line for r in rows for line in r.get("failed_jobs", [])]
+    if not failures:
+        return ""
+    return "\nJobs without a result (folder, overrides, error):\n\n" + "".join(f"- {f}\n" for f in failures)
 
 
 def _label(row: dict, keys: list[str]) -> str:
