@@ -203,3 +203,28 @@ def test_a_checkpoint_written_by_ssmri_still_evaluates(tmp_path):
     cfg = compose_config(tmp_path, [*EVAL, f"ckpt_path={path}"], config_name="eval")
     metrics = evaluate(cfg)
     assert metrics["loss"] == "mo_ei" and metrics["num_test_images"] == 4
+
+
+@pytest.mark.parametrize("kind", ["directory", "loop", "dangling"])
+def test_a_checkpoint_path_that_is_no_file_is_named_for_what_it_is(tmp_path, kind):
+    target = tmp_path / "given"
+    if kind == "directory":
+        (target / "checkpoints").mkdir(parents=True)
+        expected = r"is a directory, not a checkpoint file; pass a \.ckpt file inside it"
+    elif kind == "loop":
+        (tmp_path / "other").symlink_to(target)
+        target.symlink_to(tmp_path / "other")
+        expected = r"is a symbolic link loop"
+    else:
+        target.symlink_to(tmp_path / "gone.ckpt")
+        expected = r"is a symbolic link to '.*gone\.ckpt', which does not exist"
+    eval_cfg = compose_config(tmp_path, [*EVAL, f"ckpt_path={target}"], config_name="eval")
+    resume_cfg = compose_config(tmp_path, [*FAST, f"ckpt_path={target}"])
+    for run, cfg in ((evaluate, eval_cfg), (train, resume_cfg)):
+        with pytest.raises(CheckpointError, match=rf"^ckpt_path='.*given'.* {expected}") as raised:
+            run(cfg)
+        assert "\n" not in str(raised.value)
+    # ckpt_path=last resolves in hydra.run.dir: a last.ckpt that is a directory is named too.
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match=r"ckpt_path='last': .*last\.ckpt is a directory"):
+        train(compose_config(tmp_path, [*FAST, "ckpt_path=last"]))
