@@ -35,7 +35,7 @@ REF_STAMP := $(REF_VENV)/.installed
 $(REF_STAMP): pyproject.toml
 	test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
 	$(REF_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(REF_VENV)/bin/python -m pip install --quiet -e '.[dev]' 'deepinv==0.5.*' sigpy
+	$(REF_VENV)/bin/python -m pip install --quiet -e '.[dev,fastmri-masks]' 'deepinv==0.5.*' sigpy
 	touch $(REF_STAMP)
 
 test-reference: $(REF_STAMP)
