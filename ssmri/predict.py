@@ -71,16 +71,16 @@ def predict(cfg: DictConfig, method: str = "predict") -> Outcome:
     batch_size = int(cfg.get("predict", {}).get("batch_size") or datamodule.eval_batch_size)
     outcome = Outcome()
     volumes = list_volumes(datamodule, outcome)
-    log.info("predicting %d volume(s) of %s with %s (%s) on %s into %s", len(volumes),
-             datamodule.images.describe()["source"], checkpoint_path, method, device, folder)
+    source = str(datamodule.images.describe()["source"])
+    log.info("predicting %d volume(s) of %s with %s (%s) on %s into %s", len(volumes), source,
+             checkpoint_path, method, device, folder)
     with tqdm(total=sum(len(v.keys) for v in volumes), desc="predict", unit="slice", disable=None) as bar:
         for volume in volumes:
             try:
                 reconstruction, units = reconstruct_volume(module, datamodule, volume, batch_size,
                                                            device, bar)
                 write_volume(folder, volume, reconstruction, {
-                    "checkpoint": str(checkpoint_path), "method": method, "units": units,
-                    "source": datamodule.images.describe()["source"],
+                    "checkpoint": str(checkpoint_path), "method": method, "units": units, "source": source,
                 })
                 outcome.written.append(volume.name)
             except Exception as error:  # noqa: BLE001 - one volume's failure must not stop the others
@@ -143,6 +143,8 @@ def reconstruct_volume(module, datamodule, volume: Volume, batch_size: int, devi
         data = source.load(volume.keys[start : start + chunk_size])
         scale = getattr(data, "scale", None)
         scales.append(scale)
+        # Fully sampled data: masks (and noise) from the test split's streams by slice number, so
+        # a slice gets the same measurements in every prediction; acquired data: as measured.
         chunk = datamodule.simulate("test", start, data)
         for first in range(0, len(chunk.kspace), batch_size):
             batch = to_batch(chunk, first, min(first + batch_size, len(chunk.kspace)), start)
@@ -160,7 +162,7 @@ def reconstruct_volume(module, datamodule, volume: Volume, batch_size: int, devi
         reconstruction = reconstruction * torch.cat([torch.as_tensor(s) for s in scales]).reshape(-1, 1, 1)
         units = "file"
     else:
-        units = "normalised: each slice's target peaks at 1"
+        units = "normalised: as the source serves the slices (a target's peak is 1)"
     return reconstruction.numpy().astype(np.float32), units
 
 
