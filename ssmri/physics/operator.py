@@ -24,8 +24,11 @@ class SingleCoilMRI(nn.Module):
 
     Args:
         image_size: ``(H, W)`` or an int.
-        acceleration: undersampling factor ``R`` (exactly ``W // R`` columns).
-        sampling: mask pattern, ``gaussian`` (default), ``uniform`` or ``equispaced``.
+        acceleration: undersampling factor ``R`` (``W / R`` columns; exactly ``W // R`` in the
+            fixed-count laws, on average in ``fastmri_random``).
+        sampling: mask law by name (:data:`ssmri.physics.masks.MASK_LAWS`): ``gaussian``
+            (default), ``fixed_count_uniform``, ``fixed_count_equispaced`` or fastMRI's
+            ``fastmri_random``, ``fastmri_equispaced_fraction``, ``fastmri_magic_fraction``.
         center_fraction: always-sampled centre fraction; ``None`` for the default rule.
         noise_std: standard deviation of the measurement noise (0 for noiseless).
         single_operator: every sample of every split is acquired with one fixed mask, drawn
