@@ -7,7 +7,7 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: setup train test test-slow test-reference sweep bench bench-reference bench-side-by-side gpu-check scaling lint clean
+.PHONY: setup train test test-slow test-reference sweep robustness bench bench-reference bench-side-by-side gpu-check scaling lint clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,14 @@ endif
 
 sweep: $(STAMP)
 	$(PY) train.py -m $(SWEEP) selection=$(SELECTION) $(ARGS)
+
+# `make robustness SWEEP=<sweep dir>`: each job's selected checkpoint tested through eval.py at
+# R = 2, 4, 6, 8, 12 and noise_std 0, 0.05, 0.1 under its own data and mask law, into <sweep>/robustness
+# (robustness.md, .csv, .png); finished evaluations are reused. ARGS="--accelerations 2,8 --noise 0" narrows it.
+# SWEEP above holds the sweep's overrides, so the folder must come from the command line.
+robustness: $(STAMP)
+	@test "$(origin SWEEP)" = "command line" || { echo "error: make robustness needs SWEEP=<sweep dir>, e.g. SWEEP=outputs/train/multirun/<date>" >&2; exit 2; }
+	$(PY) -m ssmri.report.robustness $(SWEEP) $(ARGS)
 
 # Ours, plus DeepInverse on the same work (in .venv-reference, its own torch) when that venv exists.
 # On a GPU machine (a CUDA torch in .venv): 128x128 and 320x320, batches 1, 8, 32, bench/results-cuda-*.md.
