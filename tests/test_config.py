@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
@@ -42,6 +43,13 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         for i in range(2):
             write_fastmri_multicoil_volume(tmp_path / f"file{i}.h5", slices=1, seed=i)
         overrides += [f"data.images.root={tmp_path}", "data.image_size=32", "data.images.train_fraction=0.5"]
+    if option in ("ismrmrd", "twix"):  # acquired scans: the files are read when the data are used
+        root = Path(__file__).parent / "data" / "twix" if option == "twix" else tmp_path / "scan.h5"
+        if option == "ismrmrd":
+            from tests.helpers.raw_files import write_ismrmrd
+
+            write_ismrmrd(root, np.ones((1, 2, 64, 40), np.complex64), np.ones((1, 40), bool), 20, 32)
+        overrides += [f"data.images.root={root}", "data.image_size=32"]
     cfg = compose_config(tmp_path, [*overrides, f"{group}={option}"])
     OmegaConf.resolve(cfg)
     module, datamodule = build(cfg)
