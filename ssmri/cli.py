@@ -45,14 +45,16 @@ def _log_each_line_once() -> None:
 
 
 def _record_failure(cfg: DictConfig, error: BaseException) -> None:
-    """In a sweep, a failed job leaves ``failed.json`` and the other jobs go on."""
+    """In a sweep, a failed job leaves ``failed.json`` (its traceback, and the one-line ``message``
+    the sweep table shows) and the other jobs go on."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     if rank_zero_only.rank != 0:
         return  # under SLURM every rank runs the job function; one of them writes
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     failure = {"loss": _method(), "seed": cfg.get("seed"), "error": "".join(
-        traceback.format_exception(type(error), error, error.__traceback__))}
+        traceback.format_exception(type(error), error, error.__traceback__)),
+        "message": f"{type(error).__name__}: {one_line(error).removeprefix('error: ')}"}
     write_json(output_dir / "failed.json", failure)
     log.error("job %s failed (%s); the sweep goes on", output_dir.name, error)
 

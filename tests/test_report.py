@@ -95,7 +95,7 @@ def test_multirun_builds_the_table_names_its_failed_jobs_and_exits_1(tmp_path):
     assert result.returncode == 1, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: 2 of 4 jobs have no result: 1-sup-s0: ") and "; 3-mc-s0: " in last
-    assert last.count("acceleration must lie in") == 2
+    assert last.count("Error: acceleration must lie in") == 2  # failed.json's one-line message
     (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0-sup-s0", "1-sup-s0", "2-mc-s0", "3-mc-s0"]
@@ -290,3 +290,13 @@ def test_non_finite_results_are_failures_never_table_numbers(tmp_path):
     assert errors["mc"] == (f"0-mc-s0: {metrics}: test/psnr is nan, not a finite number; "
                             "this run has no result to report")
     assert errors["ei"].startswith(f"1-ei-s0: {table}: column psnr is missing, empty or not finite")
+
+
+def test_a_failed_jobs_one_line_message_is_preferred_to_its_tracebacks_last_line(tmp_path):
+    failed = tmp_path / "0-mc-s0"
+    failed.mkdir()
+    trace = "Traceback:\n  File x\nssmri.errors.DataError: sample 3 is in train and test\nremove it from one"
+    message = "DataError: sample 3 is in train and test; remove it from one"
+    write_json(failed / "failed.json", {"loss": "mc", "seed": 0, "error": trace, "message": message})
+    (row,) = write_results(tmp_path)
+    assert row["error"] == "0-mc-s0: DataError: sample 3 is in train and test; remove it from one"

@@ -147,7 +147,9 @@ def _read_failure(job: Job) -> None:
         job.error = f"the job failed, and {file} is unreadable ({_first_line(error)})"
         return
     job.method, job.seed = failure.get("loss", job.method), failure.get("seed", job.seed)
-    job.error = _first_line(str(trace).strip().splitlines()[-1] if str(trace).strip() else "unknown error")
+    # "message" is the exception on one line; records from before it keep the traceback's last line.
+    last_line = str(trace).strip().splitlines()[-1] if str(trace).strip() else "unknown error"
+    job.error = _first_line(failure.get("message") or last_line)
 
 
 def _first_line(error) -> str:
