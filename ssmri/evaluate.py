@@ -6,8 +6,9 @@ submission layout, also written by DIRECT and by ``predict.py``) and the target'
 ``reconstruction_esc`` or ``reconstruction_rss``. The numbers are a run's
 ``metrics.convention=fastmri`` numbers (:mod:`ssmri.conventions`): data range = the target
 volume's maximum, PSNR and NMSE per volume, SSIM per slice with a 7x7 uniform window, then the
-mean over volumes. As fastMRI's own ``evaluate.py`` does, a prediction larger than its target
-(fastMRI's targets are cropped to 320x320) is centre-cropped to the target's size first.
+mean over volumes. As fastMRI's own ``evaluate.py`` does, both volumes are centre-cropped to a
+square of the target's width first (fastMRI's targets are 320x320: a larger prediction is
+cropped to them).
 Writes ``metrics.json`` and ``test_per_image.csv`` as a run does.
 """
 
@@ -102,13 +103,16 @@ def evaluate_folders(predictions: Path, targets: Path, key: str | None = None,
         if len(estimate) != len(target):
             raise DataError(f"{predictions / name}: {len(estimate)} slices, its target {len(target)}; "
                             f"a prediction must hold every slice of its volume")
-        height, width = target.shape[-2:]
+        # fastMRI's evaluate.py scores the central (target width)² square of both volumes.
+        width = target.shape[-1]
+        height = min(target.shape[-2], width)
         if estimate.shape[-2] < height or estimate.shape[-1] < width:
             raise DataError(f"{predictions / name}: slices of {estimate.shape[-2]}x{estimate.shape[-1]} "
                             f"are smaller than the target's {height}x{width} ({used!r}); nothing to crop")
-        if estimate.shape[-2:] != target.shape[-2:]:
-            cropped[name] = f"{estimate.shape[-2]}x{estimate.shape[-1]} -> {height}x{width}"
-            estimate = centre_crop(estimate, height, width)
+        if estimate.shape[-2:] != (height, width) or target.shape[-2:] != (height, width):
+            cropped[name] = (f"prediction {estimate.shape[-2]}x{estimate.shape[-1]}, target "
+                             f"{target.shape[-2]}x{target.shape[-1]} -> {height}x{width}")
+            estimate, target = centre_crop(estimate, height, width), centre_crop(target, height, width)
         keys_used.add(used)
         first = len(volume_ids)
         volume_ids += [name] * len(target)
@@ -126,8 +130,7 @@ def evaluate_folders(predictions: Path, targets: Path, key: str | None = None,
         per_volume = aggregate({k: v[members] for k, v in values.items()}, "test", "fastmri", volume_ids)
         volume.update({m: per_volume[f"test/{m}"] for m in ("psnr", "ssim", "nmse")})
     for name, change in cropped.items():
-        log.info("%s: prediction centre-cropped %s to its target, as fastMRI's evaluate.py does",
-                 name, change)
+        log.info("%s: centre-cropped as fastMRI's evaluate.py does: %s", name, change)
     metrics = {
         **summary,
         "metrics_convention": "fastmri",

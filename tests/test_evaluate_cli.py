@@ -90,6 +90,20 @@ def test_scores_equal_a_runs_own_fastmri_numbers(tmp_path, capsys):
     assert not list(out.glob(".*.tmp"))
 
 
+def test_a_target_taller_than_wide_is_scored_on_its_central_square_as_fastmri_does(tmp_path):
+    volumes = made_up_volumes(size=30)
+    predictions, targets = write_folders(tmp_path, volumes)
+    for name, (x, _) in volumes.items():  # targets 30 x 24: columns 3..26 of the full image
+        with h5py.File(targets / name, "a") as file:
+            del file["reconstruction_rss"]
+            file["reconstruction_rss"] = magnitudes(x)[:, :, 3:27]
+    square = {name: (x[..., 3:27, 3:27], x_hat[..., 3:27, 3:27]) for name, (x, x_hat) in volumes.items()}
+    assert main(["--predictions", str(predictions), "--targets", str(targets)]) == 0
+    metrics = json.loads((predictions / "metrics.json").read_text())
+    assert metrics["test/psnr"] == pytest.approx(run_metrics(square)[1]["test/psnr"], rel=1e-6)
+    assert metrics["cropped"]["file_a.h5"] == "prediction 30x30, target 30x24 -> 24x24"
+
+
 def test_target_key_defaults_to_esc_and_can_be_chosen(tmp_path):
     volumes = made_up_volumes()
     predictions, targets = write_folders(tmp_path, volumes)
