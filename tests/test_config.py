@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from ssmri.run import build, build_trainer
-from tests.helpers.config import FAST, compose_config, options
+from tests.helpers.config import FAST, compose_config, compose_only, options
 from tests.helpers.fastmri_files import (
     write_fastmri_multicoil_volume,
     write_fastmri_volume,
@@ -81,3 +81,34 @@ def test_paths_come_from_the_hydra_output_directory(tmp_path):
     assert cfg.callbacks.model_checkpoint.dirpath == f"{run_dir}/checkpoints"
     assert HydraConfig.get().run.dir.startswith("outputs/")
     assert cfg.paths.output_dir == run_dir
+
+
+@pytest.mark.parametrize("scenario", ["noiseless", "noisy", "single", "multicoil"])
+def test_the_ssibench_preset_composes_with_a_scenario_as_its_older_per_scenario_names_did(scenario):
+    for loss in ("ssdu", "weighted_ssdu", "noise2inverse"):
+        new = compose_only(["experiment=ssibench", f"scenario={scenario}", f"loss={loss}"])
+        assert new == compose_only([f"experiment=ssibench_{scenario}", f"loss={loss}"]), loss
+        assert new.scenario.name == scenario and new.data.image_size == 320
+    cpu = compose_only(["experiment=cpu_quick", f"scenario={scenario}"])
+    assert cpu.data.image_size == 64 and cpu.scenario.name == scenario  # the scenario leaves the budget
+
+
+def test_the_ssibench_preset_without_a_scenario_is_the_noiseless_one():
+    noiseless = compose_only(["experiment=ssibench", "scenario=noiseless"])
+    assert compose_only(["experiment=ssibench"]) == noiseless
+
+
+def test_modl_ssibench_is_modl_with_a_four_scale_unet_without_batch_norm():
+    base = OmegaConf.to_container(compose_only(["model=modl"]).model)
+    ssibench = OmegaConf.to_container(compose_only(["model=modl_ssibench"]).model)
+    assert (ssibench["denoiser"]["scales"], ssibench["denoiser"]["batch_norm"]) == (4, False)
+    assert (base["denoiser"]["scales"], base["denoiser"]["batch_norm"]) != (4, False)
+    for key in ("scales", "batch_norm"):
+        base["denoiser"].pop(key), ssibench["denoiser"].pop(key)
+    assert ssibench == base  # everything else is modl's, so a change to modl.yaml reaches both
+
+
+def test_each_callback_config_is_named_for_the_class_it_builds():
+    callbacks = compose_only([]).callbacks
+    assert callbacks.model_checkpoint._target_.endswith(".SelectionCheckpoints")
+    assert "selection_checkpoints" in options("callbacks") and "model_checkpoint" not in options("callbacks")
