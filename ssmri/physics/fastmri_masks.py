@@ -70,7 +70,7 @@ class OffsetMaskLaw(CartesianMaskLaw):
 
     @abstractmethod
     def offset_columns(self, offset: int) -> Tensor:
-        """Indices of the columns acquired outside the centre block at this offset."""
+        """Indices of the columns this offset's pattern acquires (some may lie in the centre block)."""
 
     def _tabulate(self, num_offsets: int) -> Tensor:
         masks = torch.zeros(num_offsets, self.width, dtype=torch.bool)
