@@ -61,9 +61,14 @@ def checkpoints(sweep_dir: Path) -> tuple[list[Checkpoint], list[str]]:
                             "that kept their selected checkpoint (callbacks=default) can be re-tested")
             continue
         physics = (yaml.safe_load(config.read_text()) or {}).get("physics") or {}
-        found.append(Checkpoint(job.path, job.method, job.seed, float(physics.get("acceleration", math.nan)),
-                                float(physics.get("noise_std", math.nan))))
+        found.append(Checkpoint(job.path, job.method, job.seed, _number(physics.get("acceleration")),
+                                _number(physics.get("noise_std"))))
     return found, problems
+
+
+def _number(value) -> float:
+    """A recorded physics value as a float; NaN (no mark in the table) for an interpolation."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 def eval_folder(out_dir: Path, checkpoint: Checkpoint, acceleration: float, noise_std: float) -> Path:
