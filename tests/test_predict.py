@@ -18,7 +18,7 @@ from ssmri.physics.fft import magnitude
 from ssmri.predict import predict
 from ssmri.run import build
 from tests.helpers.config import FAST, compose_config
-from tests.helpers.fastmri_files import write_fastmri_multicoil_volume
+from tests.helpers.fastmri_files import write_fastmri_multicoil_volume, write_fastmri_volume
 from tests.helpers.raw_files import write_ismrmrd
 
 ROOT = Path(__file__).parents[1]
@@ -81,6 +81,24 @@ def test_phantom_reconstructions_are_the_methods_own_on_the_simulated_measuremen
     assert (run / "reconstructions" / "phantom.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((run / "predictions.json").read_text())["written"] == ["phantom"]
     assert not list(run.rglob("*.tmp"))
+
+
+def test_fully_sampled_fastmri_files_give_every_slice_of_every_file_whatever_the_split(tmp_path):
+    folder = tmp_path / "knees"
+    folder.mkdir()
+    for number, slices in enumerate((3, 2)):
+        write_fastmri_volume(folder / f"knee_{number}.h5", slices=slices, seed=number)
+    cfg = compose_config(tmp_path, [
+        *PREDICT, f"ckpt_path={tiny_checkpoint(tmp_path)}", "data=fastmri_h5", "data.image_size=32",
+        f"data.images.root={folder}", "data.images.train_fraction=0.5",  # one file trains, one tests
+    ], config_name="predict")
+    assert predict(cfg).written == ["knee_0", "knee_1"]
+    reconstructions = Path(cfg.paths.output_dir) / "reconstructions"
+    for number, slices in enumerate((3, 2)):
+        with h5py.File(reconstructions / f"knee_{number}.h5") as file:
+            assert file["reconstruction"].shape == (slices, 32, 32)
+            assert "voxel_size_mm" not in file.attrs  # the header says none: NIfTI's 1 mm
+        assert nibabel.load(reconstructions / f"knee_{number}.nii.gz").header.get_zooms() == (1, 1, 1)
 
 
 @pytest.fixture
