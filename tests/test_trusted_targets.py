@@ -228,3 +228,12 @@ def test_a_checkpoint_path_that_is_no_file_is_named_for_what_it_is(tmp_path, kin
     (tmp_path / "run" / "checkpoints" / "last.ckpt").mkdir(parents=True)
     with pytest.raises(CheckpointError, match=r"ckpt_path='last': .*last\.ckpt is a directory"):
         train(compose_config(tmp_path, [*FAST, "ckpt_path=last"]))
+
+
+def test_a_method_name_that_is_a_path_never_names_the_eval_folder(tmp_path):
+    from ssmri.checkpoint import checkpoint_method
+
+    for method, folder in (("mo_ei", "mo_ei"), ("../../../etc", "unknown"), ("${oc.env:HOME}", "unknown"),
+                           ("a/b", "unknown"), (["sup"], "unknown")):
+        path = save(tmp_path, {"state_dict": {}, "hyper_parameters": {"method": method}}, "m.ckpt")
+        assert checkpoint_method(str(path)) == folder, method
