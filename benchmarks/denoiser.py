@@ -41,8 +41,9 @@ def record_calls(denoiser: torch.nn.Module, calls: list[DenoiserCall]):
     return denoiser.register_forward_pre_hook(hook)
 
 
-def replay(denoiser: torch.nn.Module, calls: list[DenoiserCall], forward_context: Callable,
-           device: torch.device) -> Callable[[], None]:
+def replay(
+    denoiser: torch.nn.Module, calls: list[DenoiserCall], forward_context: Callable, device: torch.device
+) -> Callable[[], None]:
     """A closure running ``calls`` on fixed random inputs: forwards under the autocast, one backward."""
     rng = torch.Generator().manual_seed(0)
     inputs = []
@@ -65,8 +66,9 @@ def replay(denoiser: torch.nn.Module, calls: list[DenoiserCall], forward_context
     return run
 
 
-def denoiser_share(workload, counter: FlopCounterMode, warmup: int, steps: int,
-                   synchronize: Callable[[], None] | None) -> dict:
+def denoiser_share(
+    workload, counter: FlopCounterMode, warmup: int, steps: int, synchronize: Callable[[], None] | None
+) -> dict:
     """Step ``warmup`` under ``counter`` (recording the denoiser's calls), then time their replay.
 
     Returns ``unet_calls``, ``unet_seconds`` (median replay) and ``unet_gflop``, or ``{}`` when
@@ -89,5 +91,8 @@ def denoiser_share(workload, counter: FlopCounterMode, warmup: int, steps: int,
     with replay_counter:
         run()
     seconds = statistics.median(timed(run, synchronize) for _ in range(max(1, min(steps, REPLAYS))))
-    return {"unet_calls": len(calls), "unet_seconds": seconds,
-            "unet_gflop": replay_counter.get_total_flops() / 1e9}
+    return {
+        "unet_calls": len(calls),
+        "unet_seconds": seconds,
+        "unet_gflop": replay_counter.get_total_flops() / 1e9,
+    }

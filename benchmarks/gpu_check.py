@@ -29,11 +29,27 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 #: Time-outs are sized for a GPU machine; a dry run on a (shared, slower) CPU gets this many times more.
 CPU_TIMEOUT_FACTOR = 5
 #: A whole training run in seconds, for the sweeps (32x32 phantoms, one epoch).
-TINY = ["data=phantom", "data.image_size=32", "data.num_train=8", "data.num_val=4", "data.num_test=4",
-        "data.batch_size=2", "model.denoiser.base_features=8", "logger=none", "trainer.max_epochs=1"]
+TINY = [
+    "data=phantom",
+    "data.image_size=32",
+    "data.num_train=8",
+    "data.num_val=4",
+    "data.num_test=4",
+    "data.batch_size=2",
+    "model.denoiser.base_features=8",
+    "logger=none",
+    "trainer.max_epochs=1",
+]
 #: The check groups, in the order they run (``--only`` picks some).
-GROUPS = (*(f"fast_dev_run {p}" for p in PRECISIONS), "fast_dev_run multicoil", "noise2inverse", "multirun",
-          "multirun ddp", "local_parallel", "model.compile=true")
+GROUPS = (
+    *(f"fast_dev_run {p}" for p in PRECISIONS),
+    "fast_dev_run multicoil",
+    "noise2inverse",
+    "multirun",
+    "multirun ddp",
+    "local_parallel",
+    "model.compile=true",
+)
 #: Losses of the multi-coil check (``physics=multicoil``, CG data consistency), in bf16-mixed.
 MULTICOIL_LOSSES = ("mo_ei", "weighted_ssdu")
 NO_GPU = "no GPU visible (torch.cuda.is_available() is False): nothing checked, no report written."
@@ -67,30 +83,87 @@ def plan(device: str, losses: list[str], workdir: Path, overrides: list[str]) ->
     accelerator = [f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
     extra = [arg for o in overrides for arg in ("--override", o)]
     checks = [
-        Check(f"fast_dev_run {precision}", [*worker, "--worker", "fast_dev_run", "--precision", precision,
-                                            "--losses", ",".join(losses), *extra],
-              timeout=30 + 10 * len(losses), expects=[f"fast_dev_run loss={m} {precision}" for m in losses])
+        Check(
+            f"fast_dev_run {precision}",
+            [
+                *worker,
+                "--worker",
+                "fast_dev_run",
+                "--precision",
+                precision,
+                "--losses",
+                ",".join(losses),
+                *extra,
+            ],
+            timeout=30 + 10 * len(losses),
+            expects=[f"fast_dev_run loss={m} {precision}" for m in losses],
+        )
         for precision in PRECISIONS
     ]
     multicoil = [m for m in MULTICOIL_LOSSES if m in losses]  # none chosen: no multi-coil check
     if multicoil:
-        command = [*worker, "--worker", "fast_dev_run", "--precision", "bf16-mixed",
-                   "--losses", ",".join(multicoil), *extra, "--override", "physics=multicoil"]
+        command = [
+            *worker,
+            "--worker",
+            "fast_dev_run",
+            "--precision",
+            "bf16-mixed",
+            "--losses",
+            ",".join(multicoil),
+            *extra,
+            "--override",
+            "physics=multicoil",
+        ]
         expects = [f"fast_dev_run loss={m} bf16-mixed physics=multicoil" for m in multicoil]
         checks.append(Check("fast_dev_run multicoil", command, 30 + 20 * len(multicoil), expects))
-    checks.append(Check("noise2inverse", [*worker, "--worker", "noise2inverse"], timeout=90,
-                        expects=["Noise2Inverse batched inference"]))
-    sweeps = {"multirun": ([], 1), "multirun ddp": (["trainer=ddp", "trainer.devices=2"], 2),
-              "local_parallel": (["hydra/launcher=local_parallel", "hydra.sweeper.max_batch_size=2"], 2)}
+    checks.append(
+        Check(
+            "noise2inverse",
+            [*worker, "--worker", "noise2inverse"],
+            timeout=90,
+            expects=["Noise2Inverse batched inference"],
+        )
+    )
+    sweeps = {
+        "multirun": ([], 1),
+        "multirun ddp": (["trainer=ddp", "trainer.devices=2"], 2),
+        "local_parallel": (["hydra/launcher=local_parallel", "hydra.sweeper.max_batch_size=2"], 2),
+    }
     for group, (options, gpus) in sweeps.items():
         folder = workdir / group.replace(" ", "-")
-        checks.append(Check(group, [*train, "loss=sup,mc", *TINY, *accelerator, *options, *overrides,
-                                    f"hydra.sweep.dir={folder}"], timeout=150,
-                            min_gpus=gpus if gpus > 1 else 0, outputs=folder,
-                            ddp_ranks=2 if "trainer=ddp" in options else 0))
+        checks.append(
+            Check(
+                group,
+                [
+                    *train,
+                    "loss=sup,mc",
+                    *TINY,
+                    *accelerator,
+                    *options,
+                    *overrides,
+                    f"hydra.sweep.dir={folder}",
+                ],
+                timeout=150,
+                min_gpus=gpus if gpus > 1 else 0,
+                outputs=folder,
+                ddp_ranks=2 if "trainer=ddp" in options else 0,
+            )
+        )
     compile_name = "model.compile=true loss=sup bf16-mixed"  # last: compiling takes the longest
-    compiled = [*worker, "--worker", "fast_dev_run", "--precision", "bf16-mixed", "--losses", "sup",
-                "--label", compile_name, *extra, "--override", "model.compile=true"]
+    compiled = [
+        *worker,
+        "--worker",
+        "fast_dev_run",
+        "--precision",
+        "bf16-mixed",
+        "--losses",
+        "sup",
+        "--label",
+        compile_name,
+        *extra,
+        "--override",
+        "model.compile=true",
+    ]
     checks.append(Check("model.compile=true", compiled, timeout=240, expects=[compile_name]))
     if device == "cpu":
         for check in checks:
@@ -111,8 +184,10 @@ def verify_outputs(check: Check) -> str | None:
 def results_of(check: Check, run: WorkerRun) -> list[Result]:
     """The check's results from what its process reported, or from its exit and outputs."""
     if check.expects:
-        reported = {item["name"]: Result(item["name"], "passed" if item["passed"] else "failed",
-                                         item["detail"]) for item in run.results}
+        reported = {
+            item["name"]: Result(item["name"], "passed" if item["passed"] else "failed", item["detail"])
+            for item in run.results
+        }
         missing = f"no result: {run.error}"
         return [reported.get(name, Result(name, "failed", missing)) for name in check.expects]
     if run.status != 0:
@@ -133,8 +208,14 @@ def run_checks(checks: list[Check], gpus: int, budget: float, workdir: Path) -> 
             results += [Result(n, "not run", f"needs {check.min_gpus} GPUs, {gpus} visible") for n in names]
             continue
         if remaining < 10:
-            results += [Result(n, "not run", f"the {budget:.0f} s budget was spent (rerun it with "
-                                          f"--only '{check.group}')") for n in names]
+            results += [
+                Result(
+                    n,
+                    "not run",
+                    f"the {budget:.0f} s budget was spent (rerun it with --only '{check.group}')",
+                )
+                for n in names
+            ]
             continue
         check.timeout = min(check.timeout, remaining)
         print(f"{check.group} ...", flush=True)
@@ -170,19 +251,30 @@ def environment_line(device: str, gpus: int) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help="the report (default bench/gpu-check.md; "
-                        "with --device cpu outputs/gpu-check-cpu.md)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="the report (default bench/gpu-check.md; with --device cpu outputs/gpu-check-cpu.md)",
+    )
     parser.add_argument("--budget", type=float, default=450.0, help="seconds for all checks (default 450)")
-    parser.add_argument("--losses", default=None, help="comma-separated loss configs (default: every "
-                        "conf/loss/*.yaml; with --device cpu: sup)")
-    parser.add_argument("--only", default=None, help="comma-separated check groups to run (default: all; "
-                        "with --device cpu: 'fast_dev_run 32-true')")
+    parser.add_argument(
+        "--losses",
+        default=None,
+        help="comma-separated loss configs (default: every conf/loss/*.yaml; with --device cpu: sup)",
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated check groups to run (default: all; with --device cpu: 'fast_dev_run 32-true')",
+    )
     parser.add_argument("--override", action="append", default=[], help="Hydra override for every run")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", default=None,
-                        help="where runs and logs go (default: a new temporary folder)")
+    parser.add_argument(
+        "--workdir", default=None, help="where runs and logs go (default: a new temporary folder)"
+    )
     parser.add_argument("--worker", choices=["fast_dev_run", "noise2inverse"], help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="32-true", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
@@ -213,8 +305,9 @@ def main(argv=None) -> int:
         from benchmarks import gpu_worker
 
         if args.worker == "fast_dev_run":
-            gpu_worker.fast_dev_run(args.losses, args.precision, args.device, workdir,
-                                    args.override, args.label)
+            gpu_worker.fast_dev_run(
+                args.losses, args.precision, args.device, workdir, args.override, args.label
+            )
         else:
             gpu_worker.noise2inverse(args.device)
         return 0
@@ -228,8 +321,9 @@ def main(argv=None) -> int:
     print(f"gpu-check: {len(checks)} checks, budget {args.budget:.0f} s, runs under {workdir}", flush=True)
     started = time.monotonic()
     results = run_checks(checks, gpus, args.budget, workdir)
-    report = render_report(results, environment_line(args.device, gpus), time.monotonic() - started,
-                           dry_run=args.device == "cpu")
+    report = render_report(
+        results, environment_line(args.device, gpus), time.monotonic() - started, dry_run=args.device == "cpu"
+    )
     write_text(Path(args.out), report)
     print(f"wrote {args.out}")
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -69,8 +69,11 @@ def recorded_dtypes() -> Iterator[dict[str, set]]:
         raise RuntimeError("ssmri.models.modl has no *consistency* function to watch: update gpu_worker")
     for name in consistency:
         wrap(modl, name, "dc", inputs=False)
-    solvers = [name for name, value in vars(modl).items()  # as modl looks them up, so patched there
-               if callable(value) and getattr(value, "__module__", None) == "ssmri.models.cg"]
+    solvers = [
+        name
+        for name, value in vars(modl).items()  # as modl looks them up, so patched there
+        if callable(value) and getattr(value, "__module__", None) == "ssmri.models.cg"
+    ]
     if not solvers:
         raise RuntimeError("ssmri.models.modl calls no ssmri.models.cg function to watch: update gpu_worker")
     for name in solvers:
@@ -84,15 +87,20 @@ def recorded_dtypes() -> Iterator[dict[str, set]]:
 
 def dtype_problem(seen: dict[str, set], multicoil: bool = False) -> str | None:
     """What is wrong with the recorded dtypes, or ``None``; ``multicoil``: CG must have run."""
-    missing = [what for what, key in (("FFT", "fft"), ("data consistency", "dc"), ("CG", "cg"))
-               if not seen.get(key) and (key != "cg" or multicoil)]
+    missing = [
+        what
+        for what, key in (("FFT", "fft"), ("data consistency", "dc"), ("CG", "cg"))
+        if not seen.get(key) and (key != "cg" or multicoil)
+    ]
     if missing:
         return f"hooks saw no {missing[0]} call"
     wrong_fft, wrong_dc = seen["fft"] - FFT_DTYPES, seen["dc"] - DC_DTYPES
     wrong_cg = seen.get("cg", set()) - DC_DTYPES
     if wrong_fft or wrong_dc or wrong_cg:
-        return (f"not float32: FFT inputs {sorted(map(str, wrong_fft))}, "
-                f"DC outputs {sorted(map(str, wrong_dc))}, CG outputs {sorted(map(str, wrong_cg))}")
+        return (
+            f"not float32: FFT inputs {sorted(map(str, wrong_fft))}, "
+            f"DC outputs {sorted(map(str, wrong_dc))}, CG outputs {sorted(map(str, wrong_cg))}"
+        )
     return None
 
 
@@ -117,8 +125,14 @@ def compose_run_config(overrides: Sequence[str], output_dir: Path, cache_dir: Pa
     return cfg
 
 
-def fast_dev_run(losses: Sequence[str], precision: str, device: str, workdir: Path,
-                 extra: Sequence[str] = (), label: str = "") -> None:
+def fast_dev_run(
+    losses: Sequence[str],
+    precision: str,
+    device: str,
+    workdir: Path,
+    extra: Sequence[str] = (),
+    label: str = "",
+) -> None:
     """``debug=fast_dev_run`` of each loss on ``device`` in ``precision``, with the dtype hooks."""
     from ssmri.run import train
 
@@ -126,8 +140,13 @@ def fast_dev_run(losses: Sequence[str], precision: str, device: str, workdir: Pa
     multicoil = "physics=multicoil" in extra
     for loss in losses:
         name = label or f"fast_dev_run loss={loss} {precision}" + (" physics=multicoil" if multicoil else "")
-        overrides = ["debug=fast_dev_run", f"loss={loss}", f"trainer.accelerator={accelerator}",
-                     f"trainer.precision={precision}", *extra]
+        overrides = [
+            "debug=fast_dev_run",
+            f"loss={loss}",
+            f"trainer.accelerator={accelerator}",
+            f"trainer.precision={precision}",
+            *extra,
+        ]
         started = time.perf_counter()
         try:
             cfg = compose_run_config(overrides, workdir / f"{loss}-{precision}", workdir / "cache")
@@ -137,8 +156,11 @@ def fast_dev_run(losses: Sequence[str], precision: str, device: str, workdir: Pa
             psnr = metrics.get("test/psnr")
             if problem is None and (psnr is None or not torch.isfinite(torch.tensor(float(psnr)))):
                 problem = f"test/psnr is {psnr}"
-            shown = ", ".join(f"{what} {sorted(str(d).removeprefix('torch.') for d in seen[key])}"
-                              for what, key in (("FFTs", "fft"), ("DC", "dc"), ("CG", "cg")) if seen[key])
+            shown = ", ".join(
+                f"{what} {sorted(str(d).removeprefix('torch.') for d in seen[key])}"
+                for what, key in (("FFTs", "fft"), ("DC", "dc"), ("CG", "cg"))
+                if seen[key]
+            )
             detail = problem or f"{shown}, {time.perf_counter() - started:.0f} s"
             report(name, problem is None, detail)
         except Exception as error:  # noqa: BLE001  (reported, and the next loss still runs)
@@ -171,15 +193,20 @@ def noise2inverse(device: str, batch_size: int = 2, size: int = 64) -> None:
             passes.clear()
             with torch.no_grad():
                 results[splits_per_pass] = loss.reconstruct(
-                    model, physics, y, acq, [torch.Generator().manual_seed(i) for i in range(batch_size)])
+                    model, physics, y, acq, [torch.Generator().manual_seed(i) for i in range(batch_size)]
+                )
             passes_of[splits_per_pass] = list(passes)
         batched = results[None]
         difference = (batched - results[1]).abs().max().item()
         ok = difference < 1e-4 and bool(torch.isfinite(batched).all()) and batched.device.type == device
         default = passes_of[None]
-        report(name, ok, f"{loss.num_splits * batch_size} splits in {len(default)} passes of up to "
-             f"{max(default)} by default on {device}, equal to {len(passes_of[1])} passes of 1 "
-             f"(max difference {difference:.1e})")
+        report(
+            name,
+            ok,
+            f"{loss.num_splits * batch_size} splits in {len(default)} passes of up to "
+            f"{max(default)} by default on {device}, equal to {len(passes_of[1])} passes of 1 "
+            f"(max difference {difference:.1e})",
+        )
     except Exception as error:  # noqa: BLE001
         traceback.print_exc()
         report(name, False, one_line(error))

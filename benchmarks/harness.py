@@ -136,8 +136,11 @@ def step_time_split(
     with profile(activities=activities) as profiler:
         wall = timed(lambda: step(index), synchronize)
     events = profiler.key_averages()
-    self_attr, total_attr = (("self_device_time_total", "device_time_total") if synchronize
-                             else ("self_cpu_time_total", "cpu_time_total"))
+    self_attr, total_attr = (
+        ("self_device_time_total", "device_time_total")
+        if synchronize
+        else ("self_cpu_time_total", "cpu_time_total")
+    )
 
     def self_time(word: str) -> float:
         kernels = (e for e in events if e.key.startswith("aten::") and word in e.key)
@@ -146,8 +149,13 @@ def step_time_split(
     def scope_time(name: str) -> float:
         return sum(getattr(e, total_attr) for e in events if e.key == name) / 1e6
 
-    return {"wall": wall, "conv": self_time("convolution"), "fft": self_time("fft"),
-            "unet": scope_time("ssmri::unet"), "cg": scope_time("ssmri::cg")}
+    return {
+        "wall": wall,
+        "conv": self_time("convolution"),
+        "fft": self_time("fft"),
+        "unet": scope_time("ssmri::unet"),
+        "cg": scope_time("ssmri::cg"),
+    }
 
 
 def measure(
@@ -191,8 +199,10 @@ def measure(
         workload.step(index)
     counter = FlopCounterMode(display=False)
     share = denoiser_share(workload, counter, warmup, steps, synchronize)
-    times = [timed(lambda index=index: workload.step(index), synchronize)
-             for index in range(warmup + 1, warmup + 1 + steps)]
+    times = [
+        timed(lambda index=index: workload.step(index), synchronize)
+        for index in range(warmup + 1, warmup + 1 + steps)
+    ]
     split = step_time_split(workload.step, warmup + 1 + steps, synchronize)
     workload.infer()  # warm-up of the evaluation-mode kernels
     inference = [timed(workload.infer, synchronize) for _ in range(min(steps, INFERENCE_RUNS))]

@@ -43,7 +43,11 @@ PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16}
 
 
 def build_workload(
-    method: str, batch_size: int, size: int, overrides: Sequence[str] = (), precision: str = "32-true",
+    method: str,
+    batch_size: int,
+    size: int,
+    overrides: Sequence[str] = (),
+    precision: str = "32-true",
     device: str = "cpu",
 ) -> Workload:
     """Model, loss and optimisers from the configs, a phantom batch, and the two closures."""
@@ -117,8 +121,15 @@ def run(
 
     return measure(
         lambda: build_workload(method, batch_size, size, overrides, precision, device),
-        side="ssmri", method=method, batch_size=batch_size, size=size,
-        steps=steps, warmup=warmup, threads=threads, precision=precision, device=device,
+        side="ssmri",
+        method=method,
+        batch_size=batch_size,
+        size=size,
+        steps=steps,
+        warmup=warmup,
+        threads=threads,
+        precision=precision,
+        device=device,
     )
 
 
@@ -146,7 +157,9 @@ def interleaved_step_ratio(
             "with": build_workload(method, batch_size, size, overrides, precision, device),
             "without": build_workload(method, batch_size, size, (), precision, device),
         },
-        steps, warmup, synchronizer(device),
+        steps,
+        warmup,
+        synchronizer(device),
     )
     return {
         "interleaved_ratio": medians["with"] / medians["without"],

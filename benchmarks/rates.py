@@ -41,8 +41,13 @@ def _tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def matmul_rates(matmul_size: int | None = None, repeats: int = 5, dtype: torch.dtype = torch.float32,
-                 device: str = "cpu", tf32: bool = False) -> dict:
+def matmul_rates(
+    matmul_size: int | None = None,
+    repeats: int = 5,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    tf32: bool = False,
+) -> dict:
     """FLOP/s of ``torch.matmul`` on square matrices and of a 1x1-convolution GEMM in ``dtype``.
 
     Args:
@@ -71,8 +76,13 @@ def matmul_rates(matmul_size: int | None = None, repeats: int = 5, dtype: torch.
     name = str(dtype).removeprefix("torch.")
     if tf32 and device.type == "cuda" and dtype == torch.float32:
         name = "tfloat32"
-    return {"dtype": name, "device": device.type, "matmul": matmul, "onednn_conv1x1": conv,
-            "rate": max(matmul, conv)}
+    return {
+        "dtype": name,
+        "device": device.type,
+        "matmul": matmul,
+        "onednn_conv1x1": conv,
+        "rate": max(matmul, conv),
+    }
 
 
 def device_rates(device: str, dtype: torch.dtype | None, repeats: int = 5) -> dict:
@@ -96,5 +106,6 @@ def device_rates(device: str, dtype: torch.dtype | None, repeats: int = 5) -> di
         chosen = measured["tfloat32" if torch.backends.cudnn.allow_tf32 else "float32"]
     else:
         chosen = measured.get(str(dtype).removeprefix("torch.")) or matmul_rates(
-            repeats=repeats, dtype=dtype, device=str(device))
+            repeats=repeats, dtype=dtype, device=str(device)
+        )
     return {**chosen, "all": {name: rates["rate"] for name, rates in measured.items()}}

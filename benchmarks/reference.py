@@ -49,15 +49,23 @@ def build_losses(method: str, size: int, physics_generator, rng: torch.Generator
     if method == "ssdu":
         return [dinv.loss.SplittingLoss(mask_generator=gaussian_split(), eval_split_input=False)]
     if method == "noise2inverse":
-        return [dinv.loss.SplittingLoss(
-            mask_generator=gaussian_split(), eval_split_input=True, eval_n_samples=NOISE2INVERSE_SAMPLES,
-        )]
+        return [
+            dinv.loss.SplittingLoss(
+                mask_generator=gaussian_split(),
+                eval_split_input=True,
+                eval_n_samples=NOISE2INVERSE_SAMPLES,
+            )
+        ]
     if method == "weighted_ssdu":
         split_generator = generators.GaussianMaskGenerator(img_size=(size, size), acceleration=2, rng=rng)
-        return [dinv.loss.mri.WeightedSplittingLoss(
-            mask_generator=generators.MultiplicativeSplittingMaskGenerator((1, size, size), split_generator),
-            physics_generator=physics_generator,
-        )]
+        return [
+            dinv.loss.mri.WeightedSplittingLoss(
+                mask_generator=generators.MultiplicativeSplittingMaskGenerator(
+                    (1, size, size), split_generator
+                ),
+                physics_generator=physics_generator,
+            )
+        ]
     if method == "ei":
         return [dinv.loss.MCLoss(), dinv.loss.EILoss(transform=rotate())]
     if method == "diffeo_ei":
@@ -127,9 +135,7 @@ def build_workload(method: str, batch_size: int, size: int, device: str = "cpu")
     return Workload(step, infer, NOTES.get(method, ""))
 
 
-def adversarial_workload(
-    method, size, model, optimizer, physics, physics_generator, params, y
-) -> Workload:
+def adversarial_workload(method, size, model, optimizer, physics, physics_generator, params, y) -> Workload:
     """Unsupervised adversarial and UAIR, stepped as ``AdversarialTrainer.compute_loss``."""
     import deepinv as dinv
 
@@ -163,7 +169,10 @@ def adversarial_workload(
         else:
             real, fake = y, physics_g.A(x_net)
             generator_total = generator_loss(
-                y=real, y_hat=fake, physics=physics_g, D=discriminator,
+                y=real,
+                y_hat=fake,
+                physics=physics_g,
+                D=discriminator,
                 model=lambda kspace, *args, **kwargs: model(kspace, physics_g),
             ).mean()
         generator_total.item()
@@ -182,14 +191,27 @@ def adversarial_workload(
     return Workload(step, infer, NOTES[method])
 
 
-def run(method: str, batch_size: int, size: int = 128, steps: int = 5, warmup: int = 2,
-        threads: int | None = None, device: str = "cpu") -> dict:
+def run(
+    method: str,
+    batch_size: int,
+    size: int = 128,
+    steps: int = 5,
+    warmup: int = 2,
+    threads: int | None = None,
+    device: str = "cpu",
+) -> dict:
     """One measurement of the DeepInverse side (see :func:`benchmarks.harness.measure`)."""
     import deepinv
 
     result = measure(
         lambda: build_workload(method, batch_size, size, device),
-        side="deepinv", method=method, batch_size=batch_size, size=size,
-        steps=steps, warmup=warmup, threads=threads, device=device,
+        side="deepinv",
+        method=method,
+        batch_size=batch_size,
+        size=size,
+        steps=steps,
+        warmup=warmup,
+        threads=threads,
+        device=device,
     )
     return {**result, "deepinv": deepinv.__version__}

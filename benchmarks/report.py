@@ -36,13 +36,20 @@ def unet_share(row: dict, rate: float) -> tuple[float, float] | None:
 def unet_target_line(rows: list[dict], rate: float, settings: dict) -> str:
     """The GPU target on the U-Net's rate: met, not met (with the value) or not measured."""
     size, batch_size, precision, threshold = UNET_TARGET
-    description = (f"U-Net at >= {100 * threshold:.0f} % of the bfloat16 matrix rate at {size}x{size}, "
-                   f"batch {batch_size}, {precision}")
+    description = (
+        f"U-Net at >= {100 * threshold:.0f} % of the bfloat16 matrix rate at {size}x{size}, "
+        f"batch {batch_size}, {precision}"
+    )
     if settings.get("size") != size or settings.get("precision") != precision:
-        return f"- {description}: not measured (this table: {settings.get('size')}x{settings.get('size')}, "\
-               f"{settings.get('precision')})"
-    values = {r["method"]: None if "error" in r["ssmri"] else unet_share(r["ssmri"], rate)
-              for r in rows if r["batch_size"] == batch_size}
+        return (
+            f"- {description}: not measured (this table: {settings.get('size')}x{settings.get('size')}, "
+            f"{settings.get('precision')})"
+        )
+    values = {
+        r["method"]: None if "error" in r["ssmri"] else unet_share(r["ssmri"], rate)
+        for r in rows
+        if r["batch_size"] == batch_size
+    }
     if not values:
         return f"- {description}: not measured (batch {batch_size} not run)"
     missed = {m: v for m, v in values.items() if v is None or v[1] < threshold}
@@ -98,13 +105,13 @@ def target_lines(rows: list[dict], rate: float, reference_ran: bool) -> list[str
             lines.append(f"- {description}: not measured (batch size not run)")
             continue
         below = key != "memory_ratio"
-        missed = {k: v for k, v in values.items()
-                  if v is None or (v < threshold if below else v > threshold)}
+        missed = {k: v for k, v in values.items() if v is None or (v < threshold if below else v > threshold)}
         if not missed:
             lines.append(f"- {description}: **met**")
             continue
-        shown = ", ".join(f"{k} ({'failed' if v is None else _format(key, v, precise=True)})"
-                          for k, v in missed.items())
+        shown = ", ".join(
+            f"{k} ({'failed' if v is None else _format(key, v, precise=True)})" for k, v in missed.items()
+        )
         lines.append(f"- {description}: **not met**: {shown}")
     return lines
 
@@ -135,8 +142,10 @@ def _succeeded(rows: list[dict], side: str) -> list[dict]:
 
 def _versions(rows: list[dict]) -> str:
     versions = {f"ssmri side torch {r['torch']}" for r in _succeeded(rows, "ssmri")}
-    versions |= {f"DeepInverse side torch {r['torch']}, deepinv {r.get('deepinv', '?')}"
-                 for r in _succeeded(rows, "deepinv")}
+    versions |= {
+        f"DeepInverse side torch {r['torch']}, deepinv {r.get('deepinv', '?')}"
+        for r in _succeeded(rows, "deepinv")
+    }
     return "; ".join(sorted(versions, reverse=True))
 
 
@@ -153,11 +162,14 @@ def _cells(row: dict, rate: float, reference_ran: bool, unet: bool = False) -> l
         breakdown = convolution_breakdown(ours, rate)
         share = unet_share(ours, rate)
         cells += [
-            f"{ours['images_per_second']:.2f}", f"{1e3 * ours['step_seconds']:.0f}",
-            f"{ours['step_gflop']:.1f}", f"{100 * efficiency(ours, rate):.0f} %",
+            f"{ours['images_per_second']:.2f}",
+            f"{1e3 * ours['step_seconds']:.0f}",
+            f"{ours['step_gflop']:.1f}",
+            f"{100 * efficiency(ours, rate):.0f} %",
             *([f"{100 * breakdown[0]:.0f} %", f"{100 * breakdown[1]:.0f} %"] if breakdown else ["–", "–"]),
             *((_percentages(share) if share else ["–", "–"]) if unet else []),
-            f"{ours['inference_ms_per_image']:.1f}", f"{ours['peak_memory_gib']:.2f}",
+            f"{ours['inference_ms_per_image']:.1f}",
+            f"{ours['peak_memory_gib']:.2f}",
         ]
     if not reference_ran:
         return cells
@@ -165,9 +177,12 @@ def _cells(row: dict, rate: float, reference_ran: bool, unet: bool = False) -> l
         return cells + ["failed" if theirs else "n/a"] + [""] * 5
     ratios = row["ratios"]
     return cells + [
-        f"{theirs['images_per_second']:.2f}", f"{theirs['step_gflop']:.1f}",
-        f"{theirs['inference_ms_per_image']:.1f}", f"{theirs['peak_memory_gib']:.2f}",
-        f"{ratios['speedup']:.2f}x" if ratios else "", f"{ratios['memory_ratio']:.2f}x" if ratios else "",
+        f"{theirs['images_per_second']:.2f}",
+        f"{theirs['step_gflop']:.1f}",
+        f"{theirs['inference_ms_per_image']:.1f}",
+        f"{theirs['peak_memory_gib']:.2f}",
+        f"{ratios['speedup']:.2f}x" if ratios else "",
+        f"{ratios['memory_ratio']:.2f}x" if ratios else "",
     ]
 
 
@@ -216,38 +231,66 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
         "cannot exceed the conv efficiency by much (convolutions are nearly all of the FLOPs), so "
         "a low conv efficiency is the convolution library's ceiling on this machine, and a low "
         "conv time is overhead in the code around it."
-        + (" *U-Net share*: the U-Net's calls of one step (recorded, then replayed alone, forward "
-           "and backward) over the step's time; *U-Net efficiency*: their FLOPs / (their time x the "
-           "rate)." if unet else ""),
+        + (
+            " *U-Net share*: the U-Net's calls of one step (recorded, then replayed alone, forward "
+            "and backward) over the step's time; *U-Net efficiency*: their FLOPs / (their time x the "
+            "rate)."
+            if unet
+            else ""
+        ),
         "",
         f"Each row is one fresh process per side: {settings['warmup']} warm-up steps, then the median "
         f"of {settings['steps']} timed optimiser steps (generator and discriminator steps for the "
-        "adversarial methods)" + (", each timed between torch.cuda.synchronize calls" if on_cuda else "")
+        "adversarial methods)"
+        + (", each timed between torch.cuda.synchronize calls" if on_cuda else "")
         + ". Inference: the method's rule without gradients (Noise2Inverse averages "
         "N = 20 splits), per image. "
-        + ("Peak memory: torch.cuda.max_memory_allocated (tensors on the GPU). " if on_cuda else
-           "Peak memory: the process's maximum resident set (ru_maxrss), imports included. ")
-        + "DeepInverse side: " + reference_note,
+        + (
+            "Peak memory: torch.cuda.max_memory_allocated (tensors on the GPU). "
+            if on_cuda
+            else "Peak memory: the process's maximum resident set (ru_maxrss), imports included. "
+        )
+        + "DeepInverse side: "
+        + reference_note,
         "",
     ]
-    header = ["method", "batch", "images/s", "step (ms)", "GFLOP/step", "efficiency", "conv time",
-              "conv efficiency", *(["U-Net share", "U-Net efficiency"] if unet else []),
-              "inference (ms/img)", "peak (GiB)"]
+    header = [
+        "method",
+        "batch",
+        "images/s",
+        "step (ms)",
+        "GFLOP/step",
+        "efficiency",
+        "conv time",
+        "conv efficiency",
+        *(["U-Net share", "U-Net efficiency"] if unet else []),
+        "inference (ms/img)",
+        "peak (GiB)",
+    ]
     if reference_ran:
-        header += ["DI images/s", "DI GFLOP/step", "DI inference (ms/img)", "DI peak (GiB)",
-                   "throughput vs DI", "memory vs DI"]
+        header += [
+            "DI images/s",
+            "DI GFLOP/step",
+            "DI inference (ms/img)",
+            "DI peak (GiB)",
+            "throughput vs DI",
+            "memory vs DI",
+        ]
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(_cells(r, rate, reference_ran, unet)) + " |" for r in rows]
     baselines = [
         f"{side} {min(r['baseline_memory_gib'] for r in _succeeded(rows, side)):.2f} GiB"
-        for side in ("ssmri", "deepinv") if _succeeded(rows, side)
+        for side in ("ssmri", "deepinv")
+        if _succeeded(rows, side)
     ]
     if baselines:
-        what = "GPU memory allocated before building" if on_cuda else \
-            "Resident memory after imports, before building (part of every peak)"
+        what = (
+            "GPU memory allocated before building"
+            if on_cuda
+            else "Resident memory after imports, before building (part of every peak)"
+        )
         lines += ["", f"{what}: " + ", ".join(baselines) + "."]
-    notes = {r["method"]: r["deepinv"]["notes"] for r in rows
-             if r["deepinv"] and r["deepinv"].get("notes")}
+    notes = {r["method"]: r["deepinv"]["notes"] for r in rows if r["deepinv"] and r["deepinv"].get("notes")}
     if notes:
         lines += ["", "DeepInverse mapping notes:"] + [f"- {m}: {n}." for m, n in notes.items()]
     lines += ["", f"Targets ({'CUDA' if on_cuda else 'CPU'}, {precision}):"]
@@ -289,26 +332,38 @@ def multicoil_lines(multicoil: list[dict], single: list[dict]) -> list[str]:
             lines.append(f"| {row['method']} | {row['batch_size']} | failed |" + " |" * 7)
             continue
         wall = ours["profiled_step_seconds"]
-        shares = [ours.get(key, 0.0) / wall for key in
-                  ("unet_forward_seconds", "cg_forward_seconds", "fft_seconds", "conv_seconds")]
-        match = [r["ssmri"] for r in single if r["method"] == row["method"]
-                 and r["batch_size"] == row["batch_size"] and "error" not in r["ssmri"]]
+        shares = [
+            ours.get(key, 0.0) / wall
+            for key in ("unet_forward_seconds", "cg_forward_seconds", "fft_seconds", "conv_seconds")
+        ]
+        match = [
+            r["ssmri"]
+            for r in single
+            if r["method"] == row["method"]
+            and r["batch_size"] == row["batch_size"]
+            and "error" not in r["ssmri"]
+        ]
         separate = ours["step_seconds"] / match[0]["step_seconds"] if match else None
         interleaved = ours.get("interleaved_ratio")
         judged = interleaved if interleaved is not None else separate
         ratios[f"{row['method']} b={row['batch_size']}"] = judged
         lines.append(
             f"| {row['method']} | {row['batch_size']} | {ours['images_per_second']:.2f} | "
-            f"{1e3 * ours['step_seconds']:.0f} | " + " | ".join(f"{100 * s:.0f} %" for s in shares)
-            + "".join(f" | {'–' if r is None else f'{r:.2f}x'}" for r in (interleaved, separate)) + " |"
+            f"{1e3 * ours['step_seconds']:.0f} | "
+            + " | ".join(f"{100 * s:.0f} %" for s in shares)
+            + "".join(f" | {'–' if r is None else f'{r:.2f}x'}" for r in (interleaved, separate))
+            + " |"
         )
     measured = {k: v for k, v in ratios.items() if v is not None}
     if not measured:
         verdict = "not measured (no interleaved ratio and no single-coil row of the same method and batch)"
     else:
         missed = {k: v for k, v in measured.items() if v > MULTICOIL_STEP_RATIO}
-        verdict = "**met**" if not missed else "**not met**: " + ", ".join(
-            f"{k} ({v:.3f}x)" for k, v in missed.items())
+        verdict = (
+            "**met**"
+            if not missed
+            else "**not met**: " + ", ".join(f"{k} ({v:.3f}x)" for k, v in missed.items())
+        )
     lines += ["", f"- Multi-coil step at most {MULTICOIL_STEP_RATIO}x the single-coil one: {verdict}"]
     return lines
 

@@ -30,9 +30,7 @@ def _integers(text: str) -> list[int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--methods", default="sup,mo_ei", help="comma-separated loss configs (default sup,mo_ei)"
     )
@@ -100,9 +98,22 @@ def measure_step(
 def measure_in_worker(method: str, batch_size: int, size: int, args) -> dict:
     """:func:`measure_step` in a fresh process (its peak memory is its own); ``error`` if it failed."""
     overrides = [arg for o in args.override for arg in ("--override", o)]
-    run = run_worker(module_command(
-        "benchmarks.scaling", "--worker", method, str(batch_size), str(size), "--steps", str(args.steps),
-        "--warmup", str(args.warmup), "--threads", str(args.threads), *overrides))
+    run = run_worker(
+        module_command(
+            "benchmarks.scaling",
+            "--worker",
+            method,
+            str(batch_size),
+            str(size),
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--threads",
+            str(args.threads),
+            *overrides,
+        )
+    )
     if run.results:
         return run.results[0]
     return {"method": method, "batch_size": batch_size, "size": size, "error": run.error}

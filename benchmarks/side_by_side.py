@@ -50,11 +50,13 @@ def measure_pair(
     }
     if inference_runs:
         inference = alternate(workloads, inference_runs, warmup=1, phase="infer")
-        row.update({
-            "ssmri_inference_seconds": inference["ssmri"] / batch_size,
-            "deepinv_inference_seconds": inference["deepinv"] / batch_size,
-            "inference_ratio": inference["deepinv"] / inference["ssmri"],
-        })
+        row.update(
+            {
+                "ssmri_inference_seconds": inference["ssmri"] / batch_size,
+                "deepinv_inference_seconds": inference["deepinv"] / batch_size,
+                "inference_ratio": inference["deepinv"] / inference["ssmri"],
+            }
+        )
     return row
 
 
@@ -88,12 +90,16 @@ def render(rows: list[dict], settings: dict) -> str:
             f"{_milliseconds(row, 'ssmri_inference_seconds')} | "
             f"{_milliseconds(row, 'deepinv_inference_seconds')} | {inference_ratio} |"
         )
-    lines += ["", f"- Throughput at least {THROUGHPUT_TARGET:.1f}x DeepInverse's: "
-              f"{_verdict(rows, 'throughput_ratio')}"]
+    lines += [
+        "",
+        f"- Throughput at least {THROUGHPUT_TARGET:.1f}x DeepInverse's: {_verdict(rows, 'throughput_ratio')}",
+    ]
     split_rows = [r for r in rows if r["method"] == SPLIT_INFERENCE and "inference_ratio" in r]
     if split_rows:
-        lines.append("- Noise2Inverse inference no slower than DeepInverse's sequential passes: "
-                     f"{_verdict(split_rows, 'inference_ratio')}")
+        lines.append(
+            "- Noise2Inverse inference no slower than DeepInverse's sequential passes: "
+            f"{_verdict(split_rows, 'inference_ratio')}"
+        )
     return "\n".join([*lines, ""])
 
 
@@ -113,8 +119,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=128, help="image side (default 128)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per side (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side first")
-    parser.add_argument("--inference-runs", type=int, default=3,
-                        help="timed inference passes per side after one warm-up (0: none)")
+    parser.add_argument(
+        "--inference-runs",
+        type=int,
+        default=3,
+        help="timed inference passes per side after one warm-up (0: none)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads")
     parser.add_argument("--out", default="bench/side-by-side.md", help="the report")
     args = parser.parse_args(argv)
@@ -143,18 +153,24 @@ def main(argv=None) -> None:
         "machine": cpu_name(),
         "layout": f"ssmri's U-Net trains in {'NHWC' if prefers_channels_last() else 'NCHW'} and infers "
         "in NHWC, as model.channels_last=null chooses here",
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "size": args.size,
-        "steps": args.steps, "warmup": args.warmup,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "size": args.size,
+        "steps": args.steps,
+        "warmup": args.warmup,
     }
     rows = []
     for method in args.methods:
         for batch_size in args.batch_sizes:
             row = measure_pair(method, batch_size, args.size, args.steps, args.warmup, args.inference_runs)
             rows.append(row)
-            inference = (f"; inference {row['inference_ratio']:.2f}x" if "inference_ratio" in row else "")
-            print(f"{method} b={batch_size}: ssmri {1e3 * row['ssmri_step_seconds']:.0f} ms, DeepInverse "
-                  f"{1e3 * row['deepinv_step_seconds']:.0f} ms per step, {row['throughput_ratio']:.2f}x"
-                  f"{inference}", flush=True)
+            inference = f"; inference {row['inference_ratio']:.2f}x" if "inference_ratio" in row else ""
+            print(
+                f"{method} b={batch_size}: ssmri {1e3 * row['ssmri_step_seconds']:.0f} ms, DeepInverse "
+                f"{1e3 * row['deepinv_step_seconds']:.0f} ms per step, {row['throughput_ratio']:.2f}x"
+                f"{inference}",
+                flush=True,
+            )
             write_text(Path(args.out), render(rows, settings))  # what is measured so far survives a stop
     print(f"wrote {args.out}")
 

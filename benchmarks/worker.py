@@ -49,8 +49,11 @@ def last_error(stderr: str) -> str:
 
 def parse_results(stdout: str) -> list[dict]:
     """The results a worker reported, in order."""
-    return [json.loads(line[len(RESULT_MARKER):]) for line in stdout.splitlines()
-            if line.startswith(RESULT_MARKER)]
+    return [
+        json.loads(line[len(RESULT_MARKER) :])
+        for line in stdout.splitlines()
+        if line.startswith(RESULT_MARKER)
+    ]
 
 
 @dataclass
@@ -71,8 +74,9 @@ class WorkerRun:
         return last_error(self.stderr) or f"exit status {self.status}, no output"
 
 
-def run_worker(command: list[str], timeout: float | None = None, env: dict | None = None,
-               cwd: Path | None = None) -> WorkerRun:
+def run_worker(
+    command: list[str], timeout: float | None = None, env: dict | None = None, cwd: Path | None = None
+) -> WorkerRun:
     """Run ``command`` in a new process group and collect its result lines.
 
     Args:
@@ -82,9 +86,15 @@ def run_worker(command: list[str], timeout: float | None = None, env: dict | Non
         cwd: its working directory (default this one).
     """
     try:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env=worker_env() if env is None else env, cwd=cwd,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=worker_env() if env is None else env,
+            cwd=cwd,
+            start_new_session=True,
+        )
     except OSError as error:  # could not even start it
         return WorkerRun(1, [], "", f"{type(error).__name__}: {error}", timeout)
     try:

@@ -27,16 +27,28 @@ SETTINGS = {"size": 128, "steps": 5, "warmup": 2, "threads": 2}
 
 def fake(side: str, step_seconds: float, gflop: float, peak: float, batch_size: int = 1, **extra) -> dict:
     return {
-        "side": side, "batch_size": batch_size, "torch": "2.13.0+cpu", "step_seconds": step_seconds,
-        "images_per_second": batch_size / step_seconds, "step_gflop": gflop,
-        "inference_ms_per_image": 40.0, "peak_memory_gib": peak, "baseline_memory_gib": 0.5,
-        "notes": "", **extra,
+        "side": side,
+        "batch_size": batch_size,
+        "torch": "2.13.0+cpu",
+        "step_seconds": step_seconds,
+        "images_per_second": batch_size / step_seconds,
+        "step_gflop": gflop,
+        "inference_ms_per_image": 40.0,
+        "peak_memory_gib": peak,
+        "baseline_memory_gib": 0.5,
+        "notes": "",
+        **extra,
     }
 
 
 def row(method: str, batch_size: int, ours: dict, theirs: dict | None) -> dict:
-    return {"method": method, "batch_size": batch_size, "ssmri": ours, "deepinv": theirs,
-            "ratios": compare(ours, theirs)}
+    return {
+        "method": method,
+        "batch_size": batch_size,
+        "ssmri": ours,
+        "deepinv": theirs,
+        "ratios": compare(ours, theirs),
+    }
 
 
 def test_efficiency_is_flops_over_time_times_rate():
@@ -77,8 +89,12 @@ def test_targets_say_met_not_met_and_not_measured():
 def test_table_with_and_without_the_reference(tmp_path):
     rows = [
         row("sup", 1, fake("ssmri", 0.25, 110.0, 1.0), fake("deepinv", 0.3, 110.0, 1.2, deepinv="0.5.0")),
-        row("diffeo_ei", 8, fake("ssmri", 1.0, 400.0, 2.0, 8),
-            fake("deepinv", 1.6, 400.0, 2.5, 8, notes="ssmri's transform")),
+        row(
+            "diffeo_ei",
+            8,
+            fake("ssmri", 1.0, 400.0, 2.0, 8),
+            fake("deepinv", 1.6, 400.0, 2.5, 8, notes="ssmri's transform"),
+        ),
         row("uair", 1, {"error": "RuntimeError: boom"}, {"error": "ValueError: no"}),
     ]
     path = tmp_path / "bench" / "results.md"
@@ -129,12 +145,27 @@ def test_device_rates_on_the_cpu_name_the_one_measured():
 
 
 def test_the_cuda_table_shows_the_gpu_the_unet_share_and_its_target():
-    rates = {"dtype": "bfloat16", "device": "cuda", "matmul": 700e12, "onednn_conv1x1": 500e12,
-             "rate": 700e12, "all": {"float32": 50e12, "tfloat32": 350e12, "bfloat16": 700e12}}
+    rates = {
+        "dtype": "bfloat16",
+        "device": "cuda",
+        "matmul": 700e12,
+        "onednn_conv1x1": 500e12,
+        "rate": 700e12,
+        "all": {"float32": 50e12, "tfloat32": 350e12, "bfloat16": 700e12},
+    }
     settings = {**SETTINGS, "size": 320, "precision": "bf16-mixed", "device": "cuda"}
     # 32 images in 0.1 s; the U-Net 0.08 s of it doing 28,000 GFLOP: 80 % of the step, 50 % of 700 TFLOP/s.
-    fast = fake("ssmri", 0.1, 35000.0, 30.0, 32, device="NVIDIA H100", unet_seconds=0.08, unet_gflop=28000.0,
-                unet_calls=3)
+    fast = fake(
+        "ssmri",
+        0.1,
+        35000.0,
+        30.0,
+        32,
+        device="NVIDIA H100",
+        unet_seconds=0.08,
+        unet_gflop=28000.0,
+        unet_calls=3,
+    )
     slow = fake("ssmri", 0.1, 35000.0, 30.0, 32, device="NVIDIA H100", unet_seconds=0.08, unet_gflop=14000.0)
     text = render([row("sup", 32, fast, None), row("mc", 32, slow, None)], rates, settings, "skipped.")
     assert "Machine: NVIDIA H100 (CUDA)" in text and "torch.cuda.max_memory_allocated" in text
@@ -145,15 +176,25 @@ def test_the_cuda_table_shows_the_gpu_the_unet_share_and_its_target():
     assert "batch 32, bf16-mixed: **not met**: mc (25.0 %)" in text
     assert "**met**" in unet_target_line([row("sup", 32, fast, None)], 700e12, settings)
     assert "not measured (this table: 128x128" in unet_target_line([], 700e12, {**settings, "size": 128})
-    failed = render([row("sup", 32, {"error": "OutOfMemoryError"}, None), row("mc", 32, slow, None)],
-                    rates, settings, "skipped.")
+    failed = render(
+        [row("sup", 32, {"error": "OutOfMemoryError"}, None), row("mc", 32, slow, None)],
+        rates,
+        settings,
+        "skipped.",
+    )
     assert "| sup | 32 | failed |" + "  |" * 9 + "\n" in failed and "mc (25.0 %)" in failed
 
 
 def test_a_tiny_real_measurement_in_process():
     result = run("sup", 2, size=32, steps=1, warmup=1, overrides=["model.denoiser.base_features=8"])
-    for key in ("step_seconds", "images_per_second", "step_gflop", "inference_ms_per_image",
-                "peak_memory_gib", "baseline_memory_gib"):
+    for key in (
+        "step_seconds",
+        "images_per_second",
+        "step_gflop",
+        "inference_ms_per_image",
+        "peak_memory_gib",
+        "baseline_memory_gib",
+    ):
         assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
     assert result["side"] == "ssmri" and result["batch_size"] == 2 and len(result["step_seconds_all"]) == 1
     # The profiled step finds the convolutions: nearly all of the FLOPs, part of the time.
@@ -171,8 +212,7 @@ def test_a_tiny_multicoil_measurement_splits_the_step_and_renders_its_section(tm
     for key in ("unet_forward_seconds", "cg_forward_seconds", "fft_seconds", "conv_seconds"):
         assert 0 < ours[key] < wall, (key, ours[key], wall)
     single = fake("ssmri", ours["step_seconds"] / 2, 1.0, 1.0)
-    rows = [row("weighted_ssdu", 1, single, None),
-            {**row("weighted_ssdu", 1, ours, None), "coils": 2}]
+    rows = [row("weighted_ssdu", 1, single, None), {**row("weighted_ssdu", 1, ours, None), "coils": 2}]
     text = render(rows, RATES, {**SETTINGS, "coils": 2}, "skipped.")
     assert "## Multi-coil (2 birdcage coils" in text
     assert text.count("| weighted_ssdu | 1 |") == 2  # one row in each table
@@ -200,8 +240,15 @@ def test_a_tiny_bfloat16_measurement_runs_the_convolutions_in_bfloat16(monkeypat
         return output
 
     monkeypatch.setattr(torch.nn.functional, "conv2d", recording_conv2d)
-    result = run("sup", 1, size=32, steps=1, warmup=0, overrides=["model.denoiser.base_features=8"],
-                 precision="bf16-mixed")
+    result = run(
+        "sup",
+        1,
+        size=32,
+        steps=1,
+        warmup=0,
+        overrides=["model.denoiser.base_features=8"],
+        precision="bf16-mixed",
+    )
     assert result["precision"] == "bf16-mixed" and math.isfinite(result["images_per_second"])
     assert seen and set(seen) == {torch.bfloat16}
     with pytest.raises(ValueError, match="precision must be one of"):
@@ -210,8 +257,14 @@ def test_a_tiny_bfloat16_measurement_runs_the_convolutions_in_bfloat16(monkeypat
 
 # -- make scaling ----------------------------------------------------------------------------------
 def scaling_row(method: str, batch_size: int, size: int, seconds: float, above: float) -> dict:
-    return {"method": method, "batch_size": batch_size, "size": size, "step_seconds": seconds,
-            "peak_memory_gib": 0.5 + above, "baseline_memory_gib": 0.5}
+    return {
+        "method": method,
+        "batch_size": batch_size,
+        "size": size,
+        "step_seconds": seconds,
+        "peak_memory_gib": 0.5 + above,
+        "baseline_memory_gib": 0.5,
+    }
 
 
 def test_scaling_slopes_table_and_plot(tmp_path):
@@ -220,13 +273,24 @@ def test_scaling_slopes_table_and_plot(tmp_path):
     assert slope([64**2, 128**2, 256**2], [0.1, 0.4, 1.6]) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="two or more image sizes"):
         slope([64**2], [0.1])
-    rows = [scaling_row("sup", 1, 64, 0.1, 0.2), scaling_row("sup", 1, 128, 0.4, 0.8),
-            scaling_row("mo_ei", 4, 64, 0.5, 1.0), scaling_row("mo_ei", 4, 128, 4.0, 2.0),
-            {"method": "mo_ei", "batch_size": 4, "size": 256, "error": "MemoryError"}]
+    rows = [
+        scaling_row("sup", 1, 64, 0.1, 0.2),
+        scaling_row("sup", 1, 128, 0.4, 0.8),
+        scaling_row("mo_ei", 4, 64, 0.5, 1.0),
+        scaling_row("mo_ei", 4, 128, 4.0, 2.0),
+        {"method": "mo_ei", "batch_size": 4, "size": 256, "error": "MemoryError"},
+    ]
     assert fits(rows)[("sup", 1)] == pytest.approx({"time": 1.0, "memory": 1.0})
     assert fits(rows)[("mo_ei", 4)] == pytest.approx({"time": 1.5, "memory": 0.5})
-    loader = [{"size": 64, "num_workers": 2, "batch_size": 4, "slices_per_second": 400.0,
-               "consumed_per_second": 8.0}]
+    loader = [
+        {
+            "size": 64,
+            "num_workers": 2,
+            "batch_size": 4,
+            "slices_per_second": 400.0,
+            "consumed_per_second": 8.0,
+        }
+    ]
     settings = {"machine": "test CPU", "threads": 2, "torch": "2.13", "steps": 3, "warmup": 1}
     write_scaling(tmp_path / "scaling.md", rows, loader, settings)
     text = (tmp_path / "scaling.md").read_text()
@@ -242,7 +306,11 @@ def test_scaling_arguments_and_a_tiny_step_and_loader_in_process(tmp_path):
 
     args = scaling_args([])
     assert (args.methods, args.sizes, args.batch_sizes, args.loader_workers) == (
-        ["sup", "mo_ei"], [64, 128, 256, 320], [1, 4], [0, 2])
+        ["sup", "mo_ei"],
+        [64, 128, 256, 320],
+        [1, 4],
+        [0, 2],
+    )
     for bad in (["--sizes", "64"], ["--methods", "nonsense"], ["--batch-sizes", "0,1"], ["--sizes", "a,b"]):
         with pytest.raises(SystemExit):
             scaling_args(bad)
@@ -259,9 +327,28 @@ def test_make_scaling_end_to_end_at_tiny_sizes(tmp_path):
     from benchmarks.scaling import main as scaling_main
 
     out = tmp_path / "scaling.md"
-    scaling_main(["--methods", "sup", "--sizes", "16,32", "--batch-sizes", "1", "--steps", "1",
-                  "--warmup", "0", "--loader-workers", "0", "--loader-slices", "4",
-                  "--override", "model.denoiser.base_features=8", "--out", str(out)])
+    scaling_main(
+        [
+            "--methods",
+            "sup",
+            "--sizes",
+            "16,32",
+            "--batch-sizes",
+            "1",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--loader-workers",
+            "0",
+            "--loader-slices",
+            "4",
+            "--override",
+            "model.denoiser.base_features=8",
+            "--out",
+            str(out),
+        ]
+    )
     assert "| sup | 1 |" in out.read_text() and out.with_suffix(".png").is_file()
 
 
@@ -299,8 +386,16 @@ def test_alternate_takes_the_workloads_steps_in_turn_and_returns_their_medians(m
         for name in ("first", "second")
     }
     medians = alternate(workloads, steps=3, warmup=1)
-    assert order == [("first", 0), ("second", 0), ("first", 1), ("second", 1),
-                     ("first", 2), ("second", 2), ("first", 3), ("second", 3)]
+    assert order == [
+        ("first", 0),
+        ("second", 0),
+        ("first", 1),
+        ("second", 1),
+        ("first", 2),
+        ("second", 2),
+        ("first", 3),
+        ("second", 3),
+    ]
     assert medians == {"first": 1.0, "second": 1.0}  # each timed call spans one clock tick
     with pytest.raises(ValueError, match="steps >= 1"):
         alternate(workloads, steps=0, warmup=0)
@@ -319,13 +414,30 @@ def test_side_by_side_report_judges_the_throughput_ratio(tmp_path):
     from benchmarks.side_by_side import parse_args as side_args
     from benchmarks.side_by_side import render as side_render
 
-    settings = {"deepinv": "0.5.0", "machine": "AMD EPYC", "threads": 2, "torch": "2.14.1",
-                "size": 128, "steps": 5, "warmup": 2}
+    settings = {
+        "deepinv": "0.5.0",
+        "machine": "AMD EPYC",
+        "threads": 2,
+        "torch": "2.14.1",
+        "size": 128,
+        "steps": 5,
+        "warmup": 2,
+    }
     rows = [
-        {"method": "sup", "batch_size": 1, "ssmri_step_seconds": 2.0, "deepinv_step_seconds": 2.1,
-         "throughput_ratio": 1.05},
-        {"method": "mc", "batch_size": 8, "ssmri_step_seconds": 2.0, "deepinv_step_seconds": 1.9,
-         "throughput_ratio": 0.95},
+        {
+            "method": "sup",
+            "batch_size": 1,
+            "ssmri_step_seconds": 2.0,
+            "deepinv_step_seconds": 2.1,
+            "throughput_ratio": 1.05,
+        },
+        {
+            "method": "mc",
+            "batch_size": 8,
+            "ssmri_step_seconds": 2.0,
+            "deepinv_step_seconds": 1.9,
+            "throughput_ratio": 0.95,
+        },
     ]
     text = side_render(rows, settings)
     assert "| sup | 1 | 2000 | 2100 | 1.05x | - | - | - |" in text
@@ -333,9 +445,16 @@ def test_side_by_side_report_judges_the_throughput_ratio(tmp_path):
     assert "DeepInverse's: **not met**: mc b=8 (0.950x)" in text
     assert "DeepInverse's: **met**" in side_render(rows[:1], settings)
     assert "Noise2Inverse inference" not in text  # judged only where it was measured
-    split = {"method": "noise2inverse", "batch_size": 1, "ssmri_step_seconds": 2.0,
-             "deepinv_step_seconds": 2.0, "throughput_ratio": 1.0, "ssmri_inference_seconds": 3.0,
-             "deepinv_inference_seconds": 2.4, "inference_ratio": 0.8}
+    split = {
+        "method": "noise2inverse",
+        "batch_size": 1,
+        "ssmri_step_seconds": 2.0,
+        "deepinv_step_seconds": 2.0,
+        "throughput_ratio": 1.0,
+        "ssmri_inference_seconds": 3.0,
+        "deepinv_inference_seconds": 2.4,
+        "inference_ratio": 0.8,
+    }
     text = side_render([split], settings)
     assert "| noise2inverse | 1 | 2000 | 2000 | 1.00x | 3000 | 2400 | 0.80x |" in text
     assert "sequential passes: **not met**: noise2inverse b=1 (0.800x)" in text

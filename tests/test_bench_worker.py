@@ -14,8 +14,10 @@ def python(code: str) -> list[str]:
 
 
 def test_results_are_the_marked_lines_in_order_and_everything_else_is_ignored():
-    code = ("from benchmarks.worker import emit; print('a warning'); emit({'n': 1}); "
-            "import sys; print('noise', file=sys.stderr); emit({'n': 2, 'x': [0.5]})")
+    code = (
+        "from benchmarks.worker import emit; print('a warning'); emit({'n': 1}); "
+        "import sys; print('noise', file=sys.stderr); emit({'n': 2, 'x': [0.5]})"
+    )
     run = run_worker(python(code), timeout=60)
     assert run.status == 0 and run.results == [{"n": 1}, {"n": 2, "x": [0.5]}]
     assert "a warning" in run.stdout and "noise" in run.stderr
@@ -32,8 +34,10 @@ def test_a_crash_keeps_what_was_reported_and_names_the_error():
 def test_a_hung_worker_and_its_children_are_killed_at_the_timeout(tmp_path):
     marker = tmp_path / "child-survived"
     child = f"import time, pathlib; time.sleep(3); pathlib.Path({str(marker)!r}).touch()"
-    code = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); "
-            "from benchmarks.worker import emit; emit({'started': True}); time.sleep(60)")
+    code = (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); "
+        "from benchmarks.worker import emit; emit({'started': True}); time.sleep(60)"
+    )
     started = time.monotonic()
     run = run_worker(python(code), timeout=1.5)
     assert time.monotonic() - started < 30
@@ -75,7 +79,10 @@ def imported_modules(path: Path) -> set[str]:
 def test_the_library_never_imports_the_benchmark_tools():
     sources = sorted((REPO_ROOT / "ssmri").rglob("*.py"))
     assert sources
-    offenders = [str(p.relative_to(REPO_ROOT)) for p in sources
-                 if any(name.split(".")[0] == "benchmarks" for name in imported_modules(p))]
+    offenders = [
+        str(p.relative_to(REPO_ROOT))
+        for p in sources
+        if any(name.split(".")[0] == "benchmarks" for name in imported_modules(p))
+    ]
     assert offenders == []
     assert not (REPO_ROOT / "ssmri" / "bench").exists()

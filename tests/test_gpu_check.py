@@ -63,8 +63,9 @@ def test_the_checks_come_from_the_loss_configs(tmp_path):
     assert "hydra/launcher=local_parallel" in by_group["local_parallel"].command
     multicoil = by_group["fast_dev_run multicoil"]
     assert "physics=multicoil" in multicoil.command and "bf16-mixed" in multicoil.command
-    assert multicoil.expects == [f"fast_dev_run loss={m} bf16-mixed physics=multicoil"
-                                 for m in MULTICOIL_LOSSES]
+    assert multicoil.expects == [
+        f"fast_dev_run loss={m} bf16-mixed physics=multicoil" for m in MULTICOIL_LOSSES
+    ]
     assert "fast_dev_run multicoil" not in [c.group for c in plan("cuda", ["sup"], tmp_path, [])]
 
 
@@ -81,10 +82,18 @@ def test_arguments(monkeypatch):
 
 def test_each_check_reports_passed_failed_or_not_run_and_one_failure_stops_nothing(tmp_path):
     checks = [
-        Check("good", reporting(result_line("a", True), result_line("b", False, "ValueError: b")), 30,
-              expects=["a", "b"]),
-        Check("crashes", reporting(result_line("c", True), then="raise SystemExit('RuntimeError: died')"),
-              30, expects=["c", "d"]),
+        Check(
+            "good",
+            reporting(result_line("a", True), result_line("b", False, "ValueError: b")),
+            30,
+            expects=["a", "b"],
+        ),
+        Check(
+            "crashes",
+            reporting(result_line("c", True), then="raise SystemExit('RuntimeError: died')"),
+            30,
+            expects=["c", "d"],
+        ),
         Check("hangs", [sys.executable, "-c", "import time; time.sleep(60)"], 1.5, expects=["e"]),
         Check("entry point fails", [sys.executable, "-c", "raise ValueError('bad key')"], 30),
         Check("needs two", [sys.executable, "-c", "pass"], 30, min_gpus=2),
@@ -92,8 +101,15 @@ def test_each_check_reports_passed_failed_or_not_run_and_one_failure_stops_nothi
     ]
     results = {r.name: r for r in run_checks(checks, gpus=1, budget=60, workdir=tmp_path)}
     assert [(n, results[n].status) for n in results] == [
-        ("a", "passed"), ("b", "failed"), ("c", "passed"), ("d", "failed"), ("e", "failed"),
-        ("entry point fails", "failed"), ("needs two", "not run"), ("entry point", "passed")]
+        ("a", "passed"),
+        ("b", "failed"),
+        ("c", "passed"),
+        ("d", "failed"),
+        ("e", "failed"),
+        ("entry point fails", "failed"),
+        ("needs two", "not run"),
+        ("entry point", "passed"),
+    ]
     assert results["b"].detail == "ValueError: b"
     assert "RuntimeError: died" in results["d"].detail and "timed out after 2 s" in results["e"].detail
     assert "ValueError: bad key" in results["entry point fails"].detail
@@ -119,9 +135,11 @@ def test_a_sweep_passes_only_when_every_job_wrote_its_metrics(tmp_path):
 
 
 def test_the_report_has_one_line_per_check_and_a_count():
-    results = [Result("fast_dev_run loss=sup bf16-mixed", "passed", "FFTs ['complex64']"),
-               Result("fast_dev_run loss=uair 16-mixed", "failed", "RuntimeError: boom"),
-               Result("local_parallel", "not run", "needs 2 GPUs, 1 visible")]
+    results = [
+        Result("fast_dev_run loss=sup bf16-mixed", "passed", "FFTs ['complex64']"),
+        Result("fast_dev_run loss=uair 16-mixed", "failed", "RuntimeError: boom"),
+        Result("local_parallel", "not run", "needs 2 GPUs, 1 visible"),
+    ]
     text = render_report(results, "Device: 1 x NVIDIA H100, CUDA 12.8", 312.4, dry_run=False)
     assert "- passed: fast_dev_run loss=sup bf16-mixed: FFTs ['complex64']\n" in text
     assert "- failed: fast_dev_run loss=uair 16-mixed: RuntimeError: boom\n" in text
@@ -157,8 +175,18 @@ def test_the_hooks_see_the_conjugate_gradients_of_multicoil_data_consistency():
 @pytest.mark.slow
 def test_a_dry_run_on_the_cpu_checks_one_loss_end_to_end(tmp_path):
     out = tmp_path / "report.md"
-    status = gpu_check.main(["--device", "cpu", "--out", str(out), "--workdir", str(tmp_path / "work"),
-                             "--override", "model.denoiser.base_features=8"])
+    status = gpu_check.main(
+        [
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+            "--override",
+            "model.denoiser.base_features=8",
+        ]
+    )
     text = out.read_text()
     assert status == 0, text
     assert "- passed: fast_dev_run loss=sup 32-true: FFTs ['complex64'], DC ['float32']" in text
