@@ -105,19 +105,23 @@ class Noise2InverseLoss(SSDULoss):
         if len(rngs) != len(y):
             raise ValueError(f"got {len(rngs)} rngs for {len(y)} images")
         count = self.num_splits
-        input_masks = torch.cat([  # image-major: the N splits of image 0, then of image 1, ...
-            self.splitter.split(image_mask.expand(count, *image_mask.shape[1:]), image_rng)
-            for image_mask, image_rng in zip(acq.mask.split(1), rngs)
-        ])
+        input_masks = torch.cat(
+            [  # image-major: the N splits of image 0, then of image 1, ...
+                self.splitter.split(image_mask.expand(count, *image_mask.shape[1:]), image_rng)
+                for image_mask, image_rng in zip(acq.mask.split(1), rngs)
+            ]
+        )
         inputs = apply_mask(y.repeat_interleave(count, dim=0), input_masks)
         split_acq = acq.repeat_interleave(count).with_mask(input_masks)
         chunk = self.pass_size(len(inputs), y.device)
         while True:
             try:
-                reconstructions = torch.cat([
-                    model(inputs[start : start + chunk], split_acq[start : start + chunk])
-                    for start in range(0, len(inputs), chunk)
-                ])
+                reconstructions = torch.cat(
+                    [
+                        model(inputs[start : start + chunk], split_acq[start : start + chunk])
+                        for start in range(0, len(inputs), chunk)
+                    ]
+                )
                 break
             except torch.OutOfMemoryError:
                 if self.splits_per_pass is not None or chunk == 1:
