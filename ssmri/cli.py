@@ -8,8 +8,9 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ssmri.distributed import job_scope
 from ssmri.errors import is_user_error, one_line
@@ -66,6 +67,26 @@ def _exit_with_one_line(error: BaseException) -> None:
         raise error
     print(one_line(error), file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+class WritableOutputFolder(Callback):
+    """Hydra callback: the run (or sweep) folder must be writable before Hydra creates it, so a
+    bad ``hydra.run.dir`` ends as one ``error:`` line instead of Hydra's traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config, "hydra.sweep.dir")
+
+    def _check(self, config: DictConfig, key: str) -> None:
+        from ssmri.preflight import check_writable
+
+        HydraConfig.instance().set_config(config)  # its run.dir names the loss via ${hydra:...}
+        try:
+            check_writable(Path(OmegaConf.select(config, key)), key)
+        except OSError as error:
+            _exit_with_one_line(error)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

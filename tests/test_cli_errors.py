@@ -54,3 +54,18 @@ def test_eval_of_a_checkpoint_with_a_payload_is_one_line_and_runs_nothing(tmp_pa
     (line,) = error_lines(result.stderr)
     assert "evil.ckpt" in line and "could run code" in line and "ssmri.checkpoint convert" in line
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("args, key, folder", [
+    (["hydra.run.dir={blocker}/run"], "hydra.run.dir", "run"),
+    (["-m", "hydra.sweep.dir={blocker}/sweep", "seed=0,1"], "hydra.sweep.dir", "sweep"),
+])
+def test_an_unwritable_run_folder_is_one_line_before_hydra_creates_it(tmp_path, args, key, folder):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the run folder should go")  # root ignores chmod
+    result = run("train.py", [*(a.format(blocker=blocker) for a in args), "debug=fast_dev_run"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+    assert error_lines(result.stderr) == [
+        f"error: {key}: cannot write to {blocker}/{folder} (Not a directory); make it "
+        f"writable or point {key} elsewhere. Nothing was trained"]
+    assert not (tmp_path / "cache").exists()
