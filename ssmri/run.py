@@ -7,6 +7,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ssmri.checkpoint import MISSING, check_weights_fit, file_problem, load_checkpoint, upgrade_targets
@@ -101,7 +102,14 @@ def test_and_report(
 
 def test_metrics(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict:
     """``test/*`` metrics of the weights at ``ckpt_path`` (None: those in memory)."""
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    try:
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    except SIGTERMException:  # a SystemExit with code 0: the run would end "successfully", untested
+        raise RuntimeError(
+            f"stopped by a signal during the test of {ckpt_path or 'the final weights'}: the test did not "
+            f"finish, so no metrics.json was written; the checkpoints are kept: test one with "
+            f"`python eval.py ckpt_path=<checkpoint>`"
+        ) from None
     return {key: float(value) for key, value in trainer.callback_metrics.items()
             if key.startswith("test/")}
 

@@ -183,3 +183,19 @@ def test_one_image_splits_train_and_preflight_counts_every_checkpoint_written(tm
     assert len((run / "test_per_image.csv").read_text().splitlines()) == 2
     assert set((run / "checkpoints").glob("*.ckpt")) == expected
     assert {path.name for path in expected} == {"best.ckpt", "last.ckpt", "select-val_psnr.ckpt"}
+
+
+def test_sigterm_during_the_final_test_fails_and_says_the_test_did_not_finish(tmp_path):
+    args = ["data=phantom", "data.image_size=32", "data.num_train=4", "data.num_val=2", "data.num_test=4",
+            "data.batch_size=2", "data.eval_batch_size=1", "model.denoiser.base_features=8",
+            "trainer.accelerator=cpu", "trainer.max_epochs=1", "logger=none", "hydra.run.dir=run",
+            "+callbacks.sigterm._target_=tests.helpers.faults.SigtermDuringTest"]
+    result = run_cli(args, tmp_path, tmp_path / "cache")
+    assert result.returncode == 1, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "stopped by a signal during the test of" in line and "the test did not finish" in line
+    run = tmp_path / "run"
+    assert not (run / "metrics.json").exists()
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    # The tested weights are not written over last.ckpt as if training had stopped there.
+    assert "Stopped by a signal" not in result.stdout + result.stderr

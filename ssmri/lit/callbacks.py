@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
@@ -49,6 +50,8 @@ class CheckpointOnInterrupt(L.Callback):
     ) -> None:
         if not isinstance(exception, SIGTERMException):
             return  # a failure (e.g. a NaN loss) keeps the last good checkpoint untouched
+        if trainer.state.fn != TrainerFn.FITTING:
+            return  # a stop while testing: the weights in memory are a tested checkpoint's, not the last
         stopped = f"Stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}"
         before = _identity(self.path)
         try:

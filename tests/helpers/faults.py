@@ -1,9 +1,12 @@
-"""Faults the reliability tests inject: a checkpoint with a payload, a small full disk."""
+"""Faults the reliability tests inject: a checkpoint with a payload, a small full disk, a signal."""
 
+import os
+import signal
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -37,3 +40,11 @@ def small_tmpfs(path: Path, size: str = "1m"):
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=False)
+
+
+class SigtermDuringTest(L.Callback):
+    """Sends this process SIGTERM after the first test batch: a stop while the final test runs."""
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
