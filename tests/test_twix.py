@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from ssmri.data.twix import TwixFiles, read_twix
+from ssmri.errors import DataError
 
 GRE = Path(__file__).parent / "data" / "twix" / "gre.dat"
 
@@ -37,3 +39,20 @@ def test_oversampling_removal_and_crop_match_numpy():
     profile = (np.abs(np.fft.ifftshift(np.fft.ifft(kspace, axis=1), axes=1)) ** 2).sum(axis=(0, 2))
     assert profile[80:240].sum() > 0.9 * profile.sum()
     assert torch.equal(data.mask[0], torch.ones(64, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("cut", [20_000, 800_000, 1_200_000])  # in the header, in the lines, near the end
+def test_a_truncated_copy_is_refused_not_read_as_undersampled(tmp_path, cut):
+    copy = tmp_path / "gre.dat"
+    copy.write_bytes(GRE.read_bytes()[:cut])
+    size = GRE.stat().st_size - 480  # the measurement's end the header gives; 480 bytes of padding follow
+    message = rf"gre.dat is truncated: .* ends at byte {size} but the file has {cut} bytes"
+    with pytest.raises(DataError, match=message):
+        read_twix(copy)
+
+
+@pytest.mark.parametrize("content", [b"not a scan\n" * 100, b"\x89HDF\r\n\x1a\n" + bytes(4000)])
+def test_a_file_that_is_no_twix_is_named(tmp_path, content):
+    (tmp_path / "other.dat").write_bytes(content)
+    with pytest.raises(DataError, match=r"other.dat: the twix header has no 'Dicom' entry; not a Siemens"):
+        TwixFiles(str(tmp_path / "other.dat"), image_size=64).load([(0, 0)])

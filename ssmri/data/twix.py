@@ -22,6 +22,7 @@ def read_twix(path: Path) -> RawVolume:
     """One Siemens ``.dat`` file -> :class:`RawVolume`; refuses non-Cartesian and 3-D scans."""
     import twixtools
 
+    check_complete(path)
     try:
         measurement = twixtools.read_twix(str(path), verbose=False)[-1]
         protocol = measurement["hdr"]["MeasYaps"]
@@ -72,6 +73,34 @@ def read_twix(path: Path) -> RawVolume:
     return RawVolume(kspace, mask, rows, voxel, calibration)
 
 
+def check_complete(path: Path) -> None:
+    """Refuse a file cut short (a copy interrupted): twixtools stops quietly at its end, and
+    the lines it kept would pass for a prospectively undersampled scan.
+
+    VD/VE files open with a multi-raid header saying where each measurement ends (twixtools'
+    own test for it: a first word under 10000 and at most 64 measurements); VB files and
+    files that are no twix at all have none, and are left to the parser.
+    """
+    from twixtools.hdr_def import MultiRaidFileHeader
+
+    with open(path, "rb") as handle:
+        start = handle.read(MultiRaidFileHeader.itemsize)
+    words = np.frombuffer(start[:8], dtype="<u4")
+    if len(words) < 2 or not (words[0] < 10000 and 0 < words[1] <= 64):
+        return
+    size = path.stat().st_size
+    end = MultiRaidFileHeader.itemsize
+    if len(start) == end:
+        header = np.frombuffer(start, dtype=MultiRaidFileHeader)[0]
+        entries = header["entry"][: int(header["hdr"]["count_"])]
+        end = max(int(entry["off_"]) + int(entry["len_"]) for entry in entries)
+    if end > size:
+        raise DataError(
+            f"{path} is truncated: its header says the scan ends at byte {end} but the file has {size} "
+            f"bytes; copy the file again from the scanner"
+        )
+
+
 class TwixFiles(ScanFiles):
     """Siemens ``.dat`` raw data of 2-D Cartesian scans (:func:`read_twix`); no target."""
 
@@ -82,4 +111,4 @@ class TwixFiles(ScanFiles):
         return read_twix(path)
 
 
-__all__ = ["TwixFiles", "read_twix"]
+__all__ = ["TwixFiles", "check_complete", "read_twix"]
