@@ -3,14 +3,17 @@
 What every loss must do (finite, never reads x, trains, seeded) is in ``test_loss_contract.py``.
 """
 
+import logging
+
 import pytest
 import torch
 
 from ssmri.losses.adversarial import UAIRLoss, UnsupervisedAdversarialLoss
 from ssmri.models.discriminator import SkipConvDiscriminator
+from ssmri.physics import MultiCoilMRI
 from ssmri.physics.acquisition import Acquisition
 from tests.helpers.models import tiny_model
-from tests.helpers.problems import SIZE, small_problem
+from tests.helpers.problems import SIZE, acquisition_for, small_problem
 
 LOSSES = {"adversarial": UnsupervisedAdversarialLoss, "uair": UAIRLoss}
 
@@ -200,3 +203,20 @@ def test_optional_mc_term_and_bad_options(batch, rng):
         make("adversarial", real_source="shuffled")
     with pytest.raises(ValueError, match="domain"):
         make("uair", domain="measurement")
+
+
+def test_uair_says_once_that_multicoil_replaces_the_kspace_domain(rng, caplog):
+    physics, _, y, mask = small_problem(batch=2, physics=MultiCoilMRI(SIZE, 4, coils=2))
+    acq = acquisition_for(physics, mask)
+    model, loss_fn = make("uair")
+    with caplog.at_level(logging.WARNING, logger="ssmri.losses.adversarial"):
+        for _ in range(2):
+            out = loss_fn(model, physics, y, acq, rng=rng)
+    assert out.cache["real"].shape == (2, 2, SIZE, SIZE)  # coil-combined images, not coil k-space
+    warnings = [r.message for r in caplog.records if "loss.domain=kspace is replaced by image" in r.message]
+    assert len(warnings) == 1
+    caplog.clear()
+    _, image_loss = make("uair", domain="image")
+    with caplog.at_level(logging.WARNING, logger="ssmri.losses.adversarial"):
+        image_loss(model, physics, y, acq, rng=rng)
+    assert not caplog.records

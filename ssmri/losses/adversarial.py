@@ -6,12 +6,16 @@ the generator's, minimises ``MSE(D(real), 1) + MSE(D(sg[fake]), 0)`` on the tens
 generator step left in ``LossOutput.cache``.
 """
 
+import logging
+
 import torch
 from torch import Tensor, nn
 
 from ssmri.losses.base import AdversarialLoss, LossOutput, mse
 from ssmri.losses.consistency import measurement_consistency
 from ssmri.transforms.kspace import KspaceNoise
+
+log = logging.getLogger(__name__)
 
 
 def generator_adversarial(discriminator: nn.Module, fake: Tensor) -> Tensor:
@@ -160,10 +164,15 @@ class UAIRLoss(AdversarialLoss):
         self.adversarial_weight = float(adversarial_weight)
         self.mc_weight = float(mc_weight)
         self.domain = domain
+        self._said_image_domain = False
 
     def _view(self, physics, kspace: Tensor, acq) -> Tensor:
         if self.domain == "kspace" and acq.maps is None:
             return kspace
+        if self.domain == "kspace" and not self._said_image_domain:
+            log.warning("UAIR: loss.domain=kspace is replaced by image in multi-coil: the "
+                        "discriminator sees the coil-combined A^H y (set loss.domain=image to say so)")
+            self._said_image_domain = True
         return physics.backproject(kspace, acq)
 
     def forward(self, model, physics, y, acq, x=None, rng=None) -> LossOutput:
