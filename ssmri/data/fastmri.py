@@ -3,9 +3,11 @@
 - :class:`FastMRISliceTensor` reads the tutorial's file: a torch tensor ``(N, H, W)`` of
   magnitude slices normalised per slice (DeepInverse's ``SimpleFastMRISliceDataset`` format).
 - :class:`FastMRISingleCoilFiles` reads raw fastMRI single-coil HDF5 volumes (``kspace``,
-  ``reconstruction_esc``/``reconstruction_rss``; ``ismrmrd_header`` ignored).
+  ``reconstruction_esc``/``reconstruction_rss``; ``ismrmrd_header`` ignored), or fastMRI's
+  test/challenge layout (``kspace`` zero off the columns of a ``(W,)`` ``mask``, no target).
 """
 
+import logging
 from pathlib import Path
 
 import h5py
@@ -15,6 +17,7 @@ from torch import Tensor
 
 from ssmri.data.sources import (
     ImageSource,
+    MeasuredSlices,
     MissingSample,
     check_image_size,
     magnitude_to_complex,
@@ -24,6 +27,27 @@ from ssmri.data.sources import (
 from ssmri.errors import DataError
 from ssmri.physics.fft import ifft2c
 from ssmri.validation import open_hdf5
+
+log = logging.getLogger(__name__)
+
+#: ``data.images.split``: train, val and test on different files, or all on the same slices.
+SPLIT_MODES = ("files", "scan")
+
+
+def check_split_mode(split: str, root: Path) -> str:
+    """Validate ``data.images.split`` where it enters; say loudly when the splits share data."""
+    if split not in SPLIT_MODES:
+        raise ValueError(
+            f"data.images.split={split!r}; choose 'files' (train, val and test on different files) or "
+            f"'scan' (scan-specific: train, val and test all on every slice of {root})"
+        )
+    if split == "scan":
+        log.warning(
+            "data.images.split=scan: train, val and test are the SAME slices of %s (scan-specific "
+            "training); val/test score the method's own objective on the training data, not how it "
+            "generalises to other scans", root,
+        )
+    return split
 
 
 def existing(path, what: str, key: str) -> Path:
@@ -176,14 +200,31 @@ class VolumeFiles:
 
     The source provides ``files``, ``root``, ``train_fraction``, ``max_test``, ``num_val``,
     ``slices_per_file()`` and ``load(keys)``; keys are ``(volume number, slice number)`` pairs and
-    samples are named ``{"file", "slice", "volume"}``.
+    samples are named ``{"file", "slice", "volume"}``. ``split`` (:data:`SPLIT_MODES`) is
+    ``"scan"`` for scan-specific training: every split is every slice.
     """
+
+    split = "files"
+
+    @property
+    def shares_splits(self) -> bool:
+        """Train, val and test hold the same slices (``data.images.split=scan``)."""
+        return self.split == "scan"
+
+    def split_description(self) -> dict:
+        """What :meth:`describe` adds for the split mode: nothing for the default, so that caches
+        of the split by file keep their names."""
+        return {"split": self.split} if self.shares_splits else {}
 
     def keys(self, split: str, count: int | None) -> list[tuple[int, int]]:
         """``(volume number, slice number)`` of the split's slices; volumes never straddle splits:
         the first ``train_fraction`` of the files train (their last ``num_val`` slices validate),
-        the rest test (at most ``max_test`` slices; they also validate when ``num_val`` is 0)."""
+        the rest test (at most ``max_test`` slices; they also validate when ``num_val`` is 0).
+        Scan-specific (``split="scan"``): every split is every slice of every file."""
         self._check_split(split)
+        if self.shares_splits:
+            every = [(v, s) for v, count_v in enumerate(self.slices_per_file()) for s in range(count_v)]
+            return take(every, count, split, "the files")
         boundary = int(self.train_fraction * len(self.files))
         if not 0 < boundary < len(self.files):
             raise ValueError(
@@ -231,6 +272,11 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
     (magnitude), or ``kspace`` (the complex image ``F⁻¹ kspace``, for files without
     reconstructions); centre-cropped to ``crop_size`` and resized to ``image_size``.
 
+    Files in fastMRI's test/challenge layout (a ``(W,)`` ``mask``, ``kspace`` zero off it, no
+    reconstruction) are served as acquired :class:`MeasuredSlices` without a target: readout
+    oversampling removed (``H // 2`` rows) and the central ``image_size`` square of k-space
+    kept, never an image resize, which would break consistency with the acquired columns.
+
     Args:
         root: folder of ``.h5`` files (sorted by name; the first ``train_fraction`` of the
             volumes train, the rest test, so no volume is in two splits).
@@ -238,6 +284,7 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
         target: which dataset holds the ground truth.
         crop_size: centre crop before resizing (320 for fastMRI knee).
         train_fraction, max_test, num_val: as in :func:`protocol_split`, over slices.
+        split: ``files`` (by volume, above) or ``scan`` (scan-specific: every split is every slice).
     """
 
     def __init__(
@@ -249,6 +296,7 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
         train_fraction: float = 0.8,
         max_test: int | None = 50,
         num_val: int = 0,
+        split: str = "files",
     ):
         self.root = existing(root, "fastMRI folder", "data.images.root")
         if target not in ("reconstruction_esc", "reconstruction_rss", "kspace"):
@@ -259,10 +307,25 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         self.target, self.crop_size = target, crop_size
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+        self.split = check_split_mode(split, self.root)
         self._counts: list[int] | None = None
+        self._acquired_files: dict[Path, bool] = {}
+
+    @property
+    def acquired(self) -> bool:
+        """The files are fastMRI's test layout (their own masks, no target), all or none."""
+        from ssmri.data.fastmri_multicoil import one_layout  # that module builds on this one
+
+        self.slice_counts()
+        return one_layout(self._acquired_files, self.root)
+
+    @property
+    def ground_truth(self) -> bool:
+        return not self.acquired
 
     def describe(self) -> dict:
         return {
+            **self.split_description(),
             "source": "fastmri_h5",
             "root": str(self.root),
             "files": [f.name for f in self.files],
@@ -278,9 +341,15 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
     def slice_counts(self) -> list[int]:
         """Slices per volume, read from the dataset shapes (no pixels)."""
         if self._counts is None:
+            from ssmri.data.fastmri_multicoil import acquired_layout  # that module builds on this one
+
             counts = []
             for path in self.files:
                 with open_h5(path) as file:
+                    self._acquired_files[path] = "mask" in file
+                    if "mask" in file:  # test layout: k-space and its mask, no target
+                        counts.append(self._acquired_slices(path, file, acquired_layout))
+                        continue
                     if self.target not in file:
                         raise ValueError(
                             f"{path} has no {self.target!r} dataset (has {sorted(file)}); "
@@ -294,8 +363,47 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
     def slices_per_file(self) -> list[int]:
         return self.slice_counts()
 
-    def load(self, keys) -> Tensor:
+    def _acquired_slices(self, path: Path, file: h5py.File, acquired_layout) -> int:
+        """Slices of an open test-layout file, refused (naming it) unless its k-space matches the
+        mask and is large enough for ``image_size``."""
+        if not isinstance(file.get("kspace"), h5py.Dataset):
+            raise DataError(
+                f"{path}: a 'mask' but no 'kspace' dataset (has {sorted(file)}); fastMRI's test layout "
+                f"holds both, remove the file from data.images.root"
+            )
+        kspace = file["kspace"]
+        check_slices_layout(path, kspace, "kspace")
+        acquired_layout(file, path, tuple(kspace.shape))
+        height, width = kspace.shape[1:]
+        if height // 2 < self.image_size or width < self.image_size:
+            raise DataError(
+                f"{path}: 'kspace' of {height}x{width} (readout {height // 2} without oversampling) is "
+                f"smaller than data.image_size={self.image_size}; lower data.image_size"
+            )
+        return int(kspace.shape[0])
+
+    def load(self, keys) -> Tensor | MeasuredSlices:
+        if self.acquired:
+            return self._load_acquired(keys)
         return torch.cat([self._slices(volume, numbers) for volume, numbers in by_volume(keys)])
+
+    def _load_acquired(self, keys) -> MeasuredSlices:
+        """Test-layout slices as acquired: the file's mask, no coil maps, no target."""
+        from ssmri.data.acquired import prepare_acquired  # builds on fastmri_multicoil, which builds on us
+
+        parts = []
+        for volume, numbers in by_volume(keys):
+            path = self.files[volume]
+            with open_h5(path) as file:
+                kspace, mask = file["kspace"][numbers], torch.from_numpy(file["mask"][()])
+            for number, slice_kspace in zip(numbers, kspace):
+                parts.append(prepare_acquired(
+                    torch.from_numpy(slice_kspace)[None], mask, self.image_size, slice_kspace.shape[-2] // 2,
+                    calib_width=2, threshold=0.0, crop=0.0, where=f"{path} slice {number}",
+                    coil_maps=False,  # one coil: the ESPIRiT settings above are not used
+                ))
+        kspace, _, masks, scale = zip(*parts)
+        return MeasuredSlices(torch.stack(kspace), None, None, torch.stack(masks), torch.stack(scale))
 
     def _slices(self, volume: int, numbers: list[int]) -> Tensor:
         """``(S, 2, image_size, image_size)`` complex slices ``numbers`` of one volume."""
@@ -329,4 +437,5 @@ def open_h5(path: Path) -> h5py.File:
     return open_hdf5(path, "data.images.root")
 
 
-__all__ = ["FastMRISingleCoilFiles", "FastMRISliceTensor", "VolumeFiles", "by_volume", "open_h5"]
+__all__ = ["SPLIT_MODES", "FastMRISingleCoilFiles", "FastMRISliceTensor", "VolumeFiles", "by_volume",
+           "check_split_mode", "open_h5"]
