@@ -1,13 +1,17 @@
 """Raw multi-coil fastMRI: the real-k-space path against NumPy, ESPIRiT maps, the cache and bad files."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from ssmri.data import FastMRIMultiCoilFiles, MRIDataModule
 from ssmri.errors import DataError
 from ssmri.physics import SingleCoilMRI
+from tests.helpers.config import compose_only
 from tests.helpers.fastmri_files import write_fastmri_multicoil_volume
 
 SIZE = 24
@@ -135,3 +139,24 @@ def test_damaged_or_empty_kspace_is_refused_naming_file_and_slice(tmp_path, dama
     with pytest.raises(DataError, match=rf"file2\.h5 slice 1: {message}") as raised:
         images.load(images.keys("test", None))
     assert "\n" not in str(raised.value)
+
+
+def test_a_splits_file_chooses_exactly_its_volumes(folder, tmp_path):
+    root, _ = folder
+    first = MRIDataModule(source(root), SingleCoilMRI(SIZE, 4), SIZE, cache_dir=tmp_path / "a")
+    record = first.splits_record()
+    assert [s["file"] for s in record["test"]] == ["file2.h5"]
+    (file0, file1), file2 = record["train"], record["test"][0]
+    record.update(train=[file2], val=[file1], test=[file0])  # every split another volume
+    (tmp_path / "splits.json").write_text(json.dumps(record))
+    cfg = compose_only(["data=fastmri_multicoil", f"data.images.root={root}", f"data.image_size={SIZE}",
+                        "data.images.calib_width=12", "data.images.train_fraction=0.67",
+                        f"data.splits_file={tmp_path / 'splits.json'}", f"data.cache_dir={tmp_path / 'b'}"])
+    chosen = instantiate(cfg.data, physics=SingleCoilMRI(SIZE, 4))
+    chosen.prepare_data()
+    chosen.setup()
+    images = source(root)
+    assert chosen.split_sizes() == {"train": 1, "val": 1, "test": 1}
+    torch.testing.assert_close(next(iter(chosen.test_dataloader())).x, images.load([(0, 0)]).target)
+    torch.testing.assert_close(next(iter(chosen.val_dataloader())).x, images.load([(1, 0)]).target)
+    assert [s["file"] for s in chosen.splits_record()["train"]] == ["file2.h5"]
