@@ -127,12 +127,15 @@ def test_each_sweep_job_has_its_own_ranks_in_its_own_directory(tmp_path):
 def test_a_ddp_sweep_records_a_failed_job_and_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
     # lr=1e30: the loss is NaN at the second step, on both ranks
-    run_entry("train.py", ["-m", "loss=mc", "module.optimizer.lr=1e30,1e-3", *TINY, *DDP, "data.num_train=16",
-                           f"hydra.sweep.dir={sweep}"], tmp_path, tmp_path / "cache")
+    with pytest.raises(AssertionError, match="1 of 2 jobs have no result: 0-mc-s0"):  # exit status 1
+        run_entry("train.py", ["-m", "loss=mc", "module.optimizer.lr=1e30,1e-3", *TINY, *DDP,
+                               "data.num_train=16", f"hydra.sweep.dir={sweep}"], tmp_path, tmp_path / "cache")
     assert "training loss is nan" in json.loads((sweep / "0-mc-s0" / "failed.json").read_text())["error"]
     assert json.loads((sweep / "1-mc-s0" / "metrics.json").read_text())["num_test_images"] == 5
     table = (sweep / "results.md").read_text()
-    assert "(+1 failed)" in table and "nan" not in table  # no sup row: its gap reads "–"
+    # One row per learning rate (as Hydra records it); no sup row: the gap reads "–", never "nan".
+    finished = next(line for line in table.splitlines() if line.startswith("| mc | 0.001 | "))
+    assert "| mc | 1e+30 | failed: 0-mc-s0: " in table and "nan" not in finished
 
 
 def test_job_scope_points_lightnings_rank_command_at_the_running_job(tmp_path, monkeypatch):
