@@ -1,7 +1,9 @@
 """The measurement cache: chunk-independent streaming build, checksums, mask checks, stale temporaries."""
 
+import fcntl
 import os
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -10,7 +12,7 @@ import pytest
 import torch
 
 from ssmri.data import CacheError, KspaceDataset, collate
-from ssmri.data.cache import CacheChunk, check_cache, write_cache
+from ssmri.data.cache import CacheChunk, check_cache, remove_stale_temporaries, write_cache
 from ssmri.data.sources import SPLITS
 
 
@@ -91,25 +93,49 @@ def test_shared_maps_are_stored_once_and_served_with_every_sample(tmp_path):
     assert batch.mask.shape == (2, 1, 4, 4) and batch.mask[:, 0, :, 1].eq(1).all()
 
 
-def test_stale_temporaries_of_killed_builds_are_removed(phantom_datamodule):
+def test_stale_temporaries_are_told_apart_by_the_writer_lock(phantom_datamodule):
     datamodule = phantom_datamodule()
     folder = datamodule.cache_dir
     folder.mkdir(parents=True, exist_ok=True)
-    dead_pid = 2**22 + 12345  # above Linux's largest pid: no such process
-    old = time.time() - 3600
     files = {
-        "killed": folder / f".phantom-0123456789abcdef.h5.{dead_pid}.0badc0de.tmp",
-        "live_writer": folder / f".phantom-0123456789abcdef.h5.{os.getpid()}.0badc0de.tmp",
-        "fresh": folder / f".phantom-fedcba9876543210.h5.{dead_pid}.12345678.tmp",
+        "killed": folder / ".phantom-0123456789abcdef.h5.4194304.0badc0de.tmp",
+        "held": folder / f".phantom-0123456789abcdef.h5.{os.getpid()}.0badc0de.tmp",
+        "just_created": folder / ".phantom-fedcba9876543210.h5.4194304.12345678.tmp",
         "not_ours": folder / "notes.h5.tmp",
     }
     for name, path in files.items():
-        path.write_bytes(b"partial")
-        if name != "fresh":
-            os.utime(path, (old, old))
-    datamodule.prepare_data()
-    assert not files["killed"].exists()
-    assert all(files[name].exists() for name in ("live_writer", "fresh", "not_ours"))
+        path.write_bytes(b"" if name == "just_created" else b"partial")
+    with open(files["held"], "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)  # as a live build holds its temporary
+        datamodule.prepare_data()
+    assert not files["killed"].exists()  # at once: no waiting for it to age
+    assert all(files[name].exists() for name in ("held", "just_created", "not_ours"))
+
+
+SLOW_WRITER = """
+import sys, time
+import torch
+from ssmri.data.cache import CacheChunk, write_cache
+def chunks():
+    yield CacheChunk(torch.zeros(1, 2, 4, 4), torch.ones(1, 4), torch.zeros(1, 2, 4, 4))
+    print("writing", flush=True)
+    time.sleep(120)
+write_cache(sys.argv[1], {"a": 1}, {"train": chunks()}, {"train": 2})
+"""
+
+
+def test_a_killed_build_leaves_nothing_a_live_one_is_never_touched(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(tmp_path / "cache.h5")], cwd=root,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        (temporary,) = tmp_path.glob(".cache.h5.*.tmp")
+        assert remove_stale_temporaries(tmp_path) == [] and temporary.exists()  # alive: kept
+    finally:
+        writer.kill()
+        writer.wait()
+    assert remove_stale_temporaries(tmp_path) == [temporary] and not temporary.exists()
 
 
 PEAK_RSS = """
@@ -125,9 +151,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 @pytest.mark.slow
 def test_building_memory_does_not_grow_with_the_number_of_slices(tmp_path):
-    import subprocess
-    import sys
-
     def peak_kib(count: int) -> int:
         folder = tmp_path / str(count)
         root = Path(__file__).resolve().parents[1]  # this checkout's ssmri, not an installed one

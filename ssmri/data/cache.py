@@ -14,6 +14,7 @@ file a later run reads; keyed by a hash of the data and physics configuration; a
 dataset carries HDF5's Fletcher-32 checksum, so a flipped bit is an error, not a result.
 """
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,36 +78,42 @@ def fix_for(path: Path) -> str:
 _TEMPORARY = re.compile(r"^\.(?P<name>.+\.h5)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
 
-def remove_stale_temporaries(folder: Path, started: float, grace_s: float = 60.0) -> list[Path]:
+def remove_stale_temporaries(folder: Path, grace_s: float = 60.0) -> list[Path]:
     """Delete cache temporaries left by killed builds; returns what was removed.
 
     Only files named as :func:`ssmri.atomic.atomic_write` names a cache's temporary are
-    touched, and only when their writer is not a live process here and they were last written
-    ``grace_s`` before this build ``started`` (a live writer on another machine sharing the
-    folder keeps touching its file).
+    touched. A live build holds a shared ``flock`` on its temporary from creation to rename
+    (:func:`_created_and_held`), which the kernel drops when the writer dies: a temporary
+    nobody holds is a dead writer's and goes at once, a held one is never touched. Only an
+    empty, unheld file (a writer between creating and locking it) waits ``grace_s``.
     """
     removed = []
     if not folder.is_dir():
         return removed
     for candidate in folder.iterdir():
-        match = _TEMPORARY.match(candidate.name)
-        if match is None or not candidate.is_file() or _alive(int(match["pid"])):
+        if _TEMPORARY.match(candidate.name) is None or not candidate.is_file():
             continue
-        if candidate.stat().st_mtime < started - grace_s:
-            candidate.unlink(missing_ok=True)
-            removed.append(candidate)
-            log.info("removed %s, left by a killed cache build", candidate)
+        try:
+            with open(candidate, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a writer holds it
+                status = os.fstat(handle.fileno())
+                if status.st_size == 0 and status.st_mtime > time.time() - grace_s:
+                    continue
+                candidate.unlink(missing_ok=True)  # under our lock: no writer can take it meanwhile
+        except OSError:  # held by a live writer (BlockingIOError), gone, or not ours to open
+            continue
+        removed.append(candidate)
+        log.info("removed %s, left by a killed cache build", candidate)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
+def _created_and_held(temporary: Path, held: ExitStack) -> Path:
+    """Create ``temporary`` and hold a shared ``flock`` on it until ``held`` closes: the mark of a
+    live writer. Shared, so HDF5 readers of the renamed file are never refused meanwhile."""
+    descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    held.callback(os.close, descriptor)
+    fcntl.flock(descriptor, fcntl.LOCK_SH)
+    return temporary
 
 
 def write_cache(
@@ -116,8 +124,11 @@ def write_cache(
     ``totals`` gives each split's sample count (for the progress bar and the empty-split check).
     """
     path = Path(path)
-    remove_stale_temporaries(path.parent, started=time.time())
-    with atomic_write(path) as temporary, h5py.File(temporary, "w") as file:
+    remove_stale_temporaries(path.parent)
+    # The lock outlives atomic_write, so it is released only after the rename. HDF5's own lock
+    # (exclusive, on its own descriptor) would clash with ours: it is off for this file.
+    with ExitStack() as held, atomic_write(path) as temporary, \
+            h5py.File(_created_and_held(temporary, held), "w", locking=False) as file:
         file.attrs["ssmri_cache_version"] = CACHE_VERSION
         file.attrs["config_hash"] = config_hash(spec)
         file.attrs["config"] = json.dumps(spec, sort_keys=True, default=str)
