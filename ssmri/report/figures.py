@@ -1,6 +1,7 @@
 """Figures a person looks at: a run's test images and error maps, a sweep's curves and comparison."""
 
 import csv
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -129,8 +130,9 @@ def save_sweep_samples(jobs, path: Path, images: int = 2, setting: str = "") -> 
                 error_row[column].imshow(error[0], cmap="magma", vmin=0, vmax=scale)
         for axis in (*image_row, *error_row):
             axis.axis("off")
-    heading = f"{setting}: " if setting else ""
-    figure.suptitle(f"{heading}same test images for every method; error maps share one scale, "
-                    f"0 to {scale:.2f} (the zero-filled error's maximum; larger errors saturate)", fontsize=9)
+    caption = (f"{setting + ': ' if setting else ''}same test images for every method; error maps share "
+               f"one scale, 0 to {scale:.2f} (the zero-filled error's maximum; larger errors saturate)")
+    # Wrapped to the figure's width: a sweep of few methods makes a narrow figure.
+    figure.suptitle(textwrap.fill(caption, width=max(50, 16 * columns)), fontsize=9)
     figure.tight_layout()
     _save(figure, path, dpi=90)
