@@ -123,7 +123,8 @@ def evaluate_folders(predictions: Path, targets: Path, key: str | None = None,
         data_range = torch.full((len(target),), float(target.max()))
         quality.update(torch.arange(first, len(volume_ids)), estimate_t, estimate_t, target_t, data_range)
         volumes[name] = {"first_index": first, "slices": len(target), "target_key": used}
-    values = quality.compute()
+    # One image comes back as 0-d tensors: per image means one value per row, always.
+    values = {key: value.reshape(-1) for key, value in quality.compute().items()}
     summary = _without_zero_filled(aggregate(values, "test", "fastmri", volume_ids))
     for volume in volumes.values():
         members = torch.arange(volume["first_index"], volume["first_index"] + volume["slices"])

@@ -104,6 +104,15 @@ def test_a_target_taller_than_wide_is_scored_on_its_central_square_as_fastmri_do
     assert metrics["cropped"]["file_a.h5"] == "prediction 30x30, target 30x24 -> 24x24"
 
 
+def test_one_volume_of_one_slice_is_scored(tmp_path):
+    volumes = {"only.h5": tuple(t[:1] for t in made_up_volumes()["file_c.h5"])}
+    predictions, targets = write_folders(tmp_path, volumes)
+    assert main(["--predictions", str(predictions), "--targets", str(targets)]) == 0
+    metrics = json.loads((predictions / "metrics.json").read_text())
+    assert metrics["test/psnr"] == pytest.approx(run_metrics(volumes)[1]["test/psnr"], rel=1e-6)
+    assert metrics["test/psnr_std"] == 0.0 and metrics["num_test_images"] == 1
+
+
 def test_target_key_defaults_to_esc_and_can_be_chosen(tmp_path):
     volumes = made_up_volumes()
     predictions, targets = write_folders(tmp_path, volumes)
