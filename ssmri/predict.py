@@ -44,7 +44,6 @@ class Volume:
 
     name: str
     keys: list
-    number: int | None = None  # the source's volume number (None: a source without files)
     voxel_size: tuple[float, float, float] | None = None
 
 
@@ -122,7 +121,7 @@ def list_volumes(datamodule, outcome: Outcome) -> list[Volume]:
     for number, name in enumerate(names):
         stem = Path(name).stem
         try:
-            volumes.append(Volume(stem, list(source.volume_keys(number)), number, source.voxel_size(number)))
+            volumes.append(Volume(stem, list(source.volume_keys(number)), source.voxel_size(number)))
         except (ValueError, OSError) as error:
             outcome.failed[stem] = one_line(error).removeprefix("error: ")
             log.error("%s: %s", stem, outcome.failed[stem])
