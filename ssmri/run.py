@@ -82,6 +82,8 @@ def test_and_report(
     metrics["metrics_convention"] = module.metric_convention
     # Acquired scans: no metric against a reference exists; test/loss is the method's own objective.
     metrics["ground_truth"] = bool(getattr(datamodule, "ground_truth", True))
+    if getattr(getattr(datamodule, "images", None), "shares_splits", False):  # data.images.split=scan
+        metrics["splits_share_data"] = True  # test numbers are on the training slices
     metrics["num_test_images"] = len(results["index"])
     metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
     if rules is not None:  # every rule's test numbers, the configured one's included
@@ -148,6 +150,11 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
 def check_selection_has_truth(cfg: DictConfig, datamodule) -> None:
     """Refuse a selection rule that reads ground truth on data that have none."""
     rule = OmegaConf.select(cfg, "selection.rule")
+    if rule == "val_psnr" and getattr(getattr(datamodule, "images", None), "shares_splits", False):
+        raise ValueError(
+            "selection=val_psnr with data.images.split=scan picks weights by the ground truth of the "
+            "training slices themselves (val is train); choose selection=val_loss or selection=last"
+        )
     if rule == "val_psnr" and not getattr(datamodule, "ground_truth", True):
         raise ValueError(
             f"selection=val_psnr reads validation ground truth, which {type(datamodule.images).__name__} "

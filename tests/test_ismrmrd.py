@@ -14,14 +14,18 @@ from tests.helpers.fastmri_files import write_fastmri_multicoil_volume
 from tests.helpers.raw_files import write_ismrmrd
 
 WIDTH, CENTRE, SIZE = 36, 20, 24
+# ESPIRiT's eigenvalue threshold: on these 24x24 scans with 10-12 calibration lines no eigenvalue
+# reaches sigpy's 0.95 (the maps would be all zero, which the source refuses).
+CROP = 0.5
 
 
-def scan(tmp_path, name="scan.h5", seed=0, block=(12, 24), **options):
-    """A 2-slice 4-coil scan at R = 3 plus a centre block; returns (path, full k-space, mask)."""
+def scan(tmp_path, name="scan.h5", seed=0, block=(12, 24), offset=0, **options):
+    """A 2-slice 4-coil scan at R = 3 (every 3rd line from ``offset``) plus a centre block;
+    returns (path, full k-space, mask)."""
     (tmp_path / "full").mkdir(exist_ok=True)  # beside the scans, not among them
     full = write_fastmri_multicoil_volume(tmp_path / "full" / name, slices=2, seed=seed)[..., :WIDTH]
     mask = np.zeros((2, WIDTH), bool)
-    mask[:, ::3] = True
+    mask[:, offset::3] = True
     mask[:, block[0] : block[1]] = True
     write_ismrmrd(tmp_path / name, full * mask[:, None, None], mask, CENTRE, recon_x=32, **options)
     return tmp_path / name, full, mask
@@ -61,7 +65,7 @@ def test_lines_are_placed_repeats_averaged_and_noise_skipped(tmp_path):
 
 def test_load_matches_numpy_oversampling_removal_and_crop(tmp_path):
     path, full, mask = scan(tmp_path)
-    data = ISMRMRDFiles(str(path), image_size=SIZE, calib_width=12).load([(0, 0), (0, 1)])
+    data = ISMRMRDFiles(str(path), image_size=SIZE, calib_width=12, crop=CROP).load([(0, 0), (0, 1)])
     assert data.target is None and data.has_target is False and data.acquired
     assert data.kspace.shape == data.maps.shape == (2, 4, 2, SIZE, SIZE)
     left = (WIDTH - SIZE) // 2
@@ -77,13 +81,20 @@ def test_calibration_block_and_maps_come_from_acquired_lines_only(tmp_path, capl
     row = torch.from_numpy(mask[0, 6:30])  # the 24 central columns the source keeps
     assert centred_calibration_width(row) == 10
     with caplog.at_level(logging.INFO):
-        data = ISMRMRDFiles(str(path), image_size=SIZE, calib_width=20).load([(0, 0)])
+        data = ISMRMRDFiles(str(path), image_size=SIZE, calib_width=20, crop=CROP).load([(0, 0)])
     assert "calib_width 20 reduced to the 10 acquired central lines" in caplog.text
     # ESPIRiT on the fully sampled k-space with the same 10 central lines gives the same maps:
     # nothing outside the acquired block entered them.
     fully = torch.from_numpy(numpy_acquired(full[0].astype(np.complex128), 32, SIZE).astype(np.complex64))
-    reference = espirit_maps(fully, 10, 0.02, 0.95)
+    reference = espirit_maps(fully, 10, 0.02, CROP)
+    assert reference.abs().amax() > 0.9  # maps, not zeros
     np.testing.assert_allclose(as_complex(data.maps[0]), reference.numpy(), atol=1e-4)
+
+
+def test_zero_maps_are_refused_not_scaled_by_1e12(tmp_path):
+    path, _, _ = scan(tmp_path)
+    with pytest.raises(DataError, match=r"scan.h5 slice 0: ESPIRiT kept no pixel .* lower data.images.crop"):
+        ISMRMRDFiles(str(path), image_size=SIZE, calib_width=12, crop=0.95).load([(0, 0)])
 
 
 def test_a_block_too_small_for_espirit_names_the_file_and_the_lines(tmp_path):
@@ -126,12 +137,12 @@ def test_non_hdf5_and_files_without_header_are_named(tmp_path):
 def scan_folder(tmp_path):
     root = tmp_path / "scans"
     root.mkdir()
-    for seed in range(3):
-        scan(root, name=f"scan{seed}.h5", seed=seed)
+    for seed in range(3):  # three different masks: a law to draw fresh ones from
+        scan(root, name=f"scan{seed}.h5", seed=seed, offset=seed)
     return root
 
 
-RUN = ["data=ismrmrd", "data.image_size=24", "data.images.calib_width=12",
+RUN = ["data=ismrmrd", "data.image_size=24", "data.images.calib_width=12", f"data.images.crop={CROP}",
        "data.images.train_fraction=0.67", "physics=multicoil", "model.denoiser.base_features=8",
        "model.cg_iterations=2", "trainer.accelerator=cpu", "logger=none", "trainer.max_epochs=1"]
 
@@ -173,3 +184,96 @@ def test_a_run_trains_and_tests_with_no_target_anywhere(tmp_path, monkeypatch):
         assert all("target" not in file[split] for split in ("train", "val", "test"))
         assert file["train/mask"][()].sum(axis=1).tolist() == [16, 16, 16, 16]  # the files' own masks
     assert (tmp_path / "run" / "splits.json").is_file()
+
+
+def test_scan_specific_split_serves_every_slice_to_every_split(tmp_path, caplog):
+    path, _, _ = scan(tmp_path)
+    with pytest.raises(ValueError, match=r"1 volumes cannot be split 0.8/0.2"):
+        ISMRMRDFiles(str(path), image_size=SIZE).keys("train", None)  # one file cannot split by file
+    with caplog.at_level(logging.WARNING):
+        images = ISMRMRDFiles(str(path), image_size=SIZE, split="scan")
+    assert "train, val and test are the SAME slices" in caplog.text
+    assert all(images.keys(split, None) == [(0, 0), (0, 1)] for split in ("train", "val", "test"))
+    assert images.shares_splits and images.describe()["split"] == "scan"
+    assert "split" not in ISMRMRDFiles(str(path), image_size=SIZE).describe()  # old caches keep their names
+    with pytest.raises(ValueError, match=r"data.images.split='slices'; choose 'files' .* or 'scan'"):
+        ISMRMRDFiles(str(path), image_size=SIZE, split="slices")
+
+
+def test_scan_specific_selection_on_the_training_truth_is_refused(tmp_path):
+    from ssmri.run import train
+    from tests.helpers.config import compose_config
+    from tests.helpers.fastmri_files import write_fastmri_volume
+
+    write_fastmri_volume(tmp_path / "file0.h5")  # fully sampled, with a target
+    cfg = compose_config(tmp_path, ["data=fastmri_h5", f"data.images.root={tmp_path}", "data.image_size=24",
+                                    "data.images.split=scan", "selection=val_psnr", "trainer.accelerator=cpu",
+                                    "logger=none"])
+    with pytest.raises(ValueError, match=r"val_psnr with data.images.split=scan .* selection=val_loss"):
+        train(cfg)
+
+
+GRE = "tests/data/twix/gre.dat"
+
+
+@pytest.mark.slow
+def test_one_scan_trains_scan_specific_and_writes_its_objective_per_image(tmp_path):
+    import csv
+    import json
+
+    from ssmri.run import train
+    from tests.helpers.config import compose_config
+
+    cfg = compose_config(tmp_path, ["data=twix", f"data.images.root={GRE}", "data.images.split=scan",
+                                    "data.image_size=32", *RUN[3:], "loss=ssdu"])
+    metrics = train(cfg)
+    assert metrics["ground_truth"] is False and metrics["splits_share_data"] is True
+    with open(tmp_path / "run" / "test_per_image.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["index", "loss"] and len(rows) == 1
+    assert np.isclose(float(rows[0]["loss"]), metrics["test/loss"], rtol=1e-5)  # one slice: its mean
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert splits["source"]["split"] == "scan" and splits["train"] == splits["test"]
+
+
+@pytest.fixture(scope="module")
+def acquired_batch(tmp_path_factory):
+    """A training batch of acquired ISMRMRD scans and the multi-coil physics with the estimated law."""
+    from ssmri.data import MRIDataModule
+    from ssmri.physics import MultiCoilMRI
+    from ssmri.physics.measured_law import MeasuredMaskLaw
+
+    tmp_path = tmp_path_factory.mktemp("acquired")
+    images = ISMRMRDFiles(str(scan_folder(tmp_path)), image_size=SIZE, calib_width=12, crop=CROP,
+                          train_fraction=0.67)
+    physics = MultiCoilMRI(SIZE, 8, coils=4)
+    datamodule = MRIDataModule(images, physics, SIZE, batch_size=2, cache_dir=tmp_path / "cache")
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert isinstance(physics.mask_law, MeasuredMaskLaw) and physics.mask_law.acceleration == 1.5
+    assert physics.mask_law.distinct == 2  # the two training files were acquired with different masks
+    return next(iter(datamodule.train_dataloader())), physics
+
+
+@pytest.mark.parametrize("name, reads", [("moi", "sample_columns"), ("mo_ei", "sample_columns"),
+                                         ("weighted_ssdu", "column_probability")])
+def test_losses_that_need_the_mask_law_train_on_the_estimated_one(acquired_batch, monkeypatch, name, reads):
+    from ssmri.physics.measured_law import MeasuredMaskLaw
+    from ssmri.run import instantiate
+    from tests.helpers.config import compose_only
+    from tests.helpers.models import tiny_model
+
+    batch, physics = acquired_batch
+    calls = []
+    original = getattr(MeasuredMaskLaw, reads)
+    monkeypatch.setattr(MeasuredMaskLaw, reads, lambda law, *a, **k: calls.append(law) or original(law, *a,
+                                                                                                     **k))
+    loss = instantiate(compose_only(["data=phantom", f"data.image_size={SIZE}", f"loss={name}"]).loss)
+    model = tiny_model()
+    output = loss(model, physics, batch.y, batch.acq, None, torch.Generator().manual_seed(0))
+    output.loss.backward()
+    assert calls and all(law is physics.mask_law for law in calls)  # the law of the files' masks
+    assert torch.isfinite(output.loss) and output.loss > 0
+    gradients = [p.grad for p in model.parameters() if p.grad is not None]
+    assert gradients and all(torch.isfinite(g).all() for g in gradients)
+    assert any(g.abs().sum() > 0 for g in gradients)

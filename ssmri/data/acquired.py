@@ -105,10 +105,18 @@ def prepare_acquired(
         if calib_width > block:
             log.info("%s: calib_width %d reduced to the %d acquired central lines", where, calib_width, block)
         maps = espirit_maps(kspace, min(calib_width, block), threshold, crop)
+        if not maps.abs().amax() > 0:  # else the scale below would blow the k-space up by 1e12
+            raise DataError(
+                f"{where}: ESPIRiT kept no pixel (every eigenvalue under data.images.crop={crop} with "
+                f"{min(calib_width, block)} calibration lines), so the coil maps are zero; lower "
+                f"data.images.crop (e.g. 0.5) or acquire a wider central block"
+            )
         combined = (maps.conj() * to_complex(ifft2c(to_channels(kspace)))).sum(dim=0)
     else:
         kspace = kspace[0]
         combined = to_complex(ifft2c(to_channels(kspace)))
-    scale = combined.abs().amax().clamp_min(1e-12)
+    scale = combined.abs().amax()
+    if not scale > 0:
+        raise DataError(f"{where}: the acquired k-space is all zero; remove the scan from data.images.root")
     channels = to_channels(kspace) / scale
     return channels, None if maps is None else to_channels(maps), mask.to(torch.uint8), scale

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ssmri.data.acquired import prepare_acquired
-from ssmri.data.fastmri import VolumeFiles, by_volume, existing
+from ssmri.data.fastmri import VolumeFiles, by_volume, check_split_mode, existing
 from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size
 from ssmri.errors import DataError
 
@@ -55,6 +55,9 @@ class ScanFiles(VolumeFiles, DataSource):
         calib_width: ESPIRiT's calibration width, cut to the fully sampled central block.
         threshold, crop: ESPIRiT's thresholds (:func:`~ssmri.data.fastmri_multicoil.espirit_maps`).
         train_fraction, max_test, num_val: as for fastMRI folders.
+        split: ``files`` (train, val and test on different files), or ``scan`` for scan-specific
+            training: every split is every slice, so one scan (one file, even one slice) can be
+            trained on; val and test then score the method's own objective on the training data.
     """
 
     acquired = True
@@ -65,6 +68,7 @@ class ScanFiles(VolumeFiles, DataSource):
     def __init__(
         self, root: str, image_size: int = 128, calib_width: int = 24, threshold: float = 0.02,
         crop: float = 0.95, train_fraction: float = 0.8, max_test: int | None = 50, num_val: int = 0,
+        split: str = "files",
     ):
         self.root = existing(root, f"{self.source} file or folder", "data.images.root")
         self.files = [self.root] if self.root.is_file() else sorted(
@@ -80,6 +84,7 @@ class ScanFiles(VolumeFiles, DataSource):
             raise ValueError(f"data.images.calib_width={calib_width} must be >= 2")
         self.calib_width, self.threshold, self.crop = int(calib_width), float(threshold), float(crop)
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+        self.split = check_split_mode(split, self.root)
         self._counts: dict[int, int] = {}
         self._voxels: dict[int, tuple | None] = {}
         self._last: tuple[int, RawVolume] | None = None  # one parsed file kept: memory stays bounded
@@ -90,6 +95,7 @@ class ScanFiles(VolumeFiles, DataSource):
 
     def describe(self) -> dict:
         return {
+            **self.split_description(),
             "source": self.source,
             "root": str(self.root),
             "files": [f.name for f in self.files],

@@ -10,13 +10,14 @@ import torch
 
 from ssmri.atomic import atomic_write
 
+# ``loss``: the method's own objective per image, the only column of a run without ground truth.
 PER_IMAGE_COLUMNS = ["index", "psnr", "ssim", "psnr_zero_filled", "ssim_zero_filled", "nmse",
-                     "nmse_zero_filled"]
+                     "nmse_zero_filled", "loss"]
 
 
 def write_per_image(path: Path, results: dict[str, torch.Tensor]) -> Path:
     """One row per test image: index, psnr, ssim, psnr_zero_filled, ssim_zero_filled, nmse,
-    nmse_zero_filled (those of them ``results`` has), under the run's metric convention."""
+    nmse_zero_filled, loss (those of them ``results`` has), under the run's metric convention."""
     columns = [c for c in PER_IMAGE_COLUMNS if c in results]
     with atomic_write(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
