@@ -89,6 +89,8 @@ def test_bad_splits_files_fail_clearly(tmp_path):
         "leak.json": ({**good, "test": [sample("test", 0), leaked]},
                       r"puts sample \{.*'split': 'train', 'index': 1.*\} in both 'train' \(train\[1\]\) "
                       r"and 'test' \(test\[1\]\); each sample belongs to one split"),
+        "val_in_test.json": ({**good, "test": [sample("test", 0), sample("val", 0)]},
+                             r"in both 'val' \(val\[0\]\) and 'test' \(test\[1\]\)"),
         "twice.json": ({**good, "val": [sample("val", 0), sample("val", 0)]},
                        r"twice in 'val' \(val\[0\] and val\[1\]\)"),
         "string_sample.json": ({**good, "test": ["test-0"]}, r"test\[0\] is 'test-0', not a sample"),
@@ -112,3 +114,19 @@ def test_bad_splits_files_fail_clearly(tmp_path):
     (tmp_path / "good.json").write_text(json.dumps(good))  # the refusals above are not the checks' noise
     _, datamodule = build(compose_config(tmp_path, [*FAST, f"data.splits_file={tmp_path / 'good.json'}"]))
     assert datamodule.splits_record()["test"] == good["test"]
+
+
+def test_validation_on_the_test_split_is_the_one_allowed_overlap():
+    """``num_val=0`` (fastMRI sources, the tutorial) validates on the test images: its own
+    splits.json must read back; any other sharing, training's above all, is refused."""
+    from ssmri.data.splits import check_disjoint
+
+    def sample(split, index):
+        return {"file": f"{split}.h5", "slice": index, "volume": split}
+
+    test = [sample("test", 0), sample("test", 1)]
+    check_disjoint({"train": [sample("train", 0)], "val": list(test), "test": test}, "data.splits_file")
+    with pytest.raises(ValueError, match=r"in both 'train' \(train\[0\]\) and 'val' \(val\[0\]\)"):
+        check_disjoint({"train": [test[0]], "val": list(test), "test": test}, "data.splits_file")
+    with pytest.raises(ValueError, match="in both 'val'"):
+        check_disjoint({"train": [sample("train", 0)], "val": test[:1], "test": test}, "data.splits_file")
