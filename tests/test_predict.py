@@ -101,6 +101,28 @@ def test_fully_sampled_fastmri_files_give_every_slice_of_every_file_whatever_the
         assert nibabel.load(reconstructions / f"knee_{number}.nii.gz").header.get_zooms() == (1, 1, 1)
 
 
+def test_single_coil_test_layout_files_are_reconstructed_in_their_units(tmp_path):
+    folder = tmp_path / "singlecoil_test"
+    folder.mkdir()
+    mask = np.zeros(36, dtype=bool)
+    mask[::3] = True
+    mask[14:22] = True  # the centre column 18 and its neighbours
+    for number in range(2):
+        write_fastmri_volume(folder / f"file{number}.h5", slices=2, height=48, width=36, seed=number)
+        with h5py.File(folder / f"file{number}.h5", "r+") as file:
+            kspace = file["kspace"][()] * mask
+            del file["kspace"], file["reconstruction_esc"]
+            file["kspace"], file["mask"] = kspace, mask
+    cfg = compose_config(tmp_path, [
+        *PREDICT, f"ckpt_path={tiny_checkpoint(tmp_path)}", "data=fastmri_h5", f"data.image_size={SIZE}",
+        f"data.images.root={folder}",
+    ], config_name="predict")
+    assert predict(cfg).written == ["file0", "file1"]
+    with h5py.File(Path(cfg.paths.output_dir) / "reconstructions" / "file1.h5") as file:
+        assert file["reconstruction"].shape == (2, SIZE, SIZE) and file.attrs["units"] == "file"
+        assert np.isfinite(file["reconstruction"][()]).all() and file["reconstruction"][()].max() > 0
+
+
 @pytest.fixture
 def scans(tmp_path) -> Path:
     """Three test-layout volumes (2, 3 and 2 slices) and one whose k-space centre was not acquired."""
