@@ -39,7 +39,7 @@ $(REF_STAMP): pyproject.toml
 	touch $(REF_STAMP)
 
 test-reference: $(REF_STAMP)
-	$(REF_VENV)/bin/python -m pytest -m reference tests/reference $(ARGS)
+	$(REF_VENV)/bin/python -m pytest -m reference tests/reference tests/test_masks.py $(ARGS)
 
 # `make sweep`: today's noiseless CPU sweep. `make sweep SCENARIO=noisy` (noiseless, single,
 # multicoil): the methods of that SSIBench scenario (conf/scenario/<name>.yaml lists them) at the
@@ -88,7 +88,8 @@ scaling: $(STAMP)
 	$(PY) -m benchmarks.scaling $(ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check ssmri tests train.py eval.py
+	$(PY) -m ruff check ssmri tests benchmarks train.py eval.py predict.py
+	$(PY) -m ruff format --check ssmri tests benchmarks train.py eval.py predict.py
 
 clean:
 	rm -rf outputs multirun wandb lightning_logs .pytest_cache .ruff_cache build *.egg-info
