@@ -51,11 +51,14 @@ def test_the_files_masks_are_cached_and_no_target(tmp_path):
     np.testing.assert_array_equal(law.column_probability().numpy(), masks[0][8:32])
 
 
-@pytest.mark.parametrize("case, message", [
-    ("short mask", r"file0.h5: 'mask' has shape \(30,\) but 'kspace' .* has 40 columns"),
-    ("kspace off mask", r"file0.h5 slice 0: 'kspace' is not zero off 'mask'"),
-    ("no centre", r"file0.h5 slice 0: the centre column 12 of the mask is not acquired"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("short mask", r"file0.h5: 'mask' has shape \(30,\) but 'kspace' .* has 40 columns"),
+        ("kspace off mask", r"file0.h5 slice 0: 'kspace' is not zero off 'mask'"),
+        ("no centre", r"file0.h5 slice 0: the centre column 12 of the mask is not acquired"),
+    ],
+)
 def test_bad_test_layout_files_name_the_file_and_the_key(tmp_path, case, message):
     mask = {"short mask": np.ones(30, np.float32), "no centre": (np.arange(40) % 2 == 1).astype(np.float32)}
     test_file(tmp_path / "file0.h5", mask=mask.get(case), kspace_off_mask=case == "kspace off mask")
@@ -97,8 +100,11 @@ def test_single_coil_test_layout_is_acquired_k_space_with_the_files_mask(tmp_pat
     np.testing.assert_array_equal(data.mask.numpy(), np.stack([mask[8:32]] * 2))
     for number in range(2):  # oversampling removed to H // 2 = 32 rows, central square, nothing resized
         expected = numpy_acquired(full[number].astype(np.complex128) * mask, 32, SIZE)
-        np.testing.assert_allclose(as_complex(data.kspace[number]) * float(data.scale[number]), expected,
-                                   atol=2e-5 * np.abs(expected).max())
+        np.testing.assert_allclose(
+            as_complex(data.kspace[number]) * float(data.scale[number]),
+            expected,
+            atol=2e-5 * np.abs(expected).max(),
+        )
     datamodule = MRIDataModule(images, SingleCoilMRI(SIZE, 8), SIZE, cache_dir=tmp_path / "cache")
     datamodule.prepare_data()
     datamodule.setup()
@@ -130,3 +136,25 @@ def test_non_hdf5_and_truncated_files_are_named(tmp_path, source, damage):
     (tmp_path / "file1.h5").write_bytes(b"not hdf5" if damage == "text" else whole[: len(whole) // 2])
     with pytest.raises(DataError, match=r"file1.h5 is not a readable HDF5 file .* data.images.root"):
         source(str(tmp_path), image_size=SIZE).load([(0, 0)])
+
+
+def test_non_finite_acquired_k_space_is_named(tmp_path):
+    """NaN in a test-layout file would pass the off-mask check (NaN > 0 is false) and reach ESPIRiT."""
+    test_file(tmp_path / "file0.h5")
+    test_file(tmp_path / "file1.h5", seed=1)
+    with h5py.File(tmp_path / "file0.h5", "r+") as file:
+        kspace = file["kspace"][()]
+        kspace[0, 0, 3, 20] = np.nan
+        file["kspace"][...] = kspace
+    with pytest.raises(DataError, match=r"file0.h5 slice 0: 'kspace' holds 1 NaN/Inf values"):
+        FastMRIMultiCoilFiles(str(tmp_path), image_size=SIZE, calib_width=12).load([(0, 0)])
+
+
+def test_multicoil_scan_specific_split_trains_on_one_file(tmp_path):
+    test_file(tmp_path / "only.h5")
+    images = FastMRIMultiCoilFiles(str(tmp_path), image_size=SIZE, calib_width=12, split="scan")
+    assert images.keys("train", None) == images.keys("test", None) == [(0, 0), (0, 1)]
+    assert images.describe()["split"] == "scan"
+    assert (
+        "split" not in FastMRIMultiCoilFiles(str(tmp_path), image_size=SIZE).describe()
+    )  # caches keep names

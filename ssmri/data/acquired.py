@@ -63,6 +63,12 @@ def check_acquired(kspace: torch.Tensor, mask: torch.Tensor, where: str) -> torc
     if not set(values.tolist()) <= {0.0, 1.0}:
         raise DataError(f"{where}: 'mask' holds {values[:5].tolist()}, expected 0/1 per column")
     mask = mask.bool()
+    finite = torch.isfinite(torch.view_as_real(kspace) if kspace.is_complex() else kspace)
+    if not finite.all():
+        raise DataError(
+            f"{where}: 'kspace' holds {int((~finite).sum())} NaN/Inf values; the file is damaged. "
+            f"Remove it from data.images.root"
+        )
     if not mask.any():
         raise DataError(f"{where}: 'mask' samples no column")
     outside = kspace[..., ~mask].abs().amax() if (~mask).any() else torch.tensor(0.0)
@@ -75,8 +81,15 @@ def check_acquired(kspace: torch.Tensor, mask: torch.Tensor, where: str) -> torc
 
 
 def prepare_acquired(
-    kspace: torch.Tensor, mask: torch.Tensor, image_size: int, rows: int, calib_width: int,
-    threshold: float, crop: float, where: str, coil_maps: bool = True,
+    kspace: torch.Tensor,
+    mask: torch.Tensor,
+    image_size: int,
+    rows: int,
+    calib_width: int,
+    threshold: float,
+    crop: float,
+    where: str,
+    coil_maps: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """One acquired slice ``(C, H, W)`` complex with its ``(W,)`` mask ->
     ``(kspace (C, 2, S, S), maps (C, 2, S, S) or None, mask (S,) uint8, scale)``.

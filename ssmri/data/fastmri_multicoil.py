@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssmri.data.fastmri import VolumeFiles, by_volume, existing, open_h5, volume_files
+from ssmri.data.fastmri import VolumeFiles, by_volume, check_split_mode, existing, open_h5, volume_files
 from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size
 from ssmri.errors import DataError
 from ssmri.physics.fft import ifft2c, to_channels, to_complex
@@ -97,6 +97,8 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         threshold: ESPIRiT's singular-value threshold of the calibration matrix (0.02).
         crop: ESPIRiT's eigenvalue threshold below which maps are zero (0.95).
         train_fraction, max_test, num_val: as in :func:`ssmri.data.fastmri.protocol_split`.
+        split: ``files`` (volumes never straddle splits) or ``scan`` (scan-specific training on
+            acquired volumes: every split is every slice).
     """
 
     def __init__(
@@ -109,8 +111,10 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         train_fraction: float = 0.8,
         max_test: int | None = 50,
         num_val: int = 0,
+        split: str = "files",
     ):
         self.root = existing(root, "fastMRI folder", "data.images.root")
+        self.split = check_split_mode(split, self.root)
         self.files = volume_files(self.root)
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         if not 2 <= calib_width <= self.image_size:
@@ -152,6 +156,7 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
             "train_fraction": self.train_fraction,
             "max_test": self.max_test,
             "num_val": self.num_val,
+            **self.split_description(),
         }
 
     def shapes(self) -> list[tuple[int, ...]]:
@@ -218,10 +223,18 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
             with open_h5(path) as file:
                 kspace, mask = file["kspace"][numbers], torch.from_numpy(file["mask"][()])
             for number, slice_kspace in zip(numbers, kspace):
-                parts.append(prepare_acquired(
-                    torch.from_numpy(slice_kspace), mask, self.image_size, slice_kspace.shape[-2] // 2,
-                    self.calib_width, self.threshold, self.crop, f"{path} slice {number}",
-                ))
+                parts.append(
+                    prepare_acquired(
+                        torch.from_numpy(slice_kspace),
+                        mask,
+                        self.image_size,
+                        slice_kspace.shape[-2] // 2,
+                        self.calib_width,
+                        self.threshold,
+                        self.crop,
+                        f"{path} slice {number}",
+                    )
+                )
         kspace, maps, masks, scale = (torch.stack(column) for column in zip(*parts))
         return MeasuredSlices(kspace, maps, None, masks, scale)
 

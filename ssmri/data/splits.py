@@ -16,8 +16,11 @@ SPLITS_VERSION = 1
 
 def splits_record(images: ImageSource, ids: dict[str, list[dict]]) -> dict:
     """The content of ``splits.json``: the source's description and each split's sample ids."""
-    return {"version": SPLITS_VERSION, "source": images.describe(),
-            **{split: list(ids[split]) for split in SPLITS}}
+    return {
+        "version": SPLITS_VERSION,
+        "source": images.describe(),
+        **{split: list(ids[split]) for split in SPLITS},
+    }
 
 
 def read_splits(path, images: ImageSource) -> dict[str, list[dict]]:
@@ -53,13 +56,13 @@ def read_splits(path, images: ImageSource) -> dict[str, list[dict]]:
             if not isinstance(sample, dict):
                 raise ConfigError(
                     f"{key}: {split}[{index}] is {sample!r}, not a sample (a mapping such as "
-                    f"{{\"file\": ..., \"slice\": ...}} as splits.json records it)"
+                    f'{{"file": ..., "slice": ...}} as splits.json records it)'
                 )
     source = record.get("source")
     if not isinstance(source, dict):
         raise ConfigError(
             f"{key}: source is {source!r}, not the mapping splits.json records (e.g. "
-            f"{{\"source\": {images.describe()['source']!r}, ...}})"
+            f'{{"source": {images.describe()["source"]!r}, ...}})'
         )
     theirs, ours = source.get("source"), images.describe()["source"]
     if theirs != ours:
@@ -67,7 +70,14 @@ def read_splits(path, images: ImageSource) -> dict[str, list[dict]]:
             f"{key} lists samples of the {theirs!r} source, but this run reads {ours!r}; choose "
             f"the data=... option that run used"
         )
-    check_disjoint(record, key)
+    if source.get("split") == "scan":  # scan-specific training: every split is every slice, by design
+        if not record["train"] == record["val"] == record["test"]:
+            raise ConfigError(
+                f"{key} comes from a scan-specific run (data.images.split=scan), whose splits are all "
+                f"the same slices, but its train, val and test lists differ; the file was edited"
+            )
+    else:
+        check_disjoint(record, key)
     # Each sample is checked when its image is loaded (ImageSource.images_for), before training.
     return {split: record[split] for split in SPLITS}
 
@@ -95,8 +105,11 @@ def check_disjoint(record: dict, key: str) -> None:
                 first_seen[identity] = (split, index)
                 continue
             other, other_index = first_seen[identity]
-            where = (f"twice in {split!r} ({split}[{other_index}] and {split}[{index}])" if other == split
-                     else f"in both {other!r} ({other}[{other_index}]) and {split!r} ({split}[{index}])")
+            where = (
+                f"twice in {split!r} ({split}[{other_index}] and {split}[{index}])"
+                if other == split
+                else f"in both {other!r} ({other}[{other_index}]) and {split!r} ({split}[{index}])"
+            )
             raise ConfigError(
                 f"{key} puts sample {sample} {where}; each sample belongs to one split, once "
                 f"(else training images are scored as test); remove the repeat"
