@@ -64,10 +64,19 @@ def write_acquired(path: Path, kspace: np.ndarray, mask: np.ndarray, rows: int, 
     fov_recon, fov_y, thickness = voxel[0] * rows, voxel[1] * width, voxel[2]
     path.unlink(missing_ok=True)
     dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
-    dataset.write_xml_header(_HEADER.format(
-        samples=samples, width=width, rows=rows, fov_x=fov_recon * samples / rows, fov_y=fov_y,
-        fov_recon=fov_recon, thickness=thickness, last=width - 1, centre=width // 2,
-    ))
+    dataset.write_xml_header(
+        _HEADER.format(
+            samples=samples,
+            width=width,
+            rows=rows,
+            fov_x=fov_recon * samples / rows,
+            fov_y=fov_y,
+            fov_recon=fov_recon,
+            thickness=thickness,
+            last=width - 1,
+            centre=width // 2,
+        )
+    )
     for column in np.flatnonzero(mask):
         acquisition = ismrmrd.Acquisition.from_array(np.ascontiguousarray(kspace[:, :, column]))
         acquisition.idx.kspace_encode_step_1 = int(column)  # the centre line is W // 2
@@ -116,8 +125,12 @@ def main() -> None:
     parser.add_argument("--loss", default="ssdu")
     parser.add_argument("--epochs", type=int, default=200, help="one step each: the scan is one slice")
     parser.add_argument("--val-every", type=int, default=20, help="epochs between validations")
-    parser.add_argument("--overrides", nargs="*", default=["model.denoiser.base_features=32"],
-                        help="further train.py overrides (model size, ...)")
+    parser.add_argument(
+        "--overrides",
+        nargs="*",
+        default=["model.denoiser.base_features=32"],
+        help="further train.py overrides (model size, ...)",
+    )
     args = parser.parse_args()
 
     from ssmri.data.ismrmrd import ISMRMRDFiles
@@ -132,17 +145,38 @@ def main() -> None:
     write_acquired(scan, full * mask, mask, raw.rows, raw.voxel_size)
 
     size = args.image_size
-    data = [f"data.images.root={scan}", f"data.image_size={size}", "physics=multicoil",
-            "trainer.accelerator=cpu", f"paths.cache_dir={out / 'cache'}"]
-    train = [sys.executable, "train.py", "data=ismrmrd", "data.images.split=scan", *data,
-             f"loss={args.loss}", f"trainer.max_epochs={args.epochs}",
-             f"trainer.check_val_every_n_epoch={args.val_every}", "trainer.log_every_n_steps=1",
-             "logger=none", f"hydra.run.dir={out / 'train'}", *args.overrides]
+    data = [
+        f"data.images.root={scan}",
+        f"data.image_size={size}",
+        "physics=multicoil",
+        "trainer.accelerator=cpu",
+        f"paths.cache_dir={out / 'cache'}",
+    ]
+    train = [
+        sys.executable,
+        "train.py",
+        "data=ismrmrd",
+        "data.images.split=scan",
+        *data,
+        f"loss={args.loss}",
+        f"trainer.max_epochs={args.epochs}",
+        f"trainer.check_val_every_n_epoch={args.val_every}",
+        "trainer.log_every_n_steps=1",
+        "logger=none",
+        f"hydra.run.dir={out / 'train'}",
+        *args.overrides,
+    ]
     train_seconds = run(train, out / "train.log")
     metrics = json.loads((out / "train" / "metrics.json").read_text())
     checkpoint = metrics["tested_checkpoint"]
-    predict = [sys.executable, "predict.py", f"ckpt_path={checkpoint}", "data=ismrmrd", *data,
-               f"hydra.run.dir={out / 'predict'}"]
+    predict = [
+        sys.executable,
+        "predict.py",
+        f"ckpt_path={checkpoint}",
+        "data=ismrmrd",
+        *data,
+        f"hydra.run.dir={out / 'predict'}",
+    ]
     predict_seconds = run(predict, out / "predict.log")
     with h5py.File(out / "predict" / "reconstructions" / "gre_r3.h5") as file:
         reconstruction = file["reconstruction"][0].astype(np.float64)
@@ -156,16 +190,22 @@ def main() -> None:
     combined = combined.abs().double().numpy() * float(acquired.scale[0])
     kept = mask[(len(mask) - size) // 2 :][:size]
     result = {
-        "scan": str(GRE.relative_to(REPO)), "image_size": size, "coils": int(full.shape[0]),
+        "scan": str(GRE.relative_to(REPO)),
+        "image_size": size,
+        "coils": int(full.shape[0]),
         "lines": f"{int(mask.sum())} of {len(mask)} (R = {len(mask) / mask.sum():.2f}); "
-                 f"{int(kept.sum())} of {size} in the central square (R = {size / kept.sum():.2f})",
+        f"{int(kept.sum())} of {size} in the central square (R = {size / kept.sum():.2f})",
         "convention": "fastMRI: magnitudes, no rescaling, data range = max of the fully sampled RSS",
         "psnr_zero_filled_rss": round(psnr(zero_filled, reference), 2),
         "psnr_zero_filled_coil_combined": round(psnr(combined, reference), 2),
         "psnr_model": round(psnr(reconstruction, reference), 2),
-        "loss": args.loss, "epochs": metrics["epochs"], "global_step": metrics["global_step"],
-        "selection": metrics["selection"]["label"], "test_loss": metrics.get("test/loss"),
-        "train_seconds_total": round(train_seconds, 1), "train_seconds_fit": metrics["train_seconds"],
+        "loss": args.loss,
+        "epochs": metrics["epochs"],
+        "global_step": metrics["global_step"],
+        "selection": metrics["selection"]["label"],
+        "test_loss": metrics.get("test/loss"),
+        "train_seconds_total": round(train_seconds, 1),
+        "train_seconds_fit": metrics["train_seconds"],
         "predict_seconds_total": round(predict_seconds, 1),
         "commands": {"train": " ".join(train[1:]), "predict": " ".join(predict[1:])},
     }

@@ -44,7 +44,7 @@ def upgrade_target(target: str) -> str:
     for old, new in LEGACY_TARGETS.items():
         if old.endswith("."):
             if target.startswith(old):
-                return new + target[len(old):]
+                return new + target[len(old) :]
         elif target == old:
             return new
     return target
@@ -54,7 +54,8 @@ def upgrade_targets(node: Any) -> Any:
     """A copy of a plain config container with every ``_target_`` mapped to today's layout."""
     if isinstance(node, dict):
         return {
-            key: upgrade_target(value) if key == "_target_" and isinstance(value, str)
+            key: upgrade_target(value)
+            if key == "_target_" and isinstance(value, str)
             else upgrade_targets(value)
             for key, value in node.items()
         }
@@ -98,16 +99,20 @@ def file_problem(path) -> str | None:
         status = path.stat()
     except OSError as error:
         if error.errno == errno.ELOOP:
-            return ("is a symbolic link loop (links that point back to themselves); point it at "
-                    "the .ckpt file itself")
+            return (
+                "is a symbolic link loop (links that point back to themselves); point it at "
+                "the .ckpt file itself"
+            )
         if error.errno == errno.ENOENT and path.is_symlink():
             return f"is a symbolic link to {os.readlink(path)!r}, which {MISSING}"
         if error.errno == errno.ENOENT:
             return MISSING
         return f"cannot be read ({error.strerror or error})"
     if stat.S_ISDIR(status.st_mode):
-        return (f"is a directory, not a checkpoint file; pass a .ckpt file inside it, e.g. "
-                f"{path / 'checkpoints' / 'best.ckpt'}")
+        return (
+            f"is a directory, not a checkpoint file; pass a .ckpt file inside it, e.g. "
+            f"{path / 'checkpoints' / 'best.ckpt'}"
+        )
     if not stat.S_ISREG(status.st_mode):
         return "is not a regular file (a device, pipe or socket); pass a .ckpt file"
     return None
@@ -211,20 +216,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def check_weights_fit(module, checkpoint: dict, path) -> None:
     """Raise :class:`CheckpointError` unless ``checkpoint``'s weights fit ``module`` exactly."""
+
     def shapes(state: dict) -> dict:  # extra state (e.g. a GAN's cached reals) is not a tensor
         return {name: tuple(value.shape) for name, value in state.items() if isinstance(value, torch.Tensor)}
 
     expected, stored = shapes(module.state_dict()), shapes(checkpoint["state_dict"])
     missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
-    resized = [f"{name} {stored[name]} vs {shape}" for name, shape in expected.items()
-               if name in stored and stored[name] != shape]
+    resized = [
+        f"{name} {stored[name]} vs {shape}"
+        for name, shape in expected.items()
+        if name in stored and stored[name] != shape
+    ]
     if missing or unexpected or resized:
-        found = "; ".join(part for part in (
-            f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-            f"shapes differ: {resized[:3]}" if resized else "") if part)
+        found = "; ".join(
+            part
+            for part in (
+                f"missing {missing[:3]}" if missing else "",
+                f"unexpected {unexpected[:3]}" if unexpected else "",
+                f"shapes differ: {resized[:3]}" if resized else "",
+            )
+            if part
+        )
         raise CheckpointError(
             f"ckpt_path={str(path)!r}: its weights do not fit the configured network ({found}); "
             f"use the model settings it was trained with"

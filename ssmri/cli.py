@@ -53,9 +53,12 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
     if rank_zero_only.rank != 0:
         return  # under SLURM every rank runs the job function; one of them writes
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    failure = {"loss": _method(), "seed": cfg.get("seed"), "error": "".join(
-        traceback.format_exception(type(error), error, error.__traceback__)),
-        "message": f"{type(error).__name__}: {one_line(error).removeprefix('error: ')}"}
+    failure = {
+        "loss": _method(),
+        "seed": cfg.get("seed"),
+        "error": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+        "message": f"{type(error).__name__}: {one_line(error).removeprefix('error: ')}",
+    }
     write_json(output_dir / "failed.json", failure)
     log.error("job %s failed (%s); the sweep goes on", output_dir.name, error)
 

@@ -66,8 +66,9 @@ def volume_ranges(volume_ids: list[str], peaks: Tensor) -> Tensor:
     return torch.tensor([largest[v] for v in volume_ids])
 
 
-def aggregate(values: dict[str, Tensor], prefix: str, convention: str,
-              volume_ids: list[str] | None = None) -> dict[str, float]:
+def aggregate(
+    values: dict[str, Tensor], prefix: str, convention: str, volume_ids: list[str] | None = None
+) -> dict[str, float]:
     """Summary numbers ``{prefix}/psnr``, ``..._std``, ... of per-image results under ``convention``.
 
     ``values`` holds, per image, ``psnr``, ``ssim``, ``nmse`` (and the ``_zero_filled`` ones),

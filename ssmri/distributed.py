@@ -31,8 +31,17 @@ log = logging.getLogger(__name__)
 # cuBLAS setting of ``deterministic=True``. A LOCAL_RANK left behind makes the next job's
 # Lightning believe its ranks were started externally, and it waits for them forever.
 LAUNCHER_ENVIRONMENT = (
-    "MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "RANK", "GROUP_RANK",
-    "OMP_NUM_THREADS", "PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "NODE_RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "RANK",
+    "GROUP_RANK",
+    "OMP_NUM_THREADS",
+    "PL_GLOBAL_SEED",
+    "PL_SEED_WORKERS",
+    "CUBLAS_WORKSPACE_CONFIG",
 )
 # Hydra overrides that the rank command must not repeat: Lightning appends its own run.dir,
 # job.name and output_subdir, and the ranks of one job run that job, not a sweep.

@@ -58,8 +58,10 @@ def target_key(path: Path, key: str | None) -> str:
     with open_hdf5(path, "--targets") as file:
         found = next((k for k in TARGET_KEYS if k in file), None)
         if found is None:
-            raise DataError(f"{path}: none of {list(TARGET_KEYS)} (has {sorted(file)}); "
-                            f"pass --key <the dataset that holds the target>")
+            raise DataError(
+                f"{path}: none of {list(TARGET_KEYS)} (has {sorted(file)}); "
+                f"pass --key <the dataset that holds the target>"
+            )
     return found
 
 
@@ -72,13 +74,17 @@ def paired_files(predictions: Path, targets: Path) -> list[str]:
     expected = {p.name for p in targets.glob("*.h5")}
     if not expected:
         raise DataError(f"--targets {str(targets)!r} holds no .h5 files")
-    for missing, side, other in ((expected - predicted, predictions, "a target"),
-                                 (predicted - expected, targets, "a prediction")):
+    for missing, side, other in (
+        (expected - predicted, predictions, "a target"),
+        (predicted - expected, targets, "a prediction"),
+    ):
         if missing:
             names = sorted(missing)
             listed = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
-            raise DataError(f"{len(names)} file(s) with {other} have no counterpart in {side}: "
-                            f"{listed}; give folders that hold the same file names")
+            raise DataError(
+                f"{len(names)} file(s) with {other} have no counterpart in {side}: "
+                f"{listed}; give folders that hold the same file names"
+            )
     return sorted(expected)
 
 
@@ -88,8 +94,9 @@ def as_complex_channels(volume: np.ndarray) -> torch.Tensor:
     return torch.stack((magnitudes, torch.zeros_like(magnitudes)), dim=1)
 
 
-def evaluate_folders(predictions: Path, targets: Path, key: str | None = None,
-                     prediction_key: str = "reconstruction") -> tuple[dict, dict]:
+def evaluate_folders(
+    predictions: Path, targets: Path, key: str | None = None, prediction_key: str = "reconstruction"
+) -> tuple[dict, dict]:
     """``(metrics, per_image)`` of every prediction against its target, fastMRI convention."""
     predictions, targets = Path(predictions).expanduser(), Path(targets).expanduser()
     quality = PerImageQuality("fastmri")
@@ -98,20 +105,30 @@ def evaluate_folders(predictions: Path, targets: Path, key: str | None = None,
     for name in paired_files(predictions, targets):
         used = target_key(targets / name, key)
         target = read_volume(targets / name, used, "--targets", "pass --key <the target dataset>")
-        estimate = read_volume(predictions / name, prediction_key, "--predictions",
-                               "pass --prediction-key <the dataset that holds the reconstruction>")
+        estimate = read_volume(
+            predictions / name,
+            prediction_key,
+            "--predictions",
+            "pass --prediction-key <the dataset that holds the reconstruction>",
+        )
         if len(estimate) != len(target):
-            raise DataError(f"{predictions / name}: {len(estimate)} slices, its target {len(target)}; "
-                            f"a prediction must hold every slice of its volume")
+            raise DataError(
+                f"{predictions / name}: {len(estimate)} slices, its target {len(target)}; "
+                f"a prediction must hold every slice of its volume"
+            )
         # fastMRI's evaluate.py scores the central (target width)² square of both volumes.
         width = target.shape[-1]
         height = min(target.shape[-2], width)
         if estimate.shape[-2] < height or estimate.shape[-1] < width:
-            raise DataError(f"{predictions / name}: slices of {estimate.shape[-2]}x{estimate.shape[-1]} "
-                            f"are smaller than the target's {height}x{width} ({used!r}); nothing to crop")
+            raise DataError(
+                f"{predictions / name}: slices of {estimate.shape[-2]}x{estimate.shape[-1]} "
+                f"are smaller than the target's {height}x{width} ({used!r}); nothing to crop"
+            )
         if estimate.shape[-2:] != (height, width) or target.shape[-2:] != (height, width):
-            cropped[name] = (f"prediction {estimate.shape[-2]}x{estimate.shape[-1]}, target "
-                             f"{target.shape[-2]}x{target.shape[-1]} -> {height}x{width}")
+            cropped[name] = (
+                f"prediction {estimate.shape[-2]}x{estimate.shape[-1]}, target "
+                f"{target.shape[-2]}x{target.shape[-1]} -> {height}x{width}"
+            )
             estimate, target = centre_crop(estimate, height, width), centre_crop(target, height, width)
         keys_used.add(used)
         first = len(volume_ids)
@@ -166,16 +183,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--predictions", required=True, type=Path, help="folder of <name>.h5 predictions")
     parser.add_argument("--targets", required=True, type=Path, help="folder of <name>.h5 targets")
-    parser.add_argument("--key", default=None,
-                        help="target dataset (default: reconstruction_esc, else reconstruction_rss)")
+    parser.add_argument(
+        "--key", default=None, help="target dataset (default: reconstruction_esc, else reconstruction_rss)"
+    )
     parser.add_argument("--prediction-key", default="reconstruction", help="prediction dataset")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for metrics.json and test_per_image.csv (default: --predictions)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for metrics.json and test_per_image.csv (default: --predictions)",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        metrics, per_image = evaluate_folders(arguments.predictions, arguments.targets,
-                                              arguments.key, arguments.prediction_key)
+        metrics, per_image = evaluate_folders(
+            arguments.predictions, arguments.targets, arguments.key, arguments.prediction_key
+        )
         out = arguments.out or arguments.predictions
         write_outputs(out, metrics, per_image)
     except Exception as error:
@@ -183,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(one_line(error), file=sys.stderr)
         return 1
-    print(f"PSNR {metrics['test/psnr']:.3f} dB, SSIM {metrics['test/ssim']:.4f}, NMSE "
-          f"{metrics['test/nmse']:.4f} over {int(metrics['test/num_volumes'])} volumes; wrote "
-          f"{Path(out) / 'metrics.json'}")
+    print(
+        f"PSNR {metrics['test/psnr']:.3f} dB, SSIM {metrics['test/ssim']:.4f}, NMSE "
+        f"{metrics['test/nmse']:.4f} over {int(metrics['test/num_volumes'])} volumes; wrote "
+        f"{Path(out) / 'metrics.json'}"
+    )
     return 0
 
 

@@ -62,8 +62,9 @@ class PerImageQuality(Metric):
         for name in _STATES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    def update(self, index: Tensor, x_hat: Tensor, zero_filled: Tensor, x: Tensor,
-               data_range: Tensor | None = None) -> None:
+    def update(
+        self, index: Tensor, x_hat: Tensor, zero_filled: Tensor, x: Tensor, data_range: Tensor | None = None
+    ) -> None:
         # Outside autocast: under bf16-mixed, SSIM's Gaussian window would otherwise be a
         # bfloat16 convolution, and the numbers would depend on the training precision.
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -88,15 +89,18 @@ class PerImageQuality(Metric):
         target, estimate = magnitude(x), magnitude(estimate)
         if self.convention == "fastmri":
             return ssim_uniform(estimate, target, data_range)
-        return torch.stack([
-            structural_similarity_index_measure(
-                estimate[i : i + 1], target[i : i + 1], data_range=float(data_range[i])
-            )
-            for i in range(len(target))
-        ])
+        return torch.stack(
+            [
+                structural_similarity_index_measure(
+                    estimate[i : i + 1], target[i : i + 1], data_range=float(data_range[i])
+                )
+                for i in range(len(target))
+            ]
+        )
 
     def compute(self) -> dict[str, Tensor]:
         """Per image, in index order: psnr, ssim, nmse, the zero-filled ones, and their inputs."""
+
         def flat(state) -> Tensor:
             return torch.cat(state) if isinstance(state, list) else state
 
@@ -116,7 +120,8 @@ class PerImageQuality(Metric):
         return values
 
 
-def summarise(values: dict[str, Tensor], prefix: str, convention: str = "per_image",
-              volume_ids: list[str] | None = None) -> dict[str, float]:
+def summarise(
+    values: dict[str, Tensor], prefix: str, convention: str = "per_image", volume_ids: list[str] | None = None
+) -> dict[str, float]:
     """Mean and standard deviation (unbiased; across images, or volumes under ``fastmri``)."""
     return aggregate(values, prefix, convention, volume_ids)

@@ -71,25 +71,48 @@ def predict(cfg: DictConfig, method: str = "predict") -> Outcome:
     outcome = Outcome()
     volumes = list_volumes(datamodule, outcome)
     source = str(datamodule.images.describe()["source"])
-    log.info("predicting %d volume(s) of %s with %s (%s) on %s into %s", len(volumes), source,
-             checkpoint_path, method, device, folder)
+    log.info(
+        "predicting %d volume(s) of %s with %s (%s) on %s into %s",
+        len(volumes),
+        source,
+        checkpoint_path,
+        method,
+        device,
+        folder,
+    )
     with tqdm(total=sum(len(v.keys) for v in volumes), desc="predict", unit="slice", disable=None) as bar:
         for volume in volumes:
             try:
-                reconstruction, units = reconstruct_volume(module, datamodule, volume, batch_size,
-                                                           device, bar)
-                write_volume(folder, volume, reconstruction, {
-                    "checkpoint": str(checkpoint_path), "method": method, "units": units, "source": source,
-                })
+                reconstruction, units = reconstruct_volume(
+                    module, datamodule, volume, batch_size, device, bar
+                )
+                write_volume(
+                    folder,
+                    volume,
+                    reconstruction,
+                    {
+                        "checkpoint": str(checkpoint_path),
+                        "method": method,
+                        "units": units,
+                        "source": source,
+                    },
+                )
                 outcome.written.append(volume.name)
             except Exception as error:  # noqa: BLE001 - one volume's failure must not stop the others
                 outcome.failed[volume.name] = one_line(error).removeprefix("error: ")
-                log.error("%s: %s", volume.name, outcome.failed[volume.name],
-                          exc_info=not is_user_error(error))  # a bug keeps its traceback in the log
-    write_json(output_dir / "predictions.json", {
-        "checkpoint": str(checkpoint_path), "method": method, "reconstructions": str(folder),
-        "written": outcome.written, "failed": outcome.failed,
-    })
+                log.error(
+                    "%s: %s", volume.name, outcome.failed[volume.name], exc_info=not is_user_error(error)
+                )  # a bug keeps its traceback in the log
+    write_json(
+        output_dir / "predictions.json",
+        {
+            "checkpoint": str(checkpoint_path),
+            "method": method,
+            "reconstructions": str(folder),
+            "written": outcome.written,
+            "failed": outcome.failed,
+        },
+    )
     if outcome.failed:
         names = sorted(outcome.failed)
         first = names[0]
@@ -128,8 +151,9 @@ def list_volumes(datamodule, outcome: Outcome) -> list[Volume]:
     return volumes
 
 
-def reconstruct_volume(module, datamodule, volume: Volume, batch_size: int, device: torch.device,
-                       bar: tqdm) -> tuple[np.ndarray, str]:
+def reconstruct_volume(
+    module, datamodule, volume: Volume, batch_size: int, device: torch.device, bar: tqdm
+) -> tuple[np.ndarray, str]:
     """``(slices, H, W)`` float32 magnitudes of one volume and the units they are in.
 
     The source is read ``data.chunk_size`` slices at a time; each chunk becomes measurements as
@@ -180,7 +204,9 @@ def to_batch(chunk, first: int, last: int, offset: int) -> MRIBatch:
 
 def move(batch: MRIBatch, device: torch.device) -> MRIBatch:
     return MRIBatch(
-        y=batch.y.to(device), mask=batch.mask.to(device), index=batch.index,
+        y=batch.y.to(device),
+        mask=batch.mask.to(device),
+        index=batch.index,
         maps=None if batch.maps is None else batch.maps.to(device),
     )
 
@@ -212,8 +238,9 @@ def write_nifti(path: Path, reconstruction: np.ndarray, volume: Volume, attribut
     import nibabel
 
     voxel = volume.voxel_size or (1.0, 1.0, 1.0)
-    image = nibabel.Nifti1Image(np.ascontiguousarray(reconstruction.transpose(1, 2, 0)),
-                                np.diag([*map(float, voxel), 1.0]))
+    image = nibabel.Nifti1Image(
+        np.ascontiguousarray(reconstruction.transpose(1, 2, 0)), np.diag([*map(float, voxel), 1.0])
+    )
     image.header.set_xyzt_units("mm")
     with atomic_write(path) as temporary:
         # nibabel picks the format from the name, and a temporary's ends in .tmp: bytes instead.

@@ -20,8 +20,12 @@ RECORDED = ("model", "loss", "physics", "data", "module")
 # Where the data lives, how it is loaded and how fast the model runs (memory format, compiling):
 # free to change between machines, since none of them changes what is computed.
 _FREE = {
-    "data.cache_dir", "data.num_workers", "data.rebuild_cache", "data.eval_batch_size",
-    "model.channels_last", "model.compile",
+    "data.cache_dir",
+    "data.num_workers",
+    "data.rebuild_cache",
+    "data.eval_batch_size",
+    "model.channels_last",
+    "model.compile",
 }
 
 
@@ -35,9 +39,13 @@ def differences(old, new, key: str = "") -> list[str]:
     if key in _FREE:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
-        return [line for name in sorted(set(old) | set(new), key=str)
-                for line in differences(old.get(name, "<absent>"), new.get(name, "<absent>"),
-                                        f"{key}.{name}" if key else str(name))]
+        return [
+            line
+            for name in sorted(set(old) | set(new), key=str)
+            for line in differences(
+                old.get(name, "<absent>"), new.get(name, "<absent>"), f"{key}.{name}" if key else str(name)
+            )
+        ]
     return [] if old == new else [f"{key}: {old!r} -> {new!r}"]
 
 
@@ -83,5 +91,6 @@ class ApplyOptimizerSettings(L.Callback):
                     group["initial_lr"] = new_group["lr"]
         for scheduler_config in trainer.lr_scheduler_configs:
             scheduler = scheduler_config.scheduler
-            scheduler.base_lrs = [group.get("initial_lr", group["lr"])
-                                  for group in scheduler.optimizer.param_groups]
+            scheduler.base_lrs = [
+                group.get("initial_lr", group["lr"]) for group in scheduler.optimizer.param_groups
+            ]

@@ -44,14 +44,17 @@ def build(cfg: DictConfig, method: str = "run"):
     module = instantiate(cfg.module, model=model, loss=loss, physics=physics)
     # Saved in every checkpoint: what the weights are and how the method reconstructs, so that
     # eval.py rebuilds the same network and inference rule whatever data and physics it is given.
-    module.save_hyperparameters({
-        "method": method,
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "loss": OmegaConf.to_container(cfg.loss, resolve=True),
-        "seed": cfg.seed,
-        # What a resume must agree with (ssmri.resume), as plain containers.
-        "config": recorded_config(cfg),
-    }, logger=False)
+    module.save_hyperparameters(
+        {
+            "method": method,
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+            "seed": cfg.seed,
+            # What a resume must agree with (ssmri.resume), as plain containers.
+            "config": recorded_config(cfg),
+        },
+        logger=False,
+    )
     return module, datamodule
 
 
@@ -59,8 +62,11 @@ def build_trainer(cfg: DictConfig, output_dir: Path, extra_callbacks=()) -> L.Tr
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     return instantiate(
-        cfg.trainer, callbacks=[*callbacks, *extra_callbacks], logger=loggers or False,
-        default_root_dir=str(output_dir), plugins=trainer_plugins(cfg),
+        cfg.trainer,
+        callbacks=[*callbacks, *extra_callbacks],
+        logger=loggers or False,
+        default_root_dir=str(output_dir),
+        plugins=trainer_plugins(cfg),
     )
 
 
@@ -73,8 +79,14 @@ def trainer_plugins(cfg: DictConfig) -> list:
 
 
 def test_and_report(
-    trainer: L.Trainer, module: ReconstructionModule, datamodule, output_dir: Path,
-    ckpt_path: str | None, extra: dict, title: str, rules: dict | None = None,
+    trainer: L.Trainer,
+    module: ReconstructionModule,
+    datamodule,
+    output_dir: Path,
+    ckpt_path: str | None,
+    extra: dict,
+    title: str,
+    rules: dict | None = None,
 ) -> dict:
     """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``."""
     metrics = {**test_metrics(trainer, module, datamodule, ckpt_path), **extra}
@@ -88,8 +100,7 @@ def test_and_report(
     metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
     if rules is not None:  # every rule's test numbers, the configured one's included
         configured = {k: v for k, v in metrics.items() if k.startswith("test/")}
-        metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured},
-                            **rules}
+        metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured}, **rules}
     check_metrics(metrics)
     if trainer.is_global_zero:
         write_per_image(output_dir / "test_per_image.csv", results)
@@ -112,8 +123,7 @@ def test_metrics(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) 
             f"finish, so no metrics.json was written; the checkpoints are kept: test one with "
             f"`python eval.py ckpt_path=<checkpoint>`"
         ) from None
-    return {key: float(value) for key, value in trainer.callback_metrics.items()
-            if key.startswith("test/")}
+    return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("test/")}
 
 
 def publish_to_wandb(trainer: L.Trainer, output_dir: Path, metrics: dict) -> None:
@@ -124,7 +134,8 @@ def publish_to_wandb(trainer: L.Trainer, output_dir: Path, metrics: dict) -> Non
         logger.log_image(key="test/samples", images=[str(output_dir / "samples.png")])
         rows = (output_dir / "test_per_image.csv").read_text().splitlines()
         logger.log_table(
-            key="test/per_image", columns=rows[0].split(","),
+            key="test/per_image",
+            columns=rows[0].split(","),
             data=[[float(v) for v in row.split(",")] for row in rows[1:]],
         )
         logger.experiment.summary.update(metrics)
@@ -194,17 +205,27 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     picks = selector.picks(trainer) if selector is not None else []
     rules = {}
     for pick in picks[1:]:  # every other rule's pick first; the configured rule's is reported
-        rules[pick.choice.rule] = {**pick.as_dict(),
-                                   **test_metrics(trainer, module, datamodule, pick.path)}
+        rules[pick.choice.rule] = {**pick.as_dict(), **test_metrics(trainer, module, datamodule, pick.path)}
     if picks:
         selection = picks[0].as_dict()
     else:
-        selection = {"rule": "last", "used": "last", "label": "last", "oracle": False,
-                     "reads_ground_truth": False, "epoch": trainer.current_epoch,
-                     "note": "no selection callback (callbacks=none): the final weights are tested"}
+        selection = {
+            "rule": "last",
+            "used": "last",
+            "label": "last",
+            "oracle": False,
+            "reads_ground_truth": False,
+            "epoch": trainer.current_epoch,
+            "note": "no selection callback (callbacks=none): the final weights are tested",
+        }
     for entry in (selection, *rules.values()):
-        log.info("selection %s: epoch %s (%s)%s", entry["rule"], entry["epoch"], entry["label"],
-                 f"; {entry['note']}" if entry["note"] else "")
+        log.info(
+            "selection %s: epoch %s (%s)%s",
+            entry["rule"],
+            entry["epoch"],
+            entry["label"],
+            f"; {entry['note']}" if entry["note"] else "",
+        )
     extra = {
         "loss": method,
         "epochs": trainer.current_epoch,
@@ -220,17 +241,28 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     }
     title = f"{method}, R={module.physics.acceleration:g}, selection {selection['label']}"
     metrics = test_and_report(
-        trainer, module, datamodule, output_dir, picks[0].path if picks else None, extra, title,
+        trainer,
+        module,
+        datamodule,
+        output_dir,
+        picks[0].path if picks else None,
+        extra,
+        title,
         rules=rules,
     )
     if not metrics["ground_truth"]:
-        log.info("no ground truth: test objective %.5g; outputs in %s",
-                 metrics.get("test/loss", float("nan")), output_dir)
+        log.info(
+            "no ground truth: test objective %.5g; outputs in %s",
+            metrics.get("test/loss", float("nan")),
+            output_dir,
+        )
         return metrics
     log.info(
         "test PSNR %.3f dB (zero-filled %.3f dB), SSIM %.4f; outputs in %s",
-        metrics.get("test/psnr", float("nan")), metrics.get("test/psnr_zero_filled", float("nan")),
-        metrics.get("test/ssim", float("nan")), output_dir,
+        metrics.get("test/psnr", float("nan")),
+        metrics.get("test/psnr_zero_filled", float("nan")),
+        metrics.get("test/ssim", float("nan")),
+        output_dir,
     )
     return metrics
 
@@ -277,7 +309,10 @@ def evaluate(cfg: DictConfig, method: str = "eval") -> dict:
     module, datamodule, checkpoint_path, method = load_trained(cfg, method)
     output_dir = Path(cfg.paths.output_dir)
     trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[], default_root_dir=str(output_dir),
+        cfg.trainer,
+        logger=False,
+        callbacks=[],
+        default_root_dir=str(output_dir),
         plugins=trainer_plugins(cfg),
     )
     check_run_folders(cfg, module, datamodule, trainer, output_dir)

@@ -43,9 +43,14 @@ class Choice:
     note: str = ""
 
     def as_dict(self) -> dict:
-        return {"rule": self.rule, "used": self.used, "label": label(self.used),
-                "oracle": self.oracle, "reads_ground_truth": self.reads_ground_truth,
-                "note": self.note}
+        return {
+            "rule": self.rule,
+            "used": self.used,
+            "label": label(self.used),
+            "oracle": self.oracle,
+            "reads_ground_truth": self.reads_ground_truth,
+            "note": self.note,
+        }
 
 
 class Selection:
@@ -81,13 +86,27 @@ class Selection:
             return Choice(rule, rule, oracle=False, reads_ground_truth=False)
         name = type(loss).__name__
         if not getattr(loss, "selectable", True):
-            return Choice(rule, "last", False, False, note=(
-                f"{name} has no objective that measures the reconstruction (selectable = False); "
-                "val_loss falls back to the last weights"))
+            return Choice(
+                rule,
+                "last",
+                False,
+                False,
+                note=(
+                    f"{name} has no objective that measures the reconstruction (selectable = False); "
+                    "val_loss falls back to the last weights"
+                ),
+            )
         if supervised and not val_ground_truth:
-            return Choice(rule, "last", False, False, note=(
-                f"{name}'s objective needs ground truth, which data.val_ground_truth=false "
-                "removes; val_loss falls back to the last weights"))
+            return Choice(
+                rule,
+                "last",
+                False,
+                False,
+                note=(
+                    f"{name}'s objective needs ground truth, which data.val_ground_truth=false "
+                    "removes; val_loss falls back to the last weights"
+                ),
+            )
         # The supervised oracle's own objective is its validation MSE to the truth: it reads
         # ground truth by definition, and is no oracle for a method that is given it anyway.
         return Choice(rule, rule, oracle=False, reads_ground_truth=supervised)

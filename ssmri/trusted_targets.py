@@ -50,8 +50,12 @@ DATAMODULE = Kind("an ssmri data module", "ssmri.data", "ssmri.data.datamodule.M
 DATA_SOURCE = Kind("an ssmri data source", "ssmri.data", "ssmri.data.sources.DataSource")
 LIT_MODULE = Kind("an ssmri LightningModule", "ssmri.lit", "ssmri.lit.module.ReconstructionModule")
 OPTIMISER = Kind("a torch.optim optimiser", "torch.optim", "torch.optim.Optimizer", partial=True)
-SCHEDULER = Kind("a torch.optim.lr_scheduler scheduler", "torch.optim.lr_scheduler",
-                 "torch.optim.lr_scheduler.LRScheduler", partial=True)
+SCHEDULER = Kind(
+    "a torch.optim.lr_scheduler scheduler",
+    "torch.optim.lr_scheduler",
+    "torch.optim.lr_scheduler.LRScheduler",
+    partial=True,
+)
 
 #: group -> (the kind of its top-level node, the kinds its nested nodes may be). Derived from
 #: every option of conf/{loss,model,physics,data,module,splitter,weighted_splitter}: losses nest
@@ -101,8 +105,11 @@ def _names_kind(target: str, kind: Kind) -> bool:
     except ImportError:
         return False
     defined_in = getattr(found, "__module__", "") or ""
-    return (isinstance(found, type) and issubclass(found, _resolve(kind.base))
-            and (defined_in == kind.package or defined_in.startswith(kind.package + ".")))
+    return (
+        isinstance(found, type)
+        and issubclass(found, _resolve(kind.base))
+        and (defined_in == kind.package or defined_in.startswith(kind.package + "."))
+    )
 
 
 def _check_node(node: dict, where: str, kinds: tuple[Kind, ...]) -> None:
@@ -143,11 +150,14 @@ def _walk(node: Any, where: str, kinds: tuple[Kind, ...], nested: tuple[Kind, ..
 def target_keys(node: Any, where: str) -> list[str]:
     """The key path of every ``_target_`` in ``node`` (lists included), for files that hold none."""
     if isinstance(node, dict):
-        return [*([f"{where}._target_"] if "_target_" in node else []),
-                *(found for key, value in node.items() for found in target_keys(value, f"{where}.{key}"))]
+        return [
+            *([f"{where}._target_"] if "_target_" in node else []),
+            *(found for key, value in node.items() for found in target_keys(value, f"{where}.{key}")),
+        ]
     if isinstance(node, (list, tuple)):
-        return [found for index, value in enumerate(node)
-                for found in target_keys(value, f"{where}[{index}]")]
+        return [
+            found for index, value in enumerate(node) for found in target_keys(value, f"{where}[{index}]")
+        ]
     return []
 
 

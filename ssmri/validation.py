@@ -33,8 +33,13 @@ _LIMITS = ("trainer.max_epochs", "trainer.max_steps")
 
 def check_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming the first key whose value cannot be right."""
-    values = {group: OmegaConf.to_container(cfg[group], resolve=True) if isinstance(
-        cfg[group], DictConfig) else cfg[group] for group in _GROUPS if group in cfg}
+    values = {
+        group: OmegaConf.to_container(cfg[group], resolve=True)
+        if isinstance(cfg[group], DictConfig)
+        else cfg[group]
+        for group in _GROUPS
+        if group in cfg
+    }
     seed = values.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}; e.g. seed=0")

@@ -26,8 +26,11 @@ def phantom_datamodule(tmp_path: Path):
         options = dict(num_train=8, num_val=4, num_test=4, batch_size=4, cache_dir=tmp_path)
         options.update(overrides)
         return MRIDataModule(
-            PhantomImages(size), SingleCoilMRI(size, 4), size,
-            train_ground_truth=train_ground_truth, **options,
+            PhantomImages(size),
+            SingleCoilMRI(size, 4),
+            size,
+            train_ground_truth=train_ground_truth,
+            **options,
         )
 
     return make

@@ -8,16 +8,30 @@ from tests.test_report import fake_job, write_overrides
 
 
 def ablation_job(sweep, name, method, width, splitter, psnr, oracle, curve, steps=84):
-    overrides = ["experiment=cpu_quick", "scenario=noiseless", f"splitter={splitter}",
-                 f"weighted_splitter={'ssibench' if splitter == 'bernoulli' else 'tutorial'}",
-                 f"loss={method}", f"model.denoiser.base_features={width}"]
+    overrides = [
+        "experiment=cpu_quick",
+        "scenario=noiseless",
+        f"splitter={splitter}",
+        f"weighted_splitter={'ssibench' if splitter == 'bernoulli' else 'tutorial'}",
+        f"loss={method}",
+        f"model.denoiser.base_features={width}",
+    ]
     fake_job(sweep, name, method, 0, [psnr - 0.5, psnr + 0.5], zf=21.6, overrides=overrides)
     job = sweep / name
-    write_json(job / "metrics.json", {
-        "loss": method, "seed": 0, "scenario": "noiseless", "global_step": steps, "train_seconds": 60.0,
-        "test/psnr": psnr, "test/psnr_zero_filled": 21.6, "selection": {"epoch": 3},
-        "rules": {"val_psnr": {"test/psnr": oracle}},
-    })
+    write_json(
+        job / "metrics.json",
+        {
+            "loss": method,
+            "seed": 0,
+            "scenario": "noiseless",
+            "global_step": steps,
+            "train_seconds": 60.0,
+            "test/psnr": psnr,
+            "test/psnr_zero_filled": 21.6,
+            "selection": {"epoch": 3},
+            "rules": {"val_psnr": {"test/psnr": oracle}},
+        },
+    )
     (job / "csv").mkdir()
     with open(job / "csv" / "metrics.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -76,7 +76,8 @@ def test_interval_note_reads_the_summary_rows():
     rows.append({"method": "failed_one", "error": "boom"})
     comparison = {"published": {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0, "failed_one": 5.0}}
     assert interval_note(rows, comparison, draws=100).startswith(
-        "95 % bootstrap intervals over the 30 test images (100 paired resamples, seed 0): ρ in [")
+        "95 % bootstrap intervals over the 30 test images (100 paired resamples, seed 0): ρ in ["
+    )
     assert interval_note(rows[:1], comparison) == ""  # one method: no correlation to bound
 
 
@@ -86,12 +87,28 @@ def test_the_sweep_report_shows_the_interval_beside_the_correlations(tmp_path):
         job.mkdir()
         # The same offsets on every image: the order never changes, the interval is the point.
         values = torch.tensor([psnr - 0.5, psnr + 0.5, psnr])
-        write_per_image(job / "test_per_image.csv", {
-            "index": torch.arange(3), "psnr": values, "ssim": values / 40,
-            "psnr_zero_filled": torch.full_like(values, 20.0)})
-        write_json(job / "metrics.json", {
-            "loss": method, "seed": 0, "test/psnr": psnr, "test/psnr_zero_filled": 20.0,
-            "train_seconds": 1.0, "num_params": 1, "epochs": 1, "scenario": "noiseless"})
+        write_per_image(
+            job / "test_per_image.csv",
+            {
+                "index": torch.arange(3),
+                "psnr": values,
+                "ssim": values / 40,
+                "psnr_zero_filled": torch.full_like(values, 20.0),
+            },
+        )
+        write_json(
+            job / "metrics.json",
+            {
+                "loss": method,
+                "seed": 0,
+                "test/psnr": psnr,
+                "test/psnr_zero_filled": 20.0,
+                "train_seconds": 1.0,
+                "num_params": 1,
+                "epochs": 1,
+                "scenario": "noiseless",
+            },
+        )
     write_results(tmp_path)
     table = (tmp_path / "results.md").read_text()
     assert "Spearman ρ = 1.00" in table

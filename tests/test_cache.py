@@ -50,8 +50,11 @@ def test_a_flipped_bit_is_an_error_naming_the_file_and_the_fix(phantom_datamodul
     datamodule.prepare_data()
     path = datamodule.cache_path
     flip_byte(path, dataset)
-    with pytest.raises(CacheError, match=rf"cache {path} is corrupted: /{dataset} fails its checksum.*"
-                                         r"rebuild_cache=true"):
+    with pytest.raises(
+        CacheError,
+        match=rf"cache {path} is corrupted: /{dataset} fails its checksum.*"
+        r"rebuild_cache=true",
+    ):
         phantom_datamodule().prepare_data()
     split = dataset.split("/")[0]
     with pytest.raises(CacheError, match="fails its checksum"):
@@ -126,8 +129,12 @@ write_cache(sys.argv[1], {"a": 1}, {"train": chunks()}, {"train": 2})
 
 def test_a_killed_build_leaves_nothing_a_live_one_is_never_touched(tmp_path):
     root = Path(__file__).resolve().parents[1]
-    writer = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(tmp_path / "cache.h5")], cwd=root,
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(tmp_path / "cache.h5")],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout.readline().strip() == "writing"
         (temporary,) = tmp_path.glob(".cache.h5.*.tmp")
@@ -154,8 +161,13 @@ def test_building_memory_does_not_grow_with_the_number_of_slices(tmp_path):
     def peak_kib(count: int) -> int:
         folder = tmp_path / str(count)
         root = Path(__file__).resolve().parents[1]  # this checkout's ssmri, not an installed one
-        result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(count), str(folder)],
-                                capture_output=True, text=True, check=True, cwd=root)
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, str(count), str(folder)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+        )
         return int(result.stdout.split()[-1])
 
     small, large = peak_kib(64), peak_kib(1024)

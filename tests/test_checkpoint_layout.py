@@ -12,8 +12,12 @@ from tests.helpers.config import FAST, compose_config
 
 OLD_NOISE2INVERSE = {
     "_target_": "ssmri.losses.splitting.Noise2InverseLoss",
-    "splitter": {"_target_": "ssmri.physics.splitting.GaussianSplitter", "split_ratio": 0.6,
-                 "std_scale": 4.0, "center_block": [8, 8]},
+    "splitter": {
+        "_target_": "ssmri.physics.splitting.GaussianSplitter",
+        "split_ratio": 0.6,
+        "std_scale": 4.0,
+        "center_block": [8, 8],
+    },
     "num_splits": 3,
     "images_per_pass": 1,
 }
@@ -22,10 +26,16 @@ OLD_NOISE2INVERSE = {
 def test_every_moved_module_maps_to_an_importable_class():
     import hydra.utils
 
-    for old in ["ssmri.physics.transforms.Rotate", "ssmri.physics.transforms.Diffeomorphism",
-                "ssmri.physics.kspace_augment.KspaceCompose", "ssmri.physics.kspace_augment.KspaceNoise",
-                "ssmri.physics.kspace_augment.RandomPhaseError", "ssmri.physics.splitting.GaussianSplitter",
-                "ssmri.physics.splitting.MultiplicativeSplitter", "ssmri.physics.KspaceNoise"]:
+    for old in [
+        "ssmri.physics.transforms.Rotate",
+        "ssmri.physics.transforms.Diffeomorphism",
+        "ssmri.physics.kspace_augment.KspaceCompose",
+        "ssmri.physics.kspace_augment.KspaceNoise",
+        "ssmri.physics.kspace_augment.RandomPhaseError",
+        "ssmri.physics.splitting.GaussianSplitter",
+        "ssmri.physics.splitting.MultiplicativeSplitter",
+        "ssmri.physics.KspaceNoise",
+    ]:
         new = upgrade_target(old)
         assert new != old and new.startswith("ssmri.transforms.")
         assert hydra.utils.get_class(new).__name__ == old.rsplit(".", 1)[1]
@@ -35,14 +45,14 @@ def test_every_moved_module_maps_to_an_importable_class():
 
 
 def test_a_checkpoint_with_the_old_layout_evaluates_to_the_same_psnr(tmp_path):
-    cfg = compose_config(tmp_path / "a", [*FAST, "trainer.max_epochs=1", "loss=noise2inverse",
-                                          "loss.num_splits=3"])
+    cfg = compose_config(
+        tmp_path / "a", [*FAST, "trainer.max_epochs=1", "loss=noise2inverse", "loss.num_splits=3"]
+    )
     trained = train(cfg, method="noise2inverse")
     overrides = [o for o in FAST if not o.startswith("logger")]
 
     def psnr_of(checkpoint: Path, folder: str) -> float:
-        again = compose_config(tmp_path / folder, [*overrides, f"ckpt_path={checkpoint}"],
-                               config_name="eval")
+        again = compose_config(tmp_path / folder, [*overrides, f"ckpt_path={checkpoint}"], config_name="eval")
         return evaluate(again)["test/psnr"]
 
     today = psnr_of(Path(trained["best_checkpoint"]), "b")

@@ -20,8 +20,11 @@ def test_eval_refuses_a_checkpoint_with_a_payload_and_never_runs_it(tmp_path):
     marker = tmp_path / "payload-ran"
     checkpoint = payload_checkpoint(tmp_path / "evil.ckpt", marker)
     cfg = compose_config(tmp_path, [*FAST[:-1], f"ckpt_path={checkpoint}"], config_name="eval")
-    with pytest.raises(CheckpointError, match=r"ckpt_path=.*evil\.ckpt.*could run code.*"
-                       r"python -m ssmri\.checkpoint convert"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"ckpt_path=.*evil\.ckpt.*could run code.*"
+        r"python -m ssmri\.checkpoint convert",
+    ):
         evaluate(cfg)
     assert not marker.exists()
 
@@ -38,12 +41,16 @@ def test_resume_refuses_a_checkpoint_with_a_payload_and_never_runs_it(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    (lambda good: good[: len(good) // 2], "not a readable PyTorch checkpoint"),  # truncated
-    (lambda good: b"", "not a readable PyTorch checkpoint"),  # empty
-    (lambda good: b"model weights, honest", "not a readable PyTorch checkpoint"),  # foreign text
-    (None, "not a Lightning checkpoint"),  # a tensor file, not a checkpoint
-], ids=["truncated", "empty", "text", "tensor"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda good: good[: len(good) // 2], "not a readable PyTorch checkpoint"),  # truncated
+        (lambda good: b"", "not a readable PyTorch checkpoint"),  # empty
+        (lambda good: b"model weights, honest", "not a readable PyTorch checkpoint"),  # foreign text
+        (None, "not a Lightning checkpoint"),  # a tensor file, not a checkpoint
+    ],
+    ids=["truncated", "empty", "text", "tensor"],
+)
 def test_unreadable_or_foreign_checkpoints_give_one_line(tmp_path, content, message):
     path = tmp_path / "bad.ckpt"
     torch.save({"state_dict": {"w": torch.ones(100)}}, path)
@@ -59,8 +66,13 @@ def test_unreadable_or_foreign_checkpoints_give_one_line(tmp_path, content, mess
 def test_convert_makes_a_trusted_old_checkpoint_load_safely(tmp_path, capsys):
     old = tmp_path / "old.ckpt"
     # Older checkpoints kept OmegaConf containers, which only an unsafe load can rebuild.
-    torch.save({"state_dict": {"w": torch.arange(3.0)},
-                "hyper_parameters": {"model": OmegaConf.create({"_target_": "x", "n": [1, 2]})}}, old)
+    torch.save(
+        {
+            "state_dict": {"w": torch.arange(3.0)},
+            "hyper_parameters": {"model": OmegaConf.create({"_target_": "x", "n": [1, 2]})},
+        },
+        old,
+    )
     with pytest.raises(CheckpointError, match="convert"):
         load_checkpoint(old)
     assert main(["convert", str(old), str(tmp_path / "new.ckpt")]) == 0
@@ -87,8 +99,11 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_leaves_no_partial_file(tm
     with small_tmpfs(tmp_path / "disk", size="1m") as disk:
         path = disk / "checkpoints" / "best.ckpt"
         io.save_checkpoint(_checkpoint(0.4), path)
-        with pytest.raises(DiskError, match=r"could not write checkpoint best\.ckpt .* to "
-                           rf"{disk / 'checkpoints'}: No space left on device; [\d.]+ MB free"):
+        with pytest.raises(
+            DiskError,
+            match=r"could not write checkpoint best\.ckpt .* to "
+            rf"{disk / 'checkpoints'}: No space left on device; [\d.]+ MB free",
+        ):
             io.save_checkpoint(_checkpoint(0.8), path)
         assert torch.equal(io.load_checkpoint(path)["state_dict"]["w"], _checkpoint(0.4)["state_dict"]["w"])
         assert sorted(p.name for p in path.parent.iterdir()) == ["best.ckpt"]
@@ -119,8 +134,14 @@ class _FailingFile:
 
 def test_every_trainer_writes_through_the_atomic_plugin(tmp_path):
     for trainer_option in ("default", "ddp"):
-        cfg = compose_config(tmp_path, [*FAST, f"trainer={trainer_option}", "trainer.devices=2"
-                                        if trainer_option == "ddp" else "trainer.devices=1"])
+        cfg = compose_config(
+            tmp_path,
+            [
+                *FAST,
+                f"trainer={trainer_option}",
+                "trainer.devices=2" if trainer_option == "ddp" else "trainer.devices=1",
+            ],
+        )
         trainer = build_trainer(cfg, tmp_path)
         assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO), trainer_option
 

@@ -15,11 +15,21 @@ ROOT = Path(__file__).parents[1]
 
 
 def run(script: str, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "SSMRI_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "disabled",
-                   "PYTHONPATH": str(ROOT)}
+    environment = {
+        **os.environ,
+        "SSMRI_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+    }
     environment.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp_path, env=environment,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -30,7 +40,8 @@ def test_a_bad_value_ends_the_run_with_one_line_naming_the_key(tmp_path):
     result = run("train.py", ["debug=fast_dev_run", "data.image_size=32.5"], tmp_path)
     assert result.returncode == 1
     assert error_lines(result.stderr) == [
-        "error: data.image_size must be an integer, got 32.5; e.g. a whole number of pixels or samples"]
+        "error: data.image_size must be an integer, got 32.5; e.g. a whole number of pixels or samples"
+    ]
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -56,10 +67,13 @@ def test_eval_of_a_checkpoint_with_a_payload_is_one_line_and_runs_nothing(tmp_pa
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("args, key, folder", [
-    (["hydra.run.dir={blocker}/run"], "hydra.run.dir", "run"),
-    (["-m", "hydra.sweep.dir={blocker}/sweep", "seed=0,1"], "hydra.sweep.dir", "sweep"),
-])
+@pytest.mark.parametrize(
+    "args, key, folder",
+    [
+        (["hydra.run.dir={blocker}/run"], "hydra.run.dir", "run"),
+        (["-m", "hydra.sweep.dir={blocker}/sweep", "seed=0,1"], "hydra.sweep.dir", "sweep"),
+    ],
+)
 def test_an_unwritable_run_folder_is_one_line_before_hydra_creates_it(tmp_path, args, key, folder):
     blocker = tmp_path / "a-file"
     blocker.write_text("a file where the run folder should go")  # root ignores chmod
@@ -67,5 +81,6 @@ def test_an_unwritable_run_folder_is_one_line_before_hydra_creates_it(tmp_path, 
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
     assert error_lines(result.stderr) == [
         f"error: {key}: cannot write to {blocker}/{folder} (Not a directory); make it "
-        f"writable or point {key} elsewhere. Nothing was trained"]
+        f"writable or point {key} elsewhere. Nothing was trained"
+    ]
     assert not (tmp_path / "cache").exists()

@@ -16,8 +16,20 @@ from tests.helpers.fastmri_files import (
     write_slice_tensor,
 )
 
-GROUPS = ["data", "physics", "model", "loss", "module", "trainer", "logger", "callbacks", "selection",
-          "paths", "experiment", "debug"]
+GROUPS = [
+    "data",
+    "physics",
+    "model",
+    "loss",
+    "module",
+    "trainer",
+    "logger",
+    "callbacks",
+    "selection",
+    "paths",
+    "experiment",
+    "debug",
+]
 
 
 def test_every_group_has_options():
@@ -25,9 +37,7 @@ def test_every_group_has_options():
         assert options(group), group
 
 
-@pytest.mark.parametrize(
-    "group, option", [(g, o) for g in GROUPS for o in options(g)], ids=lambda v: str(v)
-)
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)], ids=lambda v: str(v))
 def test_option_composes_and_instantiates(group, option, tmp_path):
     overrides = [o for o in FAST if not o.startswith(f"{group}=")]
     if group == "logger":
@@ -63,10 +73,18 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
 
 
 def test_common_knobs_are_plain_top_level_overrides(tmp_path):
-    cfg = compose_config(tmp_path, [
-        *FAST, "seed=5", "data.image_size=48", "data.num_train=6", "physics.acceleration=8",
-        "trainer.max_epochs=3", "data.batch_size=2",
-    ])
+    cfg = compose_config(
+        tmp_path,
+        [
+            *FAST,
+            "seed=5",
+            "data.image_size=48",
+            "data.num_train=6",
+            "physics.acceleration=8",
+            "trainer.max_epochs=3",
+            "data.batch_size=2",
+        ],
+    )
     physics = hydra.utils.instantiate(cfg.physics)
     assert physics.image_size == (48, 48) and physics.acceleration == 8
     assert cfg.module.seed == 5 and cfg.trainer.max_epochs == 3

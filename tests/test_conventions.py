@@ -43,13 +43,18 @@ def test_per_image_conventions_match_scikit_image(convention):
     nmse = [np.sum((t - e) ** 2) / np.sum(t**2) for t, e in zip(target, estimate)]
     # Gaussian 11x11 window, sigma 1.5 (torchmetrics, as DeepInverse's SSIM): scikit-image's
     # gaussian_weights=True with sample covariance off is the same filter, truncated at 3.5 sigma.
-    ssim = [structural_similarity(t, e, data_range=r, gaussian_weights=True, sigma=1.5,
-                                  use_sample_covariance=False) for t, e, r in zip(target, estimate, ranges)]
+    ssim = [
+        structural_similarity(
+            t, e, data_range=r, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+        for t, e, r in zip(target, estimate, ranges)
+    ]
     np.testing.assert_allclose(values["psnr"].numpy(), psnr, rtol=1e-4)
     np.testing.assert_allclose(values["nmse"].numpy(), nmse, rtol=1e-4)
     np.testing.assert_allclose(values["ssim"].numpy(), ssim, atol=2e-2)
     assert summary["test/psnr"] == pytest.approx(np.mean(psnr), rel=1e-4)
     assert summary["test/psnr_std"] == pytest.approx(np.std(psnr, ddof=1), rel=1e-3)
+
     # And exactly what torchmetrics gives with the convention's data range.
     def torchmetrics_ssim(t, e, r):
         as_image = lambda a: torch.from_numpy(a)[None, None].float()  # noqa: E731

@@ -159,8 +159,10 @@ def test_self_supervised_training_batches_carry_no_ground_truth(phantom_datamodu
     for batch in datamodule.train_dataloader():
         assert batch.x is None
         assert batch.y.shape == (4, 2, 32, 32) and batch.mask.shape == (4, 1, 32, 32)
-    assert all(next(iter(loader())).x is not None
-               for loader in (datamodule.val_dataloader, datamodule.test_dataloader))
+    assert all(
+        next(iter(loader())).x is not None
+        for loader in (datamodule.val_dataloader, datamodule.test_dataloader)
+    )
     supervised = phantom_datamodule(train_ground_truth=True)
     supervised.setup()
     assert next(iter(supervised.train_dataloader())).x is not None
@@ -182,8 +184,9 @@ def test_multicoil_cache_holds_the_shared_maps_and_serves_them(tmp_path):
     from ssmri.physics import MultiCoilMRI, SingleCoilMRI, birdcage_maps
 
     physics = MultiCoilMRI(32, 4, coils=3)
-    datamodule = MRIDataModule(PhantomImages(32), physics, 32, num_train=4, num_val=2, num_test=2,
-                               batch_size=2, cache_dir=tmp_path)
+    datamodule = MRIDataModule(
+        PhantomImages(32), physics, 32, num_train=4, num_val=2, num_test=2, batch_size=2, cache_dir=tmp_path
+    )
     datamodule.prepare_data()
     datamodule.setup()
     assert "coils" in datamodule.cache_spec()["physics"]

@@ -31,10 +31,15 @@ DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
 
 def run_entry(script: str, args: list[str], cwd: Path, cache: Path, timeout: int = 300):
     """The real entry point in a fresh process, as a user would start it."""
-    env = {**os.environ, "SSMRI_CACHE_DIR": str(cache), "WANDB_MODE": "disabled",
-           "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "SSMRI_CACHE_DIR": str(cache), "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -57,8 +62,9 @@ def test_two_ranks_evaluate_each_test_image_once_with_the_one_process_numbers(tm
     trained = train(compose_config(tmp_path, TINY), method="sup")
     common = [*[o for o in TINY if o != "logger=none"], f"ckpt_path={trained['best_checkpoint']}"]
     run_entry("eval.py", [*common, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path, tmp_path / "cache")
-    ddp = run_entry("eval.py", [*common, *DDP, f"hydra.run.dir={tmp_path / 'two'}"], tmp_path,
-                    tmp_path / "cache")
+    ddp = run_entry(
+        "eval.py", [*common, *DDP, f"hydra.run.dir={tmp_path / 'two'}"], tmp_path, tmp_path / "cache"
+    )
     assert "Using `DistributedSampler`" in ddp.stderr  # 3 images per rank: image 0 twice
 
     one, two = per_image(tmp_path / "one"), per_image(tmp_path / "two")
@@ -82,7 +88,10 @@ def test_two_rank_training_completes_and_writes_its_outputs_once(tmp_path):
     assert len(per_image(run)) == 5
     # best.ckpt: the val_loss pick; select-val_psnr.ckpt: the oracle's, tested beside it
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "best.ckpt", "last.ckpt", "select-val_psnr.ckpt"]
+        "best.ckpt",
+        "last.ckpt",
+        "select-val_psnr.ckpt",
+    ]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in (run / "train_ddp_process_1.log").read_text()
     # the sample figure gathers both ranks' images (rank 0 alone holds images 0, 2, 4)
     assert torch.load(run / "samples.pt", weights_only=True)["index"].tolist() == [0, 1, 2, 3]
@@ -93,23 +102,41 @@ def test_two_rank_training_completes_and_writes_its_outputs_once(tmp_path):
 
 @pytest.mark.slow
 def test_adversarial_ddp_without_unused_parameter_search_is_refused_clearly(tmp_path):
-    env = {**os.environ, "SSMRI_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "disabled",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SSMRI_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+    }
     args = [*TINY, *DDP, "loss=adversarial", "loss.discriminator.features=4", f"hydra.run.dir={tmp_path}/run"]
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "need trainer.strategy.find_unused_parameters=true" in result.stderr
-    run_entry("train.py", [*args[:-1], "trainer.strategy.find_unused_parameters=true",
-                           f"hydra.run.dir={tmp_path}/ok"], tmp_path, tmp_path / "cache")
+    run_entry(
+        "train.py",
+        [*args[:-1], "trainer.strategy.find_unused_parameters=true", f"hydra.run.dir={tmp_path}/ok"],
+        tmp_path,
+        tmp_path / "cache",
+    )
     assert (tmp_path / "ok" / "metrics.json").is_file()
 
 
 @pytest.mark.slow
 def test_each_sweep_job_has_its_own_ranks_in_its_own_directory(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_entry("train.py", ["-m", "loss=sup,mc", *TINY, *DDP, f"hydra.sweep.dir={sweep}"],
-                       tmp_path, tmp_path / "cache")
+    result = run_entry(
+        "train.py",
+        ["-m", "loss=sup,mc", *TINY, *DDP, f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+        tmp_path / "cache",
+    )
     # Rank 1 of a job runs that job: had it re-run `-m ...`, it would have launched a sweep too.
     assert (result.stdout + result.stderr).count("Launching 2 jobs locally") == 1
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
@@ -128,8 +155,20 @@ def test_a_ddp_sweep_records_a_failed_job_and_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
     # lr=1e30: the loss is NaN at the second step, on both ranks
     with pytest.raises(AssertionError, match="1 of 2 jobs have no result: 0-mc-s0"):  # exit status 1
-        run_entry("train.py", ["-m", "loss=mc", "module.optimizer.lr=1e30,1e-3", *TINY, *DDP,
-                               "data.num_train=16", f"hydra.sweep.dir={sweep}"], tmp_path, tmp_path / "cache")
+        run_entry(
+            "train.py",
+            [
+                "-m",
+                "loss=mc",
+                "module.optimizer.lr=1e30,1e-3",
+                *TINY,
+                *DDP,
+                "data.num_train=16",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            tmp_path,
+            tmp_path / "cache",
+        )
     assert "training loss is nan" in json.loads((sweep / "0-mc-s0" / "failed.json").read_text())["error"]
     assert json.loads((sweep / "1-mc-s0" / "metrics.json").read_text())["num_test_images"] == 5
     table = (sweep / "results.md").read_text()
@@ -153,10 +192,16 @@ def test_job_scope_points_lightnings_rank_command_at_the_running_job(tmp_path, m
     with job_scope(cfg):
         command, _ = _hydra_subprocess_cmd(local_rank=1)
         os.environ.update(LOCAL_RANK="0", WORLD_SIZE="2", MASTER_PORT="29511")  # as Lightning does
-    job = command[command.index("loss=mc"):]
-    assert job == ["loss=mc", "data=phantom", '+note="a b,c"', f"hydra.sweep.dir={tmp_path}",
-                   f'hydra.run.dir="{tmp_path / "run"}"', "hydra.job.name=train_ddp_process_1",
-                   "hydra.output_subdir=null"]
+    job = command[command.index("loss=mc") :]
+    assert job == [
+        "loss=mc",
+        "data=phantom",
+        '+note="a b,c"',
+        f"hydra.sweep.dir={tmp_path}",
+        f'hydra.run.dir="{tmp_path / "run"}"',
+        "hydra.job.name=train_ddp_process_1",
+        "hydra.output_subdir=null",
+    ]
     assert "loss=sup,mc" not in command  # the job alone, not the sweep
     assert sys.argv == argv and HydraConfig.get().run.dir == run_dir
     assert not {"LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT"} & set(os.environ)
@@ -178,16 +223,24 @@ def test_a_failed_jobs_ranks_are_ended_without_lightnings_watchdog_killing_the_s
         assert not watchdog.is_alive()
         print("sweep goes on")
     """)
-    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and "sweep goes on" in result.stdout, result.stderr[-2000:]
 
 
 # -- SLURM -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "overrides, tasks, nodes",
-    [([], 1, 1), (["trainer=ddp"], 2, 1),
-     (["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=3"], 4, 3)],
+    [
+        ([], 1, 1),
+        (["trainer=ddp"], 2, 1),
+        (["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=3"], 4, 3),
+    ],
 )
 def test_slurm_launcher_asks_one_task_per_device(overrides, tasks, nodes):
     launcher = compose_only(["hydra/launcher=slurm", *overrides], return_hydra_config=True).hydra.launcher
@@ -213,15 +266,28 @@ def test_slurm_sbatch_file_sends_lightnings_requeue_signal(tmp_path, monkeypatch
         raise Submitted
 
     monkeypatch.setattr(submitit_slurm.SlurmExecutor, "_submit_command", capture)
-    cfg = compose_only(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-                        f"hydra.sweep.dir={tmp_path / 'sweep'}"], return_hydra_config=True)
+    cfg = compose_only(
+        [
+            "hydra/launcher=slurm",
+            "trainer=ddp",
+            "trainer.devices=4",
+            "trainer.num_nodes=2",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        return_hydra_config=True,
+    )
     launcher = hydra.utils.instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     with pytest.raises(Submitted):
         launcher.launch([["loss=sup"], ["loss=mc"]], initial_job_idx=0)
     lines = sbatch[0].splitlines()
-    for line in ("#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4", "#SBATCH --nodes=2",
-                 "#SBATCH --signal=USR1@120", "#SBATCH --array=0-1%2"):
+    for line in (
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --nodes=2",
+        "#SBATCH --signal=USR1@120",
+        "#SBATCH --array=0-1%2",
+    ):
         assert line in lines, sbatch[0]
     assert not [line for line in lines if "USR2" in line]
 
@@ -252,10 +318,18 @@ def test_on_slurm_lightning_saves_requeues_and_resumes_while_submitits_handler_s
     from submitit.core.utils import DelayedSubmission, JobPaths
     from submitit.slurm.slurm import SlurmJobEnvironment
 
-    for name, value in dict(SLURM_NTASKS="1", SLURM_NTASKS_PER_NODE="1", SLURM_NNODES="1",
-                            SLURM_JOB_ID="4242", SLURM_PROCID="0", SLURM_LOCALID="0",
-                            SLURM_NODEID="0", SLURM_JOB_NAME="train", SLURM_NODELIST="localhost",
-                            SUBMITIT_EXECUTOR="slurm").items():
+    for name, value in dict(
+        SLURM_NTASKS="1",
+        SLURM_NTASKS_PER_NODE="1",
+        SLURM_NNODES="1",
+        SLURM_JOB_ID="4242",
+        SLURM_PROCID="0",
+        SLURM_LOCALID="0",
+        SLURM_NODEID="0",
+        SLURM_JOB_NAME="train",
+        SLURM_NODELIST="localhost",
+        SUBMITIT_EXECUTOR="slurm",
+    ).items():
         monkeypatch.setenv(name, value)
     without_launcher_environment(monkeypatch)
     (tmp_path / "bin").mkdir()
@@ -271,10 +345,14 @@ def test_on_slurm_lightning_saves_requeues_and_resumes_while_submitits_handler_s
     RecordResume.resumed_from = []
     record = [f"+callbacks.resume._target_={__name__}.RecordResume"]
     try:
-        warned = [f"+callbacks.signal._target_={__name__}.SignalAtStep", "+callbacks.signal.step=3",
-                  f"+callbacks.signal.signum={int(signal.SIGUSR1)}"]
-        train(compose_config(tmp_path, [*FAST, "data.batch_size=2", "trainer.max_epochs=2",
-                                        *warned, *record]))
+        warned = [
+            f"+callbacks.signal._target_={__name__}.SignalAtStep",
+            "+callbacks.signal.step=3",
+            f"+callbacks.signal.signum={int(signal.SIGUSR1)}",
+        ]
+        train(
+            compose_config(tmp_path, [*FAST, "data.batch_size=2", "trainer.max_epochs=2", *warned, *record])
+        )
         run = tmp_path / "run"
         assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", "4242"]
         assert torch.load(run / "hpc_ckpt_1.ckpt", weights_only=True)["global_step"] == 3
@@ -291,8 +369,12 @@ def test_on_slurm_lightning_saves_requeues_and_resumes_while_submitits_handler_s
 @pytest.mark.slow
 def test_local_parallel_launcher_runs_a_two_job_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    run_entry("train.py", ["-m", "hydra/launcher=local_parallel", "loss=sup,mc", *TINY,
-                           f"hydra.sweep.dir={sweep}"], tmp_path, tmp_path / "cache")
+    run_entry(
+        "train.py",
+        ["-m", "hydra/launcher=local_parallel", "loss=sup,mc", *TINY, f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+        tmp_path / "cache",
+    )
     for job in ("0-sup-s0", "1-mc-s0"):
         assert json.loads((sweep / job / "metrics.json").read_text())["num_test_images"] == 5
     assert "| mc |" in (sweep / "results.md").read_text()

@@ -20,9 +20,7 @@ def relative_links(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_every_relative_link_resolves(page):
     missing = [
-        target
-        for target in relative_links(page)
-        if not (page.parent / target.split("#", 1)[0]).exists()
+        target for target in relative_links(page) if not (page.parent / target.split("#", 1)[0]).exists()
     ]
     assert not missing, f"{page.relative_to(ROOT)} links to missing files: {missing}"
 

@@ -153,13 +153,17 @@ def _not_hdf5(predictions, targets):
     (predictions / "file_b.h5").write_bytes(b"not an HDF5 file")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (_missing_key, r"file_a\.h5: no 'reconstruction' dataset \(has \['recon'\]\); pass --prediction-key"),
-    (_one_side_only, r"1 file\(s\) with a target have no counterpart in .*predictions: file_c\.h5"),
-    (_too_small, r"file_a\.h5: slices of 20x24 are smaller than the target's 24x24"),
-    (_slice_count, r"file_a\.h5: 1 slices, its target 2"),
-    (_not_hdf5, r"file_b\.h5 is not a readable HDF5 file"),
-], ids=["missing-key", "one-side-only", "too-small", "slice-count", "not-hdf5"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_missing_key, r"file_a\.h5: no 'reconstruction' dataset \(has \['recon'\]\); pass --prediction-key"),
+        (_one_side_only, r"1 file\(s\) with a target have no counterpart in .*predictions: file_c\.h5"),
+        (_too_small, r"file_a\.h5: slices of 20x24 are smaller than the target's 24x24"),
+        (_slice_count, r"file_a\.h5: 1 slices, its target 2"),
+        (_not_hdf5, r"file_b\.h5 is not a readable HDF5 file"),
+    ],
+    ids=["missing-key", "one-side-only", "too-small", "slice-count", "not-hdf5"],
+)
 def test_bad_input_is_one_line_naming_the_file(tmp_path, capsys, damage, message):
     predictions, targets = write_folders(tmp_path, made_up_volumes())
     damage(predictions, targets)
@@ -174,9 +178,21 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, capsys, damage, message
 def test_runs_as_a_module(tmp_path):
     predictions, targets = write_folders(tmp_path, made_up_volumes())
     result = subprocess.run(
-        [sys.executable, "-m", "ssmri.evaluate", "--predictions", str(predictions), "--targets",
-         str(targets), "--key", "reconstruction_rss"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "ssmri.evaluate",
+            "--predictions",
+            str(predictions),
+            "--targets",
+            str(targets),
+            "--key",
+            "reconstruction_rss",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((predictions / "metrics.json").read_text())["test/num_volumes"] == 3

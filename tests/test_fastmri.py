@@ -54,12 +54,15 @@ def test_fastmri_h5_bad_input(tmp_path):
         FastMRISingleCoilFiles(str(tmp_path), target="reconstruction_rss").images("test", None)
 
 
-@pytest.mark.parametrize("name, data, layout", [
-    ("reconstruction_esc", np.array([b"slice0", b"slice1"]), r"shape \(2,\) and dtype \|S6"),
-    ("reconstruction_esc", np.ones((32, 32), np.float32), r"shape \(32, 32\) and dtype float32"),
-    ("kspace", np.ones((2, 40, 36), np.float32), r"shape \(2, 40, 36\) and dtype float32"),
-    ("kspace", np.ones((40, 36), np.complex64), r"shape \(40, 36\) and dtype complex64"),
-])
+@pytest.mark.parametrize(
+    "name, data, layout",
+    [
+        ("reconstruction_esc", np.array([b"slice0", b"slice1"]), r"shape \(2,\) and dtype \|S6"),
+        ("reconstruction_esc", np.ones((32, 32), np.float32), r"shape \(32, 32\) and dtype float32"),
+        ("kspace", np.ones((2, 40, 36), np.float32), r"shape \(2, 40, 36\) and dtype float32"),
+        ("kspace", np.ones((40, 36), np.complex64), r"shape \(40, 36\) and dtype complex64"),
+    ],
+)
 def test_a_dataset_of_the_wrong_layout_is_refused_naming_the_file(tmp_path, name, data, layout):
     write_fastmri_volume(tmp_path / "a.h5")
     with h5py.File(tmp_path / "b.h5", "w") as file:

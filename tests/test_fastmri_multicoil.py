@@ -120,11 +120,14 @@ def test_bad_files_name_the_file_and_the_key(tmp_path):
         source(tmp_path / "junk").keys("train", None)
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("nan", r"'kspace' holds 1 NaN/Inf values; the file is damaged"),
-    ("inf", r"'kspace' holds 1 NaN/Inf values; the file is damaged"),
-    ("zero", r"'kspace' is all zero \(no signal"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("nan", r"'kspace' holds 1 NaN/Inf values; the file is damaged"),
+        ("inf", r"'kspace' holds 1 NaN/Inf values; the file is damaged"),
+        ("zero", r"'kspace' is all zero \(no signal"),
+    ],
+)
 def test_damaged_or_empty_kspace_is_refused_naming_file_and_slice(tmp_path, damage, message):
     for number in range(3):
         kspace = write_fastmri_multicoil_volume(tmp_path / f"file{number}.h5", slices=2, seed=number)
@@ -149,9 +152,17 @@ def test_a_splits_file_chooses_exactly_its_volumes(folder, tmp_path):
     (file0, file1), file2 = record["train"], record["test"][0]
     record.update(train=[file2], val=[file1], test=[file0])  # every split another volume
     (tmp_path / "splits.json").write_text(json.dumps(record))
-    cfg = compose_only(["data=fastmri_multicoil", f"data.images.root={root}", f"data.image_size={SIZE}",
-                        "data.images.calib_width=12", "data.images.train_fraction=0.67",
-                        f"data.splits_file={tmp_path / 'splits.json'}", f"data.cache_dir={tmp_path / 'b'}"])
+    cfg = compose_only(
+        [
+            "data=fastmri_multicoil",
+            f"data.images.root={root}",
+            f"data.image_size={SIZE}",
+            "data.images.calib_width=12",
+            "data.images.train_fraction=0.67",
+            f"data.splits_file={tmp_path / 'splits.json'}",
+            f"data.cache_dir={tmp_path / 'b'}",
+        ]
+    )
     chosen = instantiate(cfg.data, physics=SingleCoilMRI(SIZE, 4))
     chosen.prepare_data()
     chosen.setup()

@@ -72,8 +72,11 @@ def test_load_matches_numpy_oversampling_removal_and_crop(tmp_path):
     np.testing.assert_array_equal(data.mask.numpy(), mask[:, left : left + SIZE])
     for number in range(2):
         expected = numpy_acquired(full[number].astype(np.complex128) * mask[number], 32, SIZE)
-        np.testing.assert_allclose(as_complex(data.kspace[number]) * float(data.scale[number]), expected,
-                                   atol=2e-5 * np.abs(expected).max())
+        np.testing.assert_allclose(
+            as_complex(data.kspace[number]) * float(data.scale[number]),
+            expected,
+            atol=2e-5 * np.abs(expected).max(),
+        )
 
 
 def test_calibration_block_and_maps_come_from_acquired_lines_only(tmp_path, caplog):
@@ -112,10 +115,13 @@ def test_no_acquired_centre_is_refused(tmp_path):
         ISMRMRDFiles(str(tmp_path / "off.h5"), image_size=SIZE).load([(0, 0)])
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"trajectory": "radial"}, r"bad.h5: encoding/trajectory is 'radial'; ssmri reads 2-D Cartesian"),
-    ({"z": 8}, r"bad.h5: encodedSpace matrixSize z=8 .* 3-D"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"trajectory": "radial"}, r"bad.h5: encoding/trajectory is 'radial'; ssmri reads 2-D Cartesian"),
+        ({"z": 8}, r"bad.h5: encodedSpace matrixSize z=8 .* 3-D"),
+    ],
+)
 def test_non_cartesian_and_3d_files_are_refused(tmp_path, options, message):
     scan(tmp_path, name="bad.h5", **options)
     with pytest.raises(DataError, match=message):
@@ -142,9 +148,19 @@ def scan_folder(tmp_path):
     return root
 
 
-RUN = ["data=ismrmrd", "data.image_size=24", "data.images.calib_width=12", f"data.images.crop={CROP}",
-       "data.images.train_fraction=0.67", "physics=multicoil", "model.denoiser.base_features=8",
-       "model.cg_iterations=2", "trainer.accelerator=cpu", "logger=none", "trainer.max_epochs=1"]
+RUN = [
+    "data=ismrmrd",
+    "data.image_size=24",
+    "data.images.calib_width=12",
+    f"data.images.crop={CROP}",
+    "data.images.train_fraction=0.67",
+    "physics=multicoil",
+    "model.denoiser.base_features=8",
+    "model.cg_iterations=2",
+    "trainer.accelerator=cpu",
+    "logger=none",
+    "trainer.max_epochs=1",
+]
 
 
 def test_selection_by_val_psnr_is_refused_naming_val_loss(tmp_path):
@@ -206,9 +222,18 @@ def test_scan_specific_selection_on_the_training_truth_is_refused(tmp_path):
     from tests.helpers.fastmri_files import write_fastmri_volume
 
     write_fastmri_volume(tmp_path / "file0.h5")  # fully sampled, with a target
-    cfg = compose_config(tmp_path, ["data=fastmri_h5", f"data.images.root={tmp_path}", "data.image_size=24",
-                                    "data.images.split=scan", "selection=val_psnr", "trainer.accelerator=cpu",
-                                    "logger=none"])
+    cfg = compose_config(
+        tmp_path,
+        [
+            "data=fastmri_h5",
+            f"data.images.root={tmp_path}",
+            "data.image_size=24",
+            "data.images.split=scan",
+            "selection=val_psnr",
+            "trainer.accelerator=cpu",
+            "logger=none",
+        ],
+    )
     with pytest.raises(ValueError, match=r"val_psnr with data.images.split=scan .* selection=val_loss"):
         train(cfg)
 
@@ -224,8 +249,17 @@ def test_one_scan_trains_scan_specific_and_writes_its_objective_per_image(tmp_pa
     from ssmri.run import train
     from tests.helpers.config import compose_config
 
-    cfg = compose_config(tmp_path, ["data=twix", f"data.images.root={GRE}", "data.images.split=scan",
-                                    "data.image_size=32", *RUN[3:], "loss=ssdu"])
+    cfg = compose_config(
+        tmp_path,
+        [
+            "data=twix",
+            f"data.images.root={GRE}",
+            "data.images.split=scan",
+            "data.image_size=32",
+            *RUN[3:],
+            "loss=ssdu",
+        ],
+    )
     metrics = train(cfg)
     assert metrics["ground_truth"] is False and metrics["splits_share_data"] is True
     with open(tmp_path / "run" / "test_per_image.csv") as handle:
@@ -244,8 +278,9 @@ def acquired_batch(tmp_path_factory):
     from ssmri.physics.measured_law import MeasuredMaskLaw
 
     tmp_path = tmp_path_factory.mktemp("acquired")
-    images = ISMRMRDFiles(str(scan_folder(tmp_path)), image_size=SIZE, calib_width=12, crop=CROP,
-                          train_fraction=0.67)
+    images = ISMRMRDFiles(
+        str(scan_folder(tmp_path)), image_size=SIZE, calib_width=12, crop=CROP, train_fraction=0.67
+    )
     physics = MultiCoilMRI(SIZE, 8, coils=4)
     datamodule = MRIDataModule(images, physics, SIZE, batch_size=2, cache_dir=tmp_path / "cache")
     datamodule.prepare_data()
@@ -255,8 +290,10 @@ def acquired_batch(tmp_path_factory):
     return next(iter(datamodule.train_dataloader())), physics
 
 
-@pytest.mark.parametrize("name, reads", [("moi", "sample_columns"), ("mo_ei", "sample_columns"),
-                                         ("weighted_ssdu", "column_probability")])
+@pytest.mark.parametrize(
+    "name, reads",
+    [("moi", "sample_columns"), ("mo_ei", "sample_columns"), ("weighted_ssdu", "column_probability")],
+)
 def test_losses_that_need_the_mask_law_train_on_the_estimated_one(acquired_batch, monkeypatch, name, reads):
     from ssmri.physics.measured_law import MeasuredMaskLaw
     from ssmri.run import instantiate
@@ -266,8 +303,9 @@ def test_losses_that_need_the_mask_law_train_on_the_estimated_one(acquired_batch
     batch, physics = acquired_batch
     calls = []
     original = getattr(MeasuredMaskLaw, reads)
-    monkeypatch.setattr(MeasuredMaskLaw, reads, lambda law, *a, **k: calls.append(law) or original(law, *a,
-                                                                                                     **k))
+    monkeypatch.setattr(
+        MeasuredMaskLaw, reads, lambda law, *a, **k: calls.append(law) or original(law, *a, **k)
+    )
     loss = instantiate(compose_only(["data=phantom", f"data.image_size={SIZE}", f"loss={name}"]).loss)
     model = tiny_model()
     output = loss(model, physics, batch.y, batch.acq, None, torch.Generator().manual_seed(0))

@@ -19,9 +19,18 @@ from ssmri.report.leaderboard import (
 
 # docs/results.md: the noiseless cpu_quick sweep (PSNR, dB) that the issue compared by hand.
 CPU_SWEEP = {
-    "sup": 29.34, "mo_ei": 27.43, "ei": 27.30, "weighted_ssdu": 27.00, "moi": 26.85,
-    "diffeo_ei": 26.42, "vortex": 25.51, "ssdu": 25.24, "noise2inverse": 24.66, "mc": 21.69,
-    "adversarial": 20.95, "uair": 9.79,
+    "sup": 29.34,
+    "mo_ei": 27.43,
+    "ei": 27.30,
+    "weighted_ssdu": 27.00,
+    "moi": 26.85,
+    "diffeo_ei": 26.42,
+    "vortex": 25.51,
+    "ssdu": 25.24,
+    "noise2inverse": 24.66,
+    "mc": 21.69,
+    "adversarial": 20.95,
+    "uair": 9.79,
 }
 
 
@@ -29,11 +38,14 @@ def test_average_ranks_share_ties():
     assert average_ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
 
 
-@pytest.mark.parametrize("pair", [
-    ([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]),
-    ([1, 1, 2, 3, 3, 3], [2, 1, 2, 2, 5, 4]),
-    ([0.3, -1.0, 2.5, 2.5, 7.0, 1.0, 1.0], [1, 2, 3, 3, 1, 0, 9]),
-])
+@pytest.mark.parametrize(
+    "pair",
+    [
+        ([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]),
+        ([1, 1, 2, 3, 3, 3], [2, 1, 2, 2, 5, 4]),
+        ([0.3, -1.0, 2.5, 2.5, 7.0, 1.0, 1.0], [1, 2, 3, 3, 1, 0, 9]),
+    ],
+)
 def test_rank_correlations_match_scipy_with_ties(pair):
     stats = pytest.importorskip("scipy.stats")
     a, b = pair
@@ -68,22 +80,38 @@ def test_leaderboard_names_its_source_and_every_scenario_and_method_is_ours():
     assert published("noisy")["robust_mo_ei"] == (29.72, 0.8409)
 
 
-def fake_job(sweep: Path, name: str, method: str, psnr: float, scenario: str | None,
-             overrides: list[str] | None = None):
+def fake_job(
+    sweep: Path, name: str, method: str, psnr: float, scenario: str | None, overrides: list[str] | None = None
+):
     job = sweep / name
     job.mkdir(parents=True)
     if overrides is not None:
         (job / ".hydra").mkdir()
         (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     values = torch.tensor([psnr - 0.5, psnr + 0.5])
-    write_per_image(job / "test_per_image.csv", {
-        "index": torch.arange(2), "psnr": values, "ssim": values / 40,
-        "psnr_zero_filled": torch.full_like(values, 20.0), "ssim_zero_filled": torch.full_like(values, 0.5),
-    })
-    write_json(job / "metrics.json", {
-        "loss": method, "seed": 0, "test/psnr": psnr, "test/psnr_zero_filled": 20.0,
-        "train_seconds": 1.0, "num_params": 1, "epochs": 1, "scenario": scenario,
-    })
+    write_per_image(
+        job / "test_per_image.csv",
+        {
+            "index": torch.arange(2),
+            "psnr": values,
+            "ssim": values / 40,
+            "psnr_zero_filled": torch.full_like(values, 20.0),
+            "ssim_zero_filled": torch.full_like(values, 0.5),
+        },
+    )
+    write_json(
+        job / "metrics.json",
+        {
+            "loss": method,
+            "seed": 0,
+            "test/psnr": psnr,
+            "test/psnr_zero_filled": 20.0,
+            "train_seconds": 1.0,
+            "num_params": 1,
+            "epochs": 1,
+            "scenario": scenario,
+        },
+    )
 
 
 def test_a_scenario_sweep_gets_the_published_column_and_correlations(tmp_path):
@@ -138,9 +166,14 @@ def test_a_sweep_over_a_second_key_correlates_each_setting_apart(tmp_path):
     number = 0
     for width, psnr in (("32", ordered), ("64", reversed_order)):
         for method, value in psnr.items():
-            fake_job(tmp_path, f"{number}-{method}-f{width}", method, value, "noiseless",
-                     overrides=["scenario=noiseless", f"loss={method}",
-                                f"model.denoiser.base_features={width}"])
+            fake_job(
+                tmp_path,
+                f"{number}-{method}-f{width}",
+                method,
+                value,
+                "noiseless",
+                overrides=["scenario=noiseless", f"loss={method}", f"model.denoiser.base_features={width}"],
+            )
             number += 1
     rows = write_results(tmp_path, wandb_mode=None)
     assert len(rows) == 8 and all(r["published_psnr"] for r in rows)

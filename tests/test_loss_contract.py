@@ -41,8 +41,11 @@ from tests.helpers.problems import SIZE, acquisition_for, small_problem
 
 # Options a user switches by override that no yaml file shows; they meet the same contract.
 VARIANTS = {
-    "ssdu-bernoulli": ["loss=ssdu", "~loss.splitter",
-                       "+loss.splitter={_target_: ssmri.transforms.BernoulliSplitter}"],
+    "ssdu-bernoulli": [
+        "loss=ssdu",
+        "~loss.splitter",
+        "+loss.splitter={_target_: ssmri.transforms.BernoulliSplitter}",
+    ],
     "moi-batch-masks": ["loss=moi", "loss.per_sample_masks=false"],
 }
 CASES = {name: [f"loss={name}"] for name in options("loss")} | VARIANTS
@@ -51,8 +54,18 @@ NOISY = ("physics.noise_std=0.1",)
 # Besides the noise-aware losses, these also meet the contract on noisy physics.
 ALSO_NOISY = ("ssdu", "ei")
 # The falls check (30 Adam steps) runs by default for one loss of each family; the others' is `slow`.
-FALLS_BY_DEFAULT = ("sup", "mc", "adjoint_mc", "ssdu", "ssdu-bernoulli", "weighted_ssdu", "noise2inverse",
-                    "robust_ssdu", "ei", "adversarial")
+FALLS_BY_DEFAULT = (
+    "sup",
+    "mc",
+    "adjoint_mc",
+    "ssdu",
+    "ssdu-bernoulli",
+    "weighted_ssdu",
+    "noise2inverse",
+    "robust_ssdu",
+    "ei",
+    "adversarial",
+)
 # Every case runs on noiseless and on noisy physics (SSIBench's noisy scenario, sigma = 0.1).
 NOISE = {"noiseless": 0.0, "noisy": 0.1}
 
@@ -91,9 +104,14 @@ def make_case(name: str, physics_overrides: tuple[str, ...] = ()):
 def case_params(noisy_marks=(), slow_unless: tuple[str, ...] | None = None):
     """Every case in its default physics, then the ``ALSO_NOISY`` ones on noisy physics; cases
     outside ``slow_unless`` (if given) are ``slow``."""
-    default = [pytest.param((name, default_physics(name)), id=name,
-                            marks=pytest.mark.slow if slow_unless and name not in slow_unless else ())
-               for name in CASES]
+    default = [
+        pytest.param(
+            (name, default_physics(name)),
+            id=name,
+            marks=pytest.mark.slow if slow_unless and name not in slow_unless else (),
+        )
+        for name in CASES
+    ]
     noisy = [pytest.param((name, NOISY), id=f"{name}-noisy", marks=noisy_marks) for name in ALSO_NOISY]
     return default + noisy
 
@@ -246,8 +264,9 @@ def test_inference_rule_returns_images_independent_of_batching(case):
         one_rng = loss.reconstruct(model, physics, y, acq, seeded(0))
         per_image = loss.reconstruct(model, physics, y, acq, rngs(range(len(y))))
         again = loss.reconstruct(model, physics, y, acq, rngs(range(len(y))))
-        apart = torch.cat([loss.reconstruct(model, physics, y[i : i + 1], acq[i : i + 1], rngs([i]))
-                           for i in range(len(y))])
+        apart = torch.cat(
+            [loss.reconstruct(model, physics, y[i : i + 1], acq[i : i + 1], rngs([i])) for i in range(len(y))]
+        )
     assert one_rng.shape == per_image.shape == x.shape
     assert torch.isfinite(one_rng).all() and torch.isfinite(per_image).all()
     assert torch.equal(per_image, again)

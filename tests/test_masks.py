@@ -93,8 +93,9 @@ def test_probability_is_not_the_normalised_weight():
     assert (naive - exact).abs().max() > 0.05
 
 
-@pytest.mark.parametrize("old, new", [("uniform", "fixed_count_uniform"),
-                                      ("equispaced", "fixed_count_equispaced")])
+@pytest.mark.parametrize(
+    "old, new", [("uniform", "fixed_count_uniform"), ("equispaced", "fixed_count_equispaced")]
+)
 def test_old_names_build_the_same_law(old, new):
     """Configs, caches and checkpoints that name ``uniform``/``equispaced`` get the same masks as before."""
     old_law, new_law = make_mask_law(old, 96, 4), make_mask_law(new, 96, 4)

@@ -125,8 +125,9 @@ def test_cg_reaches_the_dense_solution():
     z = torch.randn(1, 2, size, size, generator=rng)
     rhs = MultiCoilMRI(size, 1, coils=coils).A_adjoint(y, mask, maps) + lam * z
     exact = torch.linalg.solve(dense_normal_matrix(mask, maps, lam), rhs.flatten().double())
-    solved = multicoil_data_consistency(z, y, Acquisition(mask, maps), lam, iterations=2 * 2 * size * size,
-                                        tolerance=0.0)
+    solved = multicoil_data_consistency(
+        z, y, Acquisition(mask, maps), lam, iterations=2 * 2 * size * size, tolerance=0.0
+    )
     torch.testing.assert_close(solved.flatten().double(), exact, atol=1e-4, rtol=1e-4)
     few = multicoil_data_consistency(z, y, Acquisition(mask, maps), lam, iterations=2, tolerance=0.0)
     assert (few.flatten().double() - exact).abs().max() > 1e-3  # the test can tell a short solve

@@ -22,8 +22,9 @@ def test_bf16_mixed_training_on_cpu_runs_and_its_ffts_see_float32(tmp_path, monk
             return _original(z, *args, **kwargs)
 
         monkeypatch.setattr(torch.fft, name, recording)
-    cfg = compose_config(tmp_path, [*FAST, "loss=mo_ei", "trainer.precision=bf16-mixed",
-                                    "trainer.max_epochs=1"])
+    cfg = compose_config(
+        tmp_path, [*FAST, "loss=mo_ei", "trainer.precision=bf16-mixed", "trainer.max_epochs=1"]
+    )
     metrics = train(cfg)
     assert seen == {torch.complex64}, seen  # never bf16 or half: complex64 = two float32
     assert torch.isfinite(torch.tensor(metrics["test/psnr"]))

@@ -31,8 +31,15 @@ def tiny_checkpoint(tmp_path: Path, loss: str = "sup", *overrides: str) -> Path:
     cfg = compose_config(tmp_path / "origin", [*FAST, f"loss={loss}", *overrides])
     module, _ = build(cfg, loss)
     path = tmp_path / "tiny.ckpt"
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": plain(dict(module.hparams)),
-                "epoch": 0, "global_step": 0}, path)
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": plain(dict(module.hparams)),
+            "epoch": 0,
+            "global_step": 0,
+        },
+        path,
+    )
     return path
 
 
@@ -55,8 +62,9 @@ def write_test_layout(path: Path, seed: int, slices: int = 2, centre: bool = Tru
 def test_phantom_reconstructions_are_the_methods_own_on_the_simulated_measurements(tmp_path, loss, overrides):
     # Noise2Inverse infers with random splits: drawn per slice, so batches of 3 give eval's numbers.
     checkpoint = tiny_checkpoint(tmp_path, loss, *overrides)
-    cfg = compose_config(tmp_path, [*PREDICT, f"ckpt_path={checkpoint}", "predict.batch_size=3"],
-                         config_name="predict")
+    cfg = compose_config(
+        tmp_path, [*PREDICT, f"ckpt_path={checkpoint}", "predict.batch_size=3"], config_name="predict"
+    )
     outcome = predict(cfg)
     run = Path(cfg.paths.output_dir)
     assert outcome.written == ["phantom"] and not outcome.failed
@@ -72,8 +80,9 @@ def test_phantom_reconstructions_are_the_methods_own_on_the_simulated_measuremen
     datamodule.prepare_data()
     datamodule.setup("test")
     with torch.inference_mode():
-        expected = torch.cat([magnitude(module.eval().reconstruct(b))[:, 0]
-                              for b in datamodule.test_dataloader()])
+        expected = torch.cat(
+            [magnitude(module.eval().reconstruct(b))[:, 0] for b in datamodule.test_dataloader()]
+        )
     np.testing.assert_allclose(reconstruction, expected.numpy(), rtol=1e-5, atol=1e-6)
     volume = nibabel.load(run / "reconstructions" / "phantom.nii.gz")
     assert volume.shape == (32, 32, 4) and volume.header.get_zooms() == (1.0, 1.0, 1.0)
@@ -88,10 +97,18 @@ def test_fully_sampled_fastmri_files_give_every_slice_of_every_file_whatever_the
     folder.mkdir()
     for number, slices in enumerate((3, 2)):
         write_fastmri_volume(folder / f"knee_{number}.h5", slices=slices, seed=number)
-    cfg = compose_config(tmp_path, [
-        *PREDICT, f"ckpt_path={tiny_checkpoint(tmp_path)}", "data=fastmri_h5", "data.image_size=32",
-        f"data.images.root={folder}", "data.images.train_fraction=0.5",  # one file trains, one tests
-    ], config_name="predict")
+    cfg = compose_config(
+        tmp_path,
+        [
+            *PREDICT,
+            f"ckpt_path={tiny_checkpoint(tmp_path)}",
+            "data=fastmri_h5",
+            "data.image_size=32",
+            f"data.images.root={folder}",
+            "data.images.train_fraction=0.5",  # one file trains, one tests
+        ],
+        config_name="predict",
+    )
     assert predict(cfg).written == ["knee_0", "knee_1"]
     reconstructions = Path(cfg.paths.output_dir) / "reconstructions"
     for number, slices in enumerate((3, 2)):
@@ -113,10 +130,17 @@ def test_single_coil_test_layout_files_are_reconstructed_in_their_units(tmp_path
             kspace = file["kspace"][()] * mask
             del file["kspace"], file["reconstruction_esc"]
             file["kspace"], file["mask"] = kspace, mask
-    cfg = compose_config(tmp_path, [
-        *PREDICT, f"ckpt_path={tiny_checkpoint(tmp_path)}", "data=fastmri_h5", f"data.image_size={SIZE}",
-        f"data.images.root={folder}",
-    ], config_name="predict")
+    cfg = compose_config(
+        tmp_path,
+        [
+            *PREDICT,
+            f"ckpt_path={tiny_checkpoint(tmp_path)}",
+            "data=fastmri_h5",
+            f"data.image_size={SIZE}",
+            f"data.images.root={folder}",
+        ],
+        config_name="predict",
+    )
     assert predict(cfg).written == ["file0", "file1"]
     with h5py.File(Path(cfg.paths.output_dir) / "reconstructions" / "file1.h5") as file:
         assert file["reconstruction"].shape == (2, SIZE, SIZE) and file.attrs["units"] == "file"
@@ -135,17 +159,27 @@ def scans(tmp_path) -> Path:
 
 
 def predict_scans(tmp_path: Path, root: Path, checkpoint: Path):
-    cfg = compose_config(tmp_path, [
-        *PREDICT, f"ckpt_path={checkpoint}", "data=fastmri_multicoil", f"data.image_size={SIZE}",
-        f"data.images.root={root}", "physics=multicoil",
-    ], config_name="predict")
+    cfg = compose_config(
+        tmp_path,
+        [
+            *PREDICT,
+            f"ckpt_path={checkpoint}",
+            "data=fastmri_multicoil",
+            f"data.image_size={SIZE}",
+            f"data.images.root={root}",
+            "physics=multicoil",
+        ],
+        config_name="predict",
+    )
     return cfg, Path(cfg.paths.output_dir) / "reconstructions"
 
 
 def test_acquired_scans_one_broken_file_is_named_and_the_others_are_written(tmp_path, scans):
     cfg, folder = predict_scans(tmp_path, scans, tiny_checkpoint(tmp_path, "ssdu"))
-    failed = (r"^1 of 4 volume\(s\) failed, the others are in .*reconstructions: scan_9_broken: "
-              r".*scan_9_broken\.h5 slice 0: the centre column 12 of the mask is not acquired")
+    failed = (
+        r"^1 of 4 volume\(s\) failed, the others are in .*reconstructions: scan_9_broken: "
+        r".*scan_9_broken\.h5 slice 0: the centre column 12 of the mask is not acquired"
+    )
     with pytest.raises(DataError, match=failed):
         predict(cfg)
     for number, slices in enumerate((2, 3, 2)):
@@ -157,7 +191,8 @@ def test_acquired_scans_one_broken_file_is_named_and_the_others_are_written(tmp_
         assert nibabel.load(folder / f"scan_{number}.nii.gz").shape == (SIZE, SIZE, slices)
         assert (folder / f"scan_{number}.png").is_file()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"scan_{n}{suffix}" for n in range(3) for suffix in (".h5", ".nii.gz", ".png"))
+        f"scan_{n}{suffix}" for n in range(3) for suffix in (".h5", ".nii.gz", ".png")
+    )
     record = json.loads((folder.parent / "predictions.json").read_text())
     assert list(record["failed"]) == ["scan_9_broken"] and len(record["written"]) == 3
 
@@ -170,10 +205,18 @@ def test_one_ismrmrd_file_gives_its_volume_with_the_headers_voxel_size(tmp_path)
     # Field of view 200 x 200 mm over 32 readout samples (64 with oversampling) and 36 lines,
     # 5 mm slices; the central 24 x 24 of k-space keeps the field of view: 200 / 24 mm pixels.
     write_ismrmrd(tmp_path / "knee.h5", full * mask[:, None, None], mask, centre=20, recon_x=32)
-    cfg = compose_config(tmp_path, [
-        *PREDICT, f"ckpt_path={tiny_checkpoint(tmp_path, 'ssdu')}", "data=ismrmrd",
-        f"data.image_size={SIZE}", f"data.images.root={tmp_path / 'knee.h5'}", "physics=multicoil",
-    ], config_name="predict")
+    cfg = compose_config(
+        tmp_path,
+        [
+            *PREDICT,
+            f"ckpt_path={tiny_checkpoint(tmp_path, 'ssdu')}",
+            "data=ismrmrd",
+            f"data.image_size={SIZE}",
+            f"data.images.root={tmp_path / 'knee.h5'}",
+            "physics=multicoil",
+        ],
+        config_name="predict",
+    )
     assert predict(cfg).written == ["knee"]
     folder = Path(cfg.paths.output_dir) / "reconstructions"
     volume = nibabel.load(folder / "knee.nii.gz")
@@ -200,7 +243,8 @@ def test_a_volume_whose_writing_fails_leaves_none_of_its_files(tmp_path, scans, 
     with pytest.raises(DataError, match=r"1 of 3 volume\(s\) failed.*scan_1: .*No space left on device"):
         predict(cfg)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"scan_{n}{suffix}" for n in (0, 2) for suffix in (".h5", ".nii.gz", ".png"))
+        f"scan_{n}{suffix}" for n in (0, 2) for suffix in (".h5", ".nii.gz", ".png")
+    )
     assert not list(folder.glob(".*"))  # no temporary left behind
 
 
@@ -221,10 +265,22 @@ def test_predict_py_exits_non_zero_naming_the_broken_file_and_evaluate_reads_its
     checkpoint = tiny_checkpoint(tmp_path, "ssdu")
     env = {**os.environ, "SSMRI_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "predict.py"), f"ckpt_path={checkpoint}", "data=fastmri_multicoil",
-         f"data.image_size={SIZE}", f"data.images.root={scans}", "physics=multicoil",
-         "model.denoiser.base_features=8", "hydra.run.dir=out"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "predict.py"),
+            f"ckpt_path={checkpoint}",
+            "data=fastmri_multicoil",
+            f"data.image_size={SIZE}",
+            f"data.images.root={scans}",
+            "physics=multicoil",
+            "model.denoiser.base_features=8",
+            "hydra.run.dir=out",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
@@ -237,8 +293,22 @@ def test_predict_py_exits_non_zero_naming_the_broken_file_and_evaluate_reads_its
     for path in folder.glob("*.h5"):
         with h5py.File(path) as source, h5py.File(targets / path.name, "w") as target:
             target["reconstruction_rss"] = source["reconstruction"][()]
-    scored = subprocess.run([sys.executable, "-m", "ssmri.evaluate", "--predictions", str(folder),
-                             "--targets", str(targets), "--out", str(tmp_path / "scores")],
-                            env=env, capture_output=True, text=True, timeout=600)
+    scored = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssmri.evaluate",
+            "--predictions",
+            str(folder),
+            "--targets",
+            str(targets),
+            "--out",
+            str(tmp_path / "scores"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert scored.returncode == 0, scored.stderr[-3000:]
     assert json.loads((tmp_path / "scores" / "metrics.json").read_text())["test/nmse"] == 0.0

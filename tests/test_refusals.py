@@ -18,20 +18,23 @@ from tests.helpers.config import FAST, compose_config, compose_only, options
 from tests.helpers.faults import small_tmpfs
 
 
-@pytest.mark.parametrize("override, message", [
-    ("physics.noise_std=nan", r"physics\.noise_std=nan is not a finite number"),
-    ("physics.noise_std=abc", r"physics\.noise_std must be a number, got 'abc'"),
-    ("physics.acceleration=inf", r"physics\.acceleration=inf is not a finite number"),
-    ("physics.acceleration=four", r"physics\.acceleration must be a number"),
-    ("data.image_size=32.5", r"data\.image_size must be an integer, got 32\.5"),
-    ("data.batch_size=2.5", r"data\.batch_size must be an integer"),
-    ("seed=abc", r"seed must be an integer, got 'abc'"),
-    ("module.optimizer.lr=nan", r"module\.optimizer\.lr=nan is not a finite number"),
-    ("module.optimizer.lr=-1", r"module\.optimizer\.lr=-1 is negative; give a learning rate > 0"),
-    ("module.optimizer.lr=abc", r"module\.optimizer\.lr must be a number, got 'abc'"),
-    ("+module.optimizer.betas=[0.9,1.5]", r"module\.optimizer \(torch\.optim\.Adam\) refuses .*beta"),
-    ("trainer.max_epochs=-5", r"trainer\.max_epochs=-5 must be at least 0, or -1 for no limit"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("physics.noise_std=nan", r"physics\.noise_std=nan is not a finite number"),
+        ("physics.noise_std=abc", r"physics\.noise_std must be a number, got 'abc'"),
+        ("physics.acceleration=inf", r"physics\.acceleration=inf is not a finite number"),
+        ("physics.acceleration=four", r"physics\.acceleration must be a number"),
+        ("data.image_size=32.5", r"data\.image_size must be an integer, got 32\.5"),
+        ("data.batch_size=2.5", r"data\.batch_size must be an integer"),
+        ("seed=abc", r"seed must be an integer, got 'abc'"),
+        ("module.optimizer.lr=nan", r"module\.optimizer\.lr=nan is not a finite number"),
+        ("module.optimizer.lr=-1", r"module\.optimizer\.lr=-1 is negative; give a learning rate > 0"),
+        ("module.optimizer.lr=abc", r"module\.optimizer\.lr must be a number, got 'abc'"),
+        ("+module.optimizer.betas=[0.9,1.5]", r"module\.optimizer \(torch\.optim\.Adam\) refuses .*beta"),
+        ("trainer.max_epochs=-5", r"trainer\.max_epochs=-5 must be at least 0, or -1 for no limit"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_key_before_anything_runs(tmp_path, override, message):
     cfg = compose_config(tmp_path, [*FAST, override])
     with pytest.raises(ConfigError, match=message) as raised:
@@ -48,8 +51,11 @@ def test_every_shipped_option_passes_the_checks(group):
 
 def test_an_image_size_that_cannot_fit_in_memory_fails_at_once(tmp_path):
     cfg = compose_config(tmp_path, [*FAST, "data.image_size=100000"])
-    with pytest.raises(ConfigError, match=r"data\.image_size=100000 .* needs about [\d.]+ GB of memory"
-                       r" to simulate, and [\d.]+ GB are available"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.image_size=100000 .* needs about [\d.]+ GB of memory"
+        r" to simulate, and [\d.]+ GB are available",
+    ):
         train(cfg)
 
 
@@ -110,17 +116,31 @@ def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path):
 def test_a_disk_without_room_for_cache_and_checkpoints_fails_before_training(tmp_path):
     with small_tmpfs(tmp_path / "disk", size="1m") as disk:
         cfg = compose_config(disk, [*FAST, "data.num_train=400"])
-        with pytest.raises(DiskError, match=r"not enough disk space: this run needs about [\d.]+ MB "
-                           r"\(.*the cache.*\) and the file system has [\d.]+ MB free"):
+        with pytest.raises(
+            DiskError,
+            match=r"not enough disk space: this run needs about [\d.]+ MB "
+            r"\(.*the cache.*\) and the file system has [\d.]+ MB free",
+        ):
             train(cfg)
         assert not list(disk.rglob("*.h5")) and not list(disk.rglob("*.tmp"))
 
 
 def test_measurements_too_large_for_float32_are_blamed_on_noise_std_not_the_learning_rate(tmp_path):
-    cfg = compose_config(tmp_path, [*FAST, "physics.noise_std=1e30", "data.num_train=4", "data.num_val=1",
-                                    "data.num_test=1", "trainer.max_epochs=1"])
-    message = (r"training loss is inf at step 0: the measurements are not usable in float32 "
-               r"\(largest \|y\| [\d.]+e\+30.*physics\.noise_std=1e\+30\)")
+    cfg = compose_config(
+        tmp_path,
+        [
+            *FAST,
+            "physics.noise_std=1e30",
+            "data.num_train=4",
+            "data.num_val=1",
+            "data.num_test=1",
+            "trainer.max_epochs=1",
+        ],
+    )
+    message = (
+        r"training loss is inf at step 0: the measurements are not usable in float32 "
+        r"\(largest \|y\| [\d.]+e\+30.*physics\.noise_std=1e\+30\)"
+    )
     with pytest.raises(FloatingPointError, match=message) as raised:
         train(cfg)
     assert "lr" not in str(raised.value) and "\n" not in str(raised.value)
@@ -131,7 +151,10 @@ def test_preflight_budgets_every_checkpoint_the_run_writes(tmp_path):
     # about 1.9 MB here, where budgeting two checkpoints asked for 1.1 MB and fitted in 1.5 MB.
     with small_tmpfs(tmp_path / "disk", size="1500k") as disk:
         cfg = compose_config(disk, FAST)
-        with pytest.raises(DiskError, match=r"this run needs about [\d.]+ MB \(3 checkpoints [\d.]+ MB in "
-                           r".*/checkpoints, .*the cache [\d.]+ MB in .*\) and the file system has"):
+        with pytest.raises(
+            DiskError,
+            match=r"this run needs about [\d.]+ MB \(3 checkpoints [\d.]+ MB in "
+            r".*/checkpoints, .*the cache [\d.]+ MB in .*\) and the file system has",
+        ):
             train(cfg)
         assert not list(disk.rglob("*.ckpt")) and not list(disk.rglob("*.h5"))

@@ -20,22 +20,43 @@ from ssmri.report import SweepReport, paired_sign_flip_test, write_json, write_p
 ROOT = Path(__file__).parents[1]
 
 
-def fake_job(sweep: Path, name: str, method: str, seed: int, psnr: list[float], zf: float = 20.0,
-             overrides: list[str] | None = None):
+def fake_job(
+    sweep: Path,
+    name: str,
+    method: str,
+    seed: int,
+    psnr: list[float],
+    zf: float = 20.0,
+    overrides: list[str] | None = None,
+):
     """A finished job folder; ``overrides`` (as on the command line) go to ``.hydra/overrides.yaml``."""
     job = sweep / name
     job.mkdir(parents=True)
     if overrides is not None:
         write_overrides(job, overrides)
     values = torch.tensor(psnr)
-    write_per_image(job / "test_per_image.csv", {
-        "index": torch.arange(len(psnr)), "psnr": values, "ssim": values / 40,
-        "psnr_zero_filled": torch.full_like(values, zf), "ssim_zero_filled": torch.full_like(values, 0.5),
-    })
-    write_json(job / "metrics.json", {
-        "loss": method, "seed": seed, "test/psnr": float(values.mean()), "test/psnr_zero_filled": zf,
-        "train_seconds": 10.0, "num_params": 123, "epochs": 3,
-    })
+    write_per_image(
+        job / "test_per_image.csv",
+        {
+            "index": torch.arange(len(psnr)),
+            "psnr": values,
+            "ssim": values / 40,
+            "psnr_zero_filled": torch.full_like(values, zf),
+            "ssim_zero_filled": torch.full_like(values, 0.5),
+        },
+    )
+    write_json(
+        job / "metrics.json",
+        {
+            "loss": method,
+            "seed": seed,
+            "test/psnr": float(values.mean()),
+            "test/psnr_zero_filled": zf,
+            "train_seconds": 10.0,
+            "num_params": 123,
+            "epochs": 3,
+        },
+    )
 
 
 def write_overrides(job: Path, overrides: list[str]) -> None:
@@ -66,8 +87,16 @@ def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| vortex | failed: 4-vortex-s0: ValueError: boom" in table
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
-    assert header[:8] == ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled",
-                          "gap_to_sup", "p_vs_best_ssl"]
+    assert header[:8] == [
+        "method",
+        "psnr",
+        "psnr_std",
+        "ssim",
+        "ssim_std",
+        "psnr_zero_filled",
+        "gap_to_sup",
+        "p_vs_best_ssl",
+    ]
     assert (tmp_path / "curves.png").is_file()
 
 
@@ -82,13 +111,28 @@ def test_paired_test_separates_real_from_noise_differences():
 
 
 def test_multirun_builds_the_table_names_its_failed_jobs_and_exits_1(tmp_path):
-    env = {**os.environ, "SSMRI_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "disabled",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SSMRI_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+    }
     command = [
-        sys.executable, str(ROOT / "train.py"), "-m", "loss=sup,mc", "physics.acceleration=4,64",
-        "data=phantom", "data.image_size=32", "data.num_train=4", "data.num_val=2",
-        "data.num_test=3", "data.batch_size=2", "trainer.max_epochs=1", "logger=csv",
-        "model.denoiser.base_features=4", "model.denoiser.scales=2",
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "loss=sup,mc",
+        "physics.acceleration=4,64",
+        "data=phantom",
+        "data.image_size=32",
+        "data.num_train=4",
+        "data.num_val=2",
+        "data.num_test=3",
+        "data.batch_size=2",
+        "trainer.max_epochs=1",
+        "logger=csv",
+        "model.denoiser.base_features=4",
+        "model.denoiser.scales=2",
     ]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     # The table is written, then the multirun exits 1 with one line naming each failed job and why.
@@ -114,22 +158,43 @@ def test_python_dash_m_ssmri_report_rebuilds_the_table(tmp_path):
     fake_job(tmp_path, "0-sup-s0", "sup", 0, [30.0, 32.0])
     fake_job(tmp_path, "1-mc-s0", "mc", 0, [20.0, 21.0])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "ssmri.report", str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ssmri.report", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| sup | 31.00" in result.stdout and (tmp_path / "results.md").is_file()
-    missing = subprocess.run([sys.executable, "-m", "ssmri.report", str(tmp_path / "nope")], env=env,
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "ssmri.report", str(tmp_path / "nope")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode != 0 and "does not exist" in missing.stderr
 
 
 def rules_of(oracle: float, gt_free: float, last: float, fallback: bool = False) -> dict:
     def entry(rule, psnr, used=None, epoch=3):
         used = used or rule
-        return {"rule": rule, "used": used, "oracle": used == "val_psnr", "epoch": epoch,
-                "test/psnr": psnr, "test/ssim": psnr / 40, "test/nmse": 1 / psnr}
-    return {"val_loss": entry("val_loss", last if fallback else gt_free, "last" if fallback else None, 2),
-            "last": entry("last", last), "val_psnr": entry("val_psnr", oracle, epoch=1)}
+        return {
+            "rule": rule,
+            "used": used,
+            "oracle": used == "val_psnr",
+            "epoch": epoch,
+            "test/psnr": psnr,
+            "test/ssim": psnr / 40,
+            "test/nmse": 1 / psnr,
+        }
+
+    return {
+        "val_loss": entry("val_loss", last if fallback else gt_free, "last" if fallback else None, 2),
+        "last": entry("last", last),
+        "val_psnr": entry("val_psnr", oracle, epoch=1),
+    }
 
 
 def test_one_sweep_gives_oracle_and_ground_truth_free_selection_side_by_side(tmp_path):
@@ -147,8 +212,11 @@ def test_one_sweep_gives_oracle_and_ground_truth_free_selection_side_by_side(tmp
     assert table.startswith("Selection: val_loss; metric convention: fastmri")
     assert "metric convention: fastmri" in table.split("Selection rules side by side")[1]
     assert "val_psnr (oracle) psnr" in table
-    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ei |")
-            or line.startswith("| uair |")}
+    rows = {
+        line.split(" | ")[0]: line
+        for line in table.splitlines()
+        if line.startswith("| ei |") or line.startswith("| uair |")
+    }
     # ei: oracle 30.5 against GT-free 29.25 over the two seeds: 1.25 dB from the oracle.
     assert "| 29.25 |" in rows["| ei"] and "| 30.50 |" in rows["| ei"] and rows["| ei"].endswith("| +1.25 |")
     # uair has nothing to select on: its val_loss column shows the last weights, labelled.
@@ -161,23 +229,42 @@ def test_one_sweep_gives_oracle_and_ground_truth_free_selection_side_by_side(tmp
 
 def test_a_row_is_one_configuration_and_seed_spread_is_across_seeds_only(tmp_path):
     # The issue's sweep, loss=sup,mc physics.acceleration=2,8 seed=0,1; folder names say nothing of R.
-    psnr = {("sup", "2"): (30.0, 31.0), ("sup", "8"): (24.0, 25.0),
-            ("mc", "2"): (17.77, 18.77), ("mc", "8"): (13.24, 13.74)}
+    psnr = {
+        ("sup", "2"): (30.0, 31.0),
+        ("sup", "8"): (24.0, 25.0),
+        ("mc", "2"): (17.77, 18.77),
+        ("mc", "8"): (13.24, 13.74),
+    }
     number = 0
     for (method, acceleration), by_seed in psnr.items():
         for seed, value in enumerate(by_seed):
             name = f"{number}-{method}-s{seed}"
-            fake_job(tmp_path, name, method, seed, [value - 0.5, value + 0.5], overrides=[
-                "experiment=cpu_quick", f"loss={method}", f"physics.acceleration={acceleration}",
-                f"seed={seed}"])
+            fake_job(
+                tmp_path,
+                name,
+                method,
+                seed,
+                [value - 0.5, value + 0.5],
+                overrides=[
+                    "experiment=cpu_quick",
+                    f"loss={method}",
+                    f"physics.acceleration={acceleration}",
+                    f"seed={seed}",
+                ],
+            )
             images = torch.rand(2, 2, 8, 8)
-            torch.save({"x": images, "zero_filled": images / int(acceleration), "x_hat": images * 0.9},
-                       tmp_path / name / "samples.pt")
+            torch.save(
+                {"x": images, "zero_filled": images / int(acceleration), "x_hat": images * 0.9},
+                tmp_path / name / "samples.pt",
+            )
             number += 1
     rows = write_results(tmp_path)
     assert [(r["method"], r["setting"]) for r in rows] == [
-        ("sup", {"physics.acceleration": "2"}), ("mc", {"physics.acceleration": "2"}),
-        ("sup", {"physics.acceleration": "8"}), ("mc", {"physics.acceleration": "8"})]
+        ("sup", {"physics.acceleration": "2"}),
+        ("mc", {"physics.acceleration": "2"}),
+        ("sup", {"physics.acceleration": "8"}),
+        ("mc", {"physics.acceleration": "8"}),
+    ]
     for row in rows:
         seeds = psnr[(row["method"], row["setting"]["physics.acceleration"])]
         assert row["seeds"] == 2 and abs(row["psnr"] - statistics.fmean(seeds)) < 1e-6
@@ -188,7 +275,11 @@ def test_a_row_is_one_configuration_and_seed_spread_is_across_seeds_only(tmp_pat
     csv_lines = (tmp_path / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("method,physics.acceleration,psnr,")
     assert [line.split(",")[:2] for line in csv_lines[1:]] == [
-        ["sup", "2"], ["mc", "2"], ["sup", "8"], ["mc", "8"]]
+        ["sup", "2"],
+        ["mc", "2"],
+        ["sup", "8"],
+        ["mc", "8"],
+    ]
     table = (tmp_path / "results.md").read_text()
     assert "| method | physics.acceleration | PSNR (dB) |" in table
     assert "| mc | 8 | 13.49 ± 0.71 |" in table and "swept key (physics.acceleration)" in table
@@ -200,13 +291,28 @@ def test_a_row_is_one_configuration_and_seed_spread_is_across_seeds_only(tmp_pat
 
 def test_a_swept_group_choice_and_two_keys_each_get_a_column(tmp_path):
     for number, (splitter, width) in enumerate([("gaussian", "32"), ("gaussian", "64"), ("bernoulli", "32")]):
-        fake_job(tmp_path, f"{number}-ssdu-s0", "ssdu", 0, [20.0 + number, 21.0 + number],
-                 overrides=[f"splitter={splitter}", "loss=ssdu", f"++model.denoiser.base_features={width}"])
-    fake_job(tmp_path, "3-ssdu-s1", "ssdu", 1, [30.0, 31.0],  # the seed, not a setting of its own
-             overrides=["splitter=gaussian", "loss=ssdu", "++model.denoiser.base_features=32", "seed=1"])
+        fake_job(
+            tmp_path,
+            f"{number}-ssdu-s0",
+            "ssdu",
+            0,
+            [20.0 + number, 21.0 + number],
+            overrides=[f"splitter={splitter}", "loss=ssdu", f"++model.denoiser.base_features={width}"],
+        )
+    fake_job(
+        tmp_path,
+        "3-ssdu-s1",
+        "ssdu",
+        1,
+        [30.0, 31.0],  # the seed, not a setting of its own
+        overrides=["splitter=gaussian", "loss=ssdu", "++model.denoiser.base_features=32", "seed=1"],
+    )
     rows = write_results(tmp_path)
-    assert [tuple(r["setting"].values()) for r in rows] == [("gaussian", "32"), ("gaussian", "64"),
-                                                            ("bernoulli", "32")]
+    assert [tuple(r["setting"].values()) for r in rows] == [
+        ("gaussian", "32"),
+        ("gaussian", "64"),
+        ("bernoulli", "32"),
+    ]
     assert rows[0]["seeds"] == 2 and rows[0]["jobs"] == ["0-ssdu-s0", "3-ssdu-s1"]
     header = (tmp_path / "results.csv").read_text().splitlines()[0]
     assert header.startswith("method,splitter,model.denoiser.base_features,psnr,")
@@ -265,8 +371,13 @@ def test_report_of_a_sweep_with_a_truncated_metrics_file_names_it_and_exits_1(tm
     write_overrides(running, ["loss=ssdu"])  # started, no result yet
     out = tmp_path / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "ssmri.report", str(tmp_path), "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ssmri.report", str(tmp_path), "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     (line,) = result.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith("error: 2 of 4 jobs have no result: 2-ei-s0: ") and str(metrics) in line
@@ -287,8 +398,9 @@ def test_non_finite_results_are_failures_never_table_numbers(tmp_path):
     rows = write_results(tmp_path)
     errors = {r["method"]: r["error"] for r in rows}
     assert "psnr" not in rows[0] and "psnr" not in rows[1]
-    assert errors["mc"] == (f"0-mc-s0: {metrics}: test/psnr is nan, not a finite number; "
-                            "this run has no result to report")
+    assert errors["mc"] == (
+        f"0-mc-s0: {metrics}: test/psnr is nan, not a finite number; this run has no result to report"
+    )
     assert errors["ei"].startswith(f"1-ei-s0: {table}: column psnr is missing, empty or not finite")
 
 

@@ -12,8 +12,13 @@ from ssmri.run import train
 from tests.helpers.config import FAST, compose_config
 
 # 16 training images in batches of 2: 8 batches per epoch, so batch 11 is mid-way through epoch 2.
-SMALL = [*FAST, "data.num_train=16", "data.batch_size=2", "trainer.max_epochs=2",
-         "trainer.deterministic=true"]
+SMALL = [
+    *FAST,
+    "data.num_train=16",
+    "data.batch_size=2",
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+]
 
 
 class SignalAfterBatches(L.Callback):
@@ -49,8 +54,11 @@ def final_weights(run_dir) -> dict:
 
 
 def interrupted_then_resumed(tmp_path, overrides, signum, batches=11):
-    killer = [f"+callbacks.signal._target_={__name__}.SignalAfterBatches",
-              f"+callbacks.signal.batches={batches}", f"+callbacks.signal.signum={int(signum)}"]
+    killer = [
+        f"+callbacks.signal._target_={__name__}.SignalAfterBatches",
+        f"+callbacks.signal.batches={batches}",
+        f"+callbacks.signal.signum={int(signum)}",
+    ]
     cfg = compose_config(tmp_path / "cut", [*overrides, *killer])
     with pytest.raises(SystemExit):
         train(cfg)
@@ -64,8 +72,7 @@ def interrupted_then_resumed(tmp_path, overrides, signum, batches=11):
 
 @pytest.mark.parametrize(
     "loss, signum",
-    [("sup", signal.SIGTERM), ("sup", signal.SIGINT),
-     ("adversarial", signal.SIGTERM)],
+    [("sup", signal.SIGTERM), ("sup", signal.SIGINT), ("adversarial", signal.SIGTERM)],
     ids=["sigterm", "sigint", "adversarial-sigterm"],
 )
 def test_signal_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, loss, signum):
@@ -84,8 +91,9 @@ def test_signal_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, los
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
-    cfg = compose_config(tmp_path, [*SMALL, "loss=mc", f"loss._target_={__name__}.NaNAfter",
-                                    "+loss.steps=10"])
+    cfg = compose_config(
+        tmp_path, [*SMALL, "loss=mc", f"loss._target_={__name__}.NaNAfter", "+loss.steps=10"]
+    )
     with pytest.raises(FloatingPointError, match=r"training loss is nan at step 10.*last good checkpoint"):
         train(cfg)
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

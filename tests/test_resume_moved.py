@@ -17,8 +17,11 @@ RESUME = [*FAST, "ckpt_path=last", "trainer.max_epochs=3", "+trainer.limit_val_b
 
 def snapshot(folder) -> dict:
     """Every file under ``folder``: (size, modification time, content)."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def paths_in(metrics: dict) -> list[str]:
@@ -53,11 +56,17 @@ def test_a_moved_or_copied_run_resumes_in_its_own_folder(tmp_path, how):
 
 def test_an_absolute_path_of_an_older_checkpoint_is_mapped_into_this_folder(tmp_path):
     callback = SelectionCheckpoints(str(tmp_path / "new" / "checkpoints"), selection=None)
-    old = {"best": {"val_loss": {"value": 0.5, "epoch": 2, "path": "/elsewhere/run/checkpoints/best.ckpt"},
-                    "val_psnr": {"value": 30.0, "epoch": 1, "file": "select-val_psnr.ckpt"}}}
+    old = {
+        "best": {
+            "val_loss": {"value": 0.5, "epoch": 2, "path": "/elsewhere/run/checkpoints/best.ckpt"},
+            "val_psnr": {"value": 30.0, "epoch": 1, "file": "select-val_psnr.ckpt"},
+        }
+    }
     callback.load_state_dict(old)
-    assert callback.best == {"val_loss": {"value": 0.5, "epoch": 2, "file": "best.ckpt"},
-                             "val_psnr": {"value": 30.0, "epoch": 1, "file": "select-val_psnr.ckpt"}}
+    assert callback.best == {
+        "val_loss": {"value": 0.5, "epoch": 2, "file": "best.ckpt"},
+        "val_psnr": {"value": 30.0, "epoch": 1, "file": "select-val_psnr.ckpt"},
+    }
     # What a checkpoint stores holds no absolute path, and survives a save/load as plain data.
     saved = torch.load(_round_trip(tmp_path, callback.state_dict()), weights_only=True)
     assert "/" not in json.dumps(saved)

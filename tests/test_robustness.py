@@ -22,12 +22,15 @@ def fake_job(sweep: Path, name: str, method: str, trained_at: float = 4.0) -> Pa
     (job / ".hydra").mkdir(parents=True)
     (job / "checkpoints").mkdir()
     values = torch.tensor([25.0, 26.0])
-    write_per_image(job / "test_per_image.csv", {"index": torch.arange(2), "psnr": values,
-                                                 "ssim": values / 40})
-    write_json(job / "metrics.json", {"loss": method, "seed": 0, "test/psnr": 25.5,
-                                      "test/psnr_zero_filled": 20.0})
-    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
-        {"physics": {"sampling": "gaussian", "acceleration": trained_at, "noise_std": 0.0}}))
+    write_per_image(
+        job / "test_per_image.csv", {"index": torch.arange(2), "psnr": values, "ssim": values / 40}
+    )
+    write_json(
+        job / "metrics.json", {"loss": method, "seed": 0, "test/psnr": 25.5, "test/psnr_zero_filled": 20.0}
+    )
+    (job / ".hydra" / "config.yaml").write_text(
+        yaml.safe_dump({"physics": {"sampling": "gaussian", "acceleration": trained_at, "noise_std": 0.0}})
+    )
     (job / "checkpoints" / "best.ckpt").write_bytes(b"weights")
     os.utime(job / "checkpoints" / "best.ckpt", (1_000_000, 1_000_000))
     return job
@@ -35,8 +38,10 @@ def fake_job(sweep: Path, name: str, method: str, trained_at: float = 4.0) -> Pa
 
 def earlier_eval(out: Path, job: str, acceleration: float, noise: float, psnr: float, zero_filled: float):
     folder = out / job / f"R{acceleration:g}_noise{noise:g}"
-    write_json(folder / "metrics.json", {"loss": job, "test/psnr": psnr, "test/ssim": psnr / 40,
-                                         "test/psnr_zero_filled": zero_filled})
+    write_json(
+        folder / "metrics.json",
+        {"loss": job, "test/psnr": psnr, "test/ssim": psnr / 40, "test/psnr_zero_filled": zero_filled},
+    )
 
 
 def never_called(*args, **kwargs):
@@ -44,10 +49,16 @@ def never_called(*args, **kwargs):
 
 
 # (job, R, σ) -> (PSNR, zero-filled PSNR) of evaluations already on disk.
-EARLIER = {("0-sup-s0", 2, 0): (30.0, 24.0), ("0-sup-s0", 8, 0): (26.0, 18.0),
-           ("0-sup-s0", 2, 0.1): (28.0, 22.0), ("0-sup-s0", 8, 0.1): (24.0, 16.0),
-           ("1-mc-s0", 2, 0): (25.0, 24.0), ("1-mc-s0", 8, 0): (19.0, 18.5),
-           ("1-mc-s0", 2, 0.1): (23.0, 22.0), ("1-mc-s0", 8, 0.1): (17.0, 16.5)}
+EARLIER = {
+    ("0-sup-s0", 2, 0): (30.0, 24.0),
+    ("0-sup-s0", 8, 0): (26.0, 18.0),
+    ("0-sup-s0", 2, 0.1): (28.0, 22.0),
+    ("0-sup-s0", 8, 0.1): (24.0, 16.0),
+    ("1-mc-s0", 2, 0): (25.0, 24.0),
+    ("1-mc-s0", 8, 0): (19.0, 18.5),
+    ("1-mc-s0", 2, 0.1): (23.0, 22.0),
+    ("1-mc-s0", 8, 0.1): (17.0, 16.5),
+}
 
 
 def test_results_on_disk_are_reused_and_tabled(tmp_path):
@@ -65,8 +76,9 @@ def test_results_on_disk_are_reused_and_tabled(tmp_path):
     assert "| zero-filled | 24.00 | 18.25 |" in table and "| zero-filled | 22.00 | 16.25 |" in table
     assert table.index("noise_std = 0\n") < table.index("noise_std = 0.1\n")
     lines = (out / "robustness.csv").read_text().splitlines()
-    assert lines[0].startswith("method,seed,job,trained_acceleration,trained_noise_std,acceleration,"
-                               "noise_std,psnr")
+    assert lines[0].startswith(
+        "method,seed,job,trained_acceleration,trained_noise_std,acceleration,noise_std,psnr"
+    )
     assert lines[1].startswith("sup,0,0-sup-s0,8,0,2,0,30,0.75,24,")
     assert (out / "robustness.png").stat().st_size > 10_000
 
@@ -112,14 +124,37 @@ def test_bad_levels_and_folders_are_named(tmp_path):
 @pytest.mark.slow
 def test_two_tiny_checkpoints_through_eval_py(tmp_path, monkeypatch):
     """Two 1-epoch runs (sup, mc) tested at R = 2 and 4: R = 4 is how they were trained and tested."""
-    env = {**os.environ, "SSMRI_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "disabled",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SSMRI_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": str(ROOT),
+    }
     sweep = tmp_path / "sweep"
     trained = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", "loss=sup,mc", "data=phantom", "data.image_size=32",
-         "data.num_train=8", "data.num_val=4", "data.num_test=4", "data.batch_size=4",
-         "model.denoiser.base_features=8", "trainer.accelerator=cpu", "logger=none", "trainer.max_epochs=1",
-         f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            "loss=sup,mc",
+            "data=phantom",
+            "data.image_size=32",
+            "data.num_train=8",
+            "data.num_val=4",
+            "data.num_test=4",
+            "data.batch_size=4",
+            "model.denoiser.base_features=8",
+            "trainer.accelerator=cpu",
+            "logger=none",
+            "trainer.max_epochs=1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     monkeypatch.setenv("SSMRI_CACHE_DIR", env["SSMRI_CACHE_DIR"])  # eval.py inherits it
     main([str(sweep), "--accelerations", "2,4", "--noise", "0"])

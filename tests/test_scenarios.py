@@ -10,8 +10,16 @@ from tests.helpers.config import compose_only
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import SIZE
 
-NEW = ["ssdu_consistency", "moc_ssdu", "ensure", "robust_ssdu", "noise2recon_ssdu", "ddssl", "robust_ei",
-       "robust_mo_ei"]
+NEW = [
+    "ssdu_consistency",
+    "moc_ssdu",
+    "ensure",
+    "robust_ssdu",
+    "noise2recon_ssdu",
+    "ddssl",
+    "robust_ei",
+    "robust_mo_ei",
+]
 
 
 @pytest.mark.parametrize("scenario", ["noiseless", "noisy", "single", "multicoil"])
@@ -41,8 +49,9 @@ def test_single_operator_acquires_every_sample_with_one_seeded_mask_but_the_law_
     masks = physics.acquisition_masks(5, torch.Generator().manual_seed(0))
     again = physics.acquisition_masks(2, torch.Generator().manual_seed(9))
     assert all(torch.equal(m, masks[0]) for m in [*masks, *again])
-    assert not torch.equal(masks[0], SingleCoilMRI(SIZE, 4, single_operator=True, operator_seed=4)
-                           .acquisition_masks(1)[0])
+    assert not torch.equal(
+        masks[0], SingleCoilMRI(SIZE, 4, single_operator=True, operator_seed=4).acquisition_masks(1)[0]
+    )
     fresh = physics.sample_mask(5, torch.Generator().manual_seed(0))  # MOI's extra operators
     assert not all(torch.equal(m, fresh[0]) for m in fresh)
 
@@ -50,8 +59,17 @@ def test_single_operator_acquires_every_sample_with_one_seeded_mask_but_the_law_
 def test_the_cache_of_a_single_operator_holds_its_one_mask_and_names_its_seed(tmp_path):
     def datamodule(seed: int) -> MRIDataModule:
         physics = SingleCoilMRI(SIZE, 4, single_operator=True, operator_seed=seed)
-        return MRIDataModule(PhantomImages(SIZE), physics, SIZE, num_train=6, num_val=2, num_test=2,
-                             batch_size=2, cache_dir=tmp_path, chunk_size=4)
+        return MRIDataModule(
+            PhantomImages(SIZE),
+            physics,
+            SIZE,
+            num_train=6,
+            num_val=2,
+            num_test=2,
+            batch_size=2,
+            cache_dir=tmp_path,
+            chunk_size=4,
+        )
 
     first = datamodule(3)
     first.prepare_data()
@@ -62,14 +80,26 @@ def test_the_cache_of_a_single_operator_holds_its_one_mask_and_names_its_seed(tm
             assert torch.equal(dataset[i]["mask"], fixed), (split, i)
     assert first.cache_spec()["physics"]["single_operator_seed"] == 3
     assert datamodule(4).cache_path != first.cache_path  # another operator is another cache
-    assert "single_operator_seed" not in MRIDataModule(
-        PhantomImages(SIZE), SingleCoilMRI(SIZE, 4), SIZE, cache_dir=tmp_path).cache_spec()["physics"]
+    assert (
+        "single_operator_seed"
+        not in MRIDataModule(
+            PhantomImages(SIZE), SingleCoilMRI(SIZE, 4), SIZE, cache_dir=tmp_path
+        ).cache_spec()["physics"]
+    )
 
 
 @pytest.mark.parametrize("name", NEW)
 def test_new_losses_run_in_multicoil_and_keep_the_maps(name):
-    cfg = compose_only(["data=phantom", f"data.image_size={SIZE}", "physics=multicoil",
-                        "physics.noise_std=0.1", f"loss={name}", "physics.coils=3"])
+    cfg = compose_only(
+        [
+            "data=phantom",
+            f"data.image_size={SIZE}",
+            "physics=multicoil",
+            "physics.noise_std=0.1",
+            f"loss={name}",
+            "physics.coils=3",
+        ]
+    )
     physics = instantiate(cfg.physics)
     rng = torch.Generator().manual_seed(0)
     x = PhantomImages(SIZE, seed=0).images("train", 2)

@@ -10,19 +10,36 @@ from ssmri.report import write_json, write_per_image
 from ssmri.report.scenarios import main, pair_tau, ranks, write_report
 
 
-def fake_sweep(root: Path, scenario: str | None, psnr: dict[str, float],
-               failed: tuple[str, ...] = ()) -> Path:
+def fake_sweep(
+    root: Path, scenario: str | None, psnr: dict[str, float], failed: tuple[str, ...] = ()
+) -> Path:
     """One finished job per method (3 test images around its PSNR), one failed job per ``failed``."""
     for i, (method, value) in enumerate(psnr.items()):
         job = root / f"{i}-{method}"
         job.mkdir(parents=True)
         values = torch.tensor([value - 1.0, value, value + 1.0])
-        write_per_image(job / "test_per_image.csv", {
-            "index": torch.arange(3), "psnr": values, "ssim": values / 40,
-            "psnr_zero_filled": torch.full_like(values, 20.0)})
-        write_json(job / "metrics.json", {
-            "loss": method, "seed": 0, "test/psnr": value, "test/psnr_zero_filled": 20.0,
-            "train_seconds": 1.0, "num_params": 1, "epochs": 1, "scenario": scenario})
+        write_per_image(
+            job / "test_per_image.csv",
+            {
+                "index": torch.arange(3),
+                "psnr": values,
+                "ssim": values / 40,
+                "psnr_zero_filled": torch.full_like(values, 20.0),
+            },
+        )
+        write_json(
+            job / "metrics.json",
+            {
+                "loss": method,
+                "seed": 0,
+                "test/psnr": value,
+                "test/psnr_zero_filled": 20.0,
+                "train_seconds": 1.0,
+                "num_params": 1,
+                "epochs": 1,
+                "scenario": scenario,
+            },
+        )
     for k, method in enumerate(failed):
         job = root / f"{len(psnr) + k}-{method}"
         (job / ".hydra").mkdir(parents=True)
@@ -37,9 +54,11 @@ MULTICOIL = {"sup": 31.0, "a": 29.0, "c": 29.5}  # b failed in this scenario
 
 
 def three_scenarios(tmp_path: Path) -> list[Path]:
-    return [fake_sweep(tmp_path / "noiseless", "noiseless", NOISELESS),
-            fake_sweep(tmp_path / "noisy", "noisy", NOISY),
-            fake_sweep(tmp_path / "multicoil", "multicoil", MULTICOIL, failed=("b",))]
+    return [
+        fake_sweep(tmp_path / "noiseless", "noiseless", NOISELESS),
+        fake_sweep(tmp_path / "noisy", "noisy", NOISY),
+        fake_sweep(tmp_path / "multicoil", "multicoil", MULTICOIL, failed=("b",)),
+    ]
 
 
 def test_methods_within_the_tie_margin_share_a_place():
@@ -72,8 +91,9 @@ def test_report_of_three_scenarios_with_a_method_missing_in_one(tmp_path):
     assert "| b | 27.90 | 2 | 27.00 | 2 | missing | – |" in table
     assert "| noiseless – noisy | 4 | 0.91 |" in table and "| noisy – multicoil | 3 | 0.33 |" in table
     rows = (tmp_path / "out" / "scenarios.csv").read_text().splitlines()
-    assert rows[0] == ("method,noiseless_psnr,noiseless_rank,noisy_psnr,noisy_rank,"
-                       "multicoil_psnr,multicoil_rank")
+    assert rows[0] == (
+        "method,noiseless_psnr,noiseless_rank,noisy_psnr,noisy_rank,multicoil_psnr,multicoil_rank"
+    )
     assert rows[1].startswith("sup,30,1,29,1,31,1") and "b,27.9,2,27,2,," in rows
     pair_rows = (tmp_path / "out" / "scenario_pairs.csv").read_text().splitlines()
     assert pair_rows[1].startswith("noiseless,noisy,4,0.9128")

@@ -100,8 +100,9 @@ def test_ground_truth_free_run_reads_no_target_before_the_test(tmp_path, monkeyp
 
     monkeypatch.setattr(KspaceDataset, "__getitem__", guarded)
     monkeypatch.setattr(ReconstructionModule, "on_test_epoch_start", mark)
-    cfg = compose_config(tmp_path, [*FAST, "trainer.max_epochs=2", "loss=ssdu",
-                                    "data.val_ground_truth=false", "logger=csv"])
+    cfg = compose_config(
+        tmp_path, [*FAST, "trainer.max_epochs=2", "loss=ssdu", "data.val_ground_truth=false", "logger=csv"]
+    )
     metrics = train(cfg, method="ssdu")
     assert testing["started"] and set(metrics["rules"]) == {"val_loss", "last"}
     logged = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text().splitlines()[0]

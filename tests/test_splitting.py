@@ -84,8 +84,10 @@ def test_noise2inverse_groups_splits_into_passes_without_changing_the_result():
     calls = []
     model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
     results = {}
-    cases = {"splits_per_pass": ((1, [1] * 15), (4, [4, 4, 4, 3]), (15, [15]), (None, [1] * 15)),
-             "images_per_pass": ((1, [5, 5, 5]), (2, [10, 5]))}  # the older knob, as checkpoints hold it
+    cases = {
+        "splits_per_pass": ((1, [1] * 15), (4, [4, 4, 4, 3]), (15, [15]), (None, [1] * 15)),
+        "images_per_pass": ((1, [5, 5, 5]), (2, [10, 5])),
+    }  # the older knob, as checkpoints hold it
     with torch.no_grad():
         for knob, values in cases.items():
             for value, passes in values:
@@ -124,8 +126,9 @@ def test_noise2inverse_takes_all_splits_at_once_on_cuda_and_halves_after_running
         fixed.reconstruct(model, physics, y, Acquisition(mask), torch.Generator().manual_seed(0))
     calls.clear()
     with torch.no_grad():
-        reference = Noise2InverseLoss(num_splits=5).reconstruct(model, physics, y, Acquisition(mask),
-                                                                 torch.Generator().manual_seed(0))
+        reference = Noise2InverseLoss(num_splits=5).reconstruct(
+            model, physics, y, Acquisition(mask), torch.Generator().manual_seed(0)
+        )
     torch.testing.assert_close(halved, reference, rtol=1e-5, atol=1e-6)
 
 
@@ -150,8 +153,10 @@ def test_noise2inverse_with_one_generator_per_image_does_not_depend_on_the_batch
 
     with torch.no_grad():
         together = loss.reconstruct(model, physics, y, Acquisition(mask), rngs(range(4)))
-        apart = [loss.reconstruct(model, physics, y[i : i + 1], Acquisition(mask[i : i + 1]), rngs([i]))
-                 for i in range(4)]
+        apart = [
+            loss.reconstruct(model, physics, y[i : i + 1], Acquisition(mask[i : i + 1]), rngs([i]))
+            for i in range(4)
+        ]
         shuffled = loss.reconstruct(model, physics, y[[2, 0]], Acquisition(mask[[2, 0]]), rngs([2, 0]))
     torch.testing.assert_close(together, torch.cat(apart), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(shuffled, together[[2, 0]], rtol=1e-5, atol=1e-6)

@@ -19,15 +19,19 @@ ROOT = Path(__file__).parents[1]
 
 
 def run_cli(args: list[str], cwd: Path, cache: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SSMRI_CACHE_DIR": str(cache), "WANDB_MODE": "disabled",
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "SSMRI_CACHE_DIR": str(cache), "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_fast_dev_run_through_the_real_entry_point(tmp_path):
-    result = run_cli(["debug=fast_dev_run", "model.denoiser.base_features=8"], tmp_path,
-                     tmp_path / "cache")
+    result = run_cli(["debug=fast_dev_run", "model.denoiser.base_features=8"], tmp_path, tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     printed = result.stdout + result.stderr
     assert printed.count("Trainable params") == 1, printed  # Lightning's lines, each once
@@ -40,18 +44,37 @@ def test_fast_dev_run_through_the_real_entry_point(tmp_path):
 
 
 def test_short_supervised_run_beats_zero_filled_and_writes_every_output(tmp_path):
-    cfg = compose_config(tmp_path, [
-        *FAST, "loss=sup", "data=brain", "logger=csv", "data.num_train=48", "data.num_val=4",
-        "data.num_test=8",
-        "model.denoiser.base_features=16", "model.denoiser.scales=2", "trainer.max_epochs=6",
-        "module.optimizer.lr=3e-3",
-    ])
+    cfg = compose_config(
+        tmp_path,
+        [
+            *FAST,
+            "loss=sup",
+            "data=brain",
+            "logger=csv",
+            "data.num_train=48",
+            "data.num_val=4",
+            "data.num_test=8",
+            "model.denoiser.base_features=16",
+            "model.denoiser.scales=2",
+            "trainer.max_epochs=6",
+            "module.optimizer.lr=3e-3",
+        ],
+    )
     metrics = train(cfg, method="sup")
     run = Path(cfg.paths.output_dir)
     # 72 Adam steps of a small MoDL on 32x32 brain slices at R=4 gain about 5 dB.
     assert metrics["test/psnr"] > metrics["test/psnr_zero_filled"] + 2.0, metrics
-    for key in ("test/psnr", "test/psnr_std", "test/ssim", "test/ssim_std",
-                "test/psnr_zero_filled", "loss", "epochs", "train_seconds", "num_params"):
+    for key in (
+        "test/psnr",
+        "test/psnr_std",
+        "test/ssim",
+        "test/ssim_std",
+        "test/psnr_zero_filled",
+        "loss",
+        "epochs",
+        "train_seconds",
+        "num_params",
+    ):
         assert key in json.loads((run / "metrics.json").read_text()), key
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
@@ -72,8 +95,17 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
 
 def test_a_multicoil_run_trains_and_tests(tmp_path):
     """``physics=multicoil`` is one override: birdcage maps in the cache, CG in MoDL, every split."""
-    cfg = compose_config(tmp_path, [*FAST, "physics=multicoil", "physics.coils=2", "loss=weighted_ssdu",
-                                    "trainer.max_epochs=1", "model.cg_iterations=3"])
+    cfg = compose_config(
+        tmp_path,
+        [
+            *FAST,
+            "physics=multicoil",
+            "physics.coils=2",
+            "loss=weighted_ssdu",
+            "trainer.max_epochs=1",
+            "model.cg_iterations=3",
+        ],
+    )
     metrics = train(cfg, method="weighted_ssdu")
     assert metrics["epochs"] == 1
     with h5py.File(next((tmp_path / "cache").glob("*.h5"))) as file:
@@ -96,8 +128,10 @@ def test_bad_configuration_fails_before_training(tmp_path, override, message):
 
 
 def test_missing_data_path_and_checkpoint_are_named(tmp_path):
-    cfg = compose_config(tmp_path, [*[o for o in FAST if not o.startswith("data")],
-                                    f"+data.images.path={tmp_path}/brain.nii.gz"])
+    cfg = compose_config(
+        tmp_path,
+        [*[o for o in FAST if not o.startswith("data")], f"+data.images.path={tmp_path}/brain.nii.gz"],
+    )
     with pytest.raises(FileNotFoundError, match=r"brain\.nii\.gz' does not exist"):
         build(cfg)
     cfg = compose_config(tmp_path, [*FAST, f"ckpt_path={tmp_path}/nope.ckpt"])
@@ -128,17 +162,20 @@ def test_eval_of_a_checkpoint_reproduces_the_test_psnr(tmp_path, loss):
     trained = train(cfg, method=loss)
     overrides = [o for o in FAST if not o.startswith("logger")]
     # eval's own defaults name another loss: the checkpoint's network and inference rule win
-    again = compose_config(tmp_path / "b", [*overrides, f"ckpt_path={trained['tested_checkpoint']}"],
-                           config_name="eval")
+    again = compose_config(
+        tmp_path / "b", [*overrides, f"ckpt_path={trained['tested_checkpoint']}"], config_name="eval"
+    )
     evaluated = evaluate(again)
     assert evaluated["loss"] == loss
     assert abs(evaluated["test/psnr"] - trained["test/psnr"]) < 1e-4
     assert abs(evaluated["test/ssim"] - trained["test/ssim"]) < 1e-6
     assert (tmp_path / "b" / "run" / "metrics.json").is_file()
     # The same checkpoint under fastMRI's convention (phantoms: one volume per image).
-    fastmri = compose_config(tmp_path / "c", [*overrides, "metrics.convention=fastmri",
-                                              f"ckpt_path={trained['tested_checkpoint']}"],
-                             config_name="eval")
+    fastmri = compose_config(
+        tmp_path / "c",
+        [*overrides, "metrics.convention=fastmri", f"ckpt_path={trained['tested_checkpoint']}"],
+        config_name="eval",
+    )
     recomputed = evaluate(fastmri)
     assert recomputed["metrics_convention"] == "fastmri" and recomputed["test/num_volumes"] == 4
     assert evaluated["metrics_convention"] == "per_image"
@@ -148,8 +185,9 @@ def test_eval_of_a_checkpoint_reproduces_the_test_psnr(tmp_path, loss):
 def test_wandb_offline_run_holds_the_final_metrics(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = compose_config(tmp_path, [*[o for o in FAST if o != "logger=none"], "logger=wandb",
-                                    "trainer.max_epochs=1"])
+    cfg = compose_config(
+        tmp_path, [*[o for o in FAST if o != "logger=none"], "logger=wandb", "trainer.max_epochs=1"]
+    )
     try:
         metrics = train(cfg, method="sup")
     finally:
@@ -172,8 +210,9 @@ def test_wandb_offline_run_holds_the_final_metrics(tmp_path, monkeypatch):
 
 
 def test_one_image_splits_train_and_preflight_counts_every_checkpoint_written(tmp_path):
-    cfg = compose_config(tmp_path, [*FAST, "loss=sup", "data.num_val=1", "data.num_test=1",
-                                    "trainer.max_epochs=1"])
+    cfg = compose_config(
+        tmp_path, [*FAST, "loss=sup", "data.num_val=1", "data.num_test=1", "trainer.max_epochs=1"]
+    )
     module, datamodule = build(cfg, "sup")
     expected = checkpoint_files(build_trainer(cfg, Path(cfg.paths.output_dir)), module, datamodule)
     metrics = train(cfg, method="sup")
@@ -186,10 +225,21 @@ def test_one_image_splits_train_and_preflight_counts_every_checkpoint_written(tm
 
 
 def test_sigterm_during_the_final_test_fails_and_says_the_test_did_not_finish(tmp_path):
-    args = ["data=phantom", "data.image_size=32", "data.num_train=4", "data.num_val=2", "data.num_test=4",
-            "data.batch_size=2", "data.eval_batch_size=1", "model.denoiser.base_features=8",
-            "trainer.accelerator=cpu", "trainer.max_epochs=1", "logger=none", "hydra.run.dir=run",
-            "+callbacks.sigterm._target_=tests.helpers.faults.SigtermDuringTest"]
+    args = [
+        "data=phantom",
+        "data.image_size=32",
+        "data.num_train=4",
+        "data.num_val=2",
+        "data.num_test=4",
+        "data.batch_size=2",
+        "data.eval_batch_size=1",
+        "model.denoiser.base_features=8",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "hydra.run.dir=run",
+        "+callbacks.sigterm._target_=tests.helpers.faults.SigtermDuringTest",
+    ]
     result = run_cli(args, tmp_path, tmp_path / "cache")
     assert result.returncode == 1, result.stderr[-3000:]
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -49,8 +49,10 @@ def test_phase_error_law_even_and_odd_columns(batch, rng, per_sample):
     per_image = phase[:, 0, :2]  # (B, 2): (φ_even, φ_odd) of each sample
     assert torch.equal(per_image[0] == per_image[1:], torch.full((3, 2), not per_sample))
     # Many draws fill [-0.1π, 0.1π] uniformly: mean ≈ 0, variance ≈ (0.2π)² / 12.
-    draws = transform.sample_phases(4000, torch.Generator().manual_seed(0)) if per_sample else (
-        torch.cat([transform.sample_phases(1, rng) for _ in range(4000)])
+    draws = (
+        transform.sample_phases(4000, torch.Generator().manual_seed(0))
+        if per_sample
+        else (torch.cat([transform.sample_phases(1, rng) for _ in range(4000)]))
     )
     assert abs(draws.mean()) < 0.01
     assert abs(draws.var() / ((0.2 * math.pi) ** 2 / 12) - 1) < 0.1
@@ -95,8 +97,9 @@ def test_target_is_detached(batch):
     model = tiny_model()
     loss = VORTEXLoss(mc_weight=0.0)
     seed = lambda: torch.Generator().manual_seed(5)
-    grad_of = lambda fn: torch.autograd.grad(fn(model, physics, y, Acquisition(mask), rng=seed()).loss,
-                                             model.rho)[0]
+    grad_of = lambda fn: torch.autograd.grad(
+        fn(model, physics, y, Acquisition(mask), rng=seed()).loss, model.rho
+    )[0]
     # Through the augmented branch only: equal to an explicitly frozen target.
     y_aug = loss.augmentation(y, mask, seed())
     acq = Acquisition(mask)

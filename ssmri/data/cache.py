@@ -127,8 +127,11 @@ def write_cache(
     remove_stale_temporaries(path.parent)
     # The lock outlives atomic_write, so it is released only after the rename. HDF5's own lock
     # (exclusive, on its own descriptor) would clash with ours: it is off for this file.
-    with ExitStack() as held, atomic_write(path) as temporary, \
-            h5py.File(_created_and_held(temporary, held), "w", locking=False) as file:
+    with (
+        ExitStack() as held,
+        atomic_write(path) as temporary,
+        h5py.File(_created_and_held(temporary, held), "w", locking=False) as file,
+    ):
         file.attrs["ssmri_cache_version"] = CACHE_VERSION
         file.attrs["config_hash"] = config_hash(spec)
         file.attrs["config"] = json.dumps(spec, sort_keys=True, default=str)
@@ -166,8 +169,12 @@ def _append(group: h5py.Group, chunk: CacheChunk) -> None:
             # One sample per HDF5 chunk (masks: many rows), so a read touches one chunk.
             rows = 256 if key == "mask" else 1
             group.create_dataset(
-                key, shape=(0, *array.shape[1:]), maxshape=(None, *array.shape[1:]),
-                dtype=array.dtype, chunks=(rows, *array.shape[1:]), fletcher32=True,
+                key,
+                shape=(0, *array.shape[1:]),
+                maxshape=(None, *array.shape[1:]),
+                dtype=array.dtype,
+                chunks=(rows, *array.shape[1:]),
+                fletcher32=True,
             )
         dataset = group[key]
         start = dataset.shape[0]

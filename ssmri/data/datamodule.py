@@ -99,9 +99,7 @@ class MRIDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if acquired_mask_law not in MASK_LAWS:
-            raise ValueError(
-                f"data.acquired_mask_law={acquired_mask_law!r}; choose one of {MASK_LAWS}"
-            )
+            raise ValueError(f"data.acquired_mask_law={acquired_mask_law!r}; choose one of {MASK_LAWS}")
         self.acquired_mask_law = acquired_mask_law
         if images.image_size != image_size or physics.image_size != (image_size, image_size):
             raise ValueError(
@@ -217,8 +215,7 @@ class MRIDataModule(L.LightningDataModule):
             return
         if not hasattr(self.images, "images_for"):
             raise ValueError(
-                f"data.splits_file is not supported for {type(self.images).__name__}; "
-                "remove data.splits_file"
+                f"data.splits_file is not supported for {type(self.images).__name__}; remove data.splits_file"
             )
         ids = self.sample_ids()[split]
         for first in range(0, len(ids), self.chunk_size):
@@ -301,8 +298,11 @@ class MRIDataModule(L.LightningDataModule):
         with h5py.File(path, "r") as file:
             columns = torch.from_numpy(file["train"]["mask"][()])
         physics.mask_law = MeasuredMaskLaw(columns, physics.image_size[0])
-        log.info("mask law: estimated from the %d training masks, %r (data.acquired_mask_law=estimated)",
-                 len(columns), physics.mask_law)
+        log.info(
+            "mask law: estimated from the %d training masks, %r (data.acquired_mask_law=estimated)",
+            len(columns),
+            physics.mask_law,
+        )
         if physics.mask_law.distinct == 1:
             log.warning(
                 "mask law: every training slice was acquired with the same mask, so losses that draw "

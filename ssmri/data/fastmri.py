@@ -45,7 +45,8 @@ def check_split_mode(split: str, root: Path) -> str:
         log.warning(
             "data.images.split=scan: train, val and test are the SAME slices of %s (scan-specific "
             "training); val/test score the method's own objective on the training data, not how it "
-            "generalises to other scans", root,
+            "generalises to other scans",
+            root,
         )
     return split
 
@@ -181,8 +182,10 @@ class FastMRISliceTensor(ImageSource):
         self._check_split(split)
         chosen = protocol_split(len(self.slices()), self.train_fraction, self.max_test, self.num_val)[split]
         # The file does not say which slices share a volume: each slice is its own.
-        return [{"file": self.path.name, "slice": i, "volume": f"slice-{i}"}
-                for i in (chosen if count is None else chosen[:count])]
+        return [
+            {"file": self.path.name, "slice": i, "volume": f"slice-{i}"}
+            for i in (chosen if count is None else chosen[:count])
+        ]
 
     def images_for(self, ids: list[dict]) -> Tensor:
         slices = self.slices()
@@ -242,8 +245,10 @@ class VolumeFiles:
         return take(chosen, count, split, "the files")
 
     def sample_ids(self, split: str, count: int | None) -> list[dict]:
-        return [{"file": self.files[v].name, "slice": s, "volume": self.files[v].name}
-                for v, s in self.keys(split, count)]
+        return [
+            {"file": self.files[v].name, "slice": s, "volume": self.files[v].name}
+            for v, s in self.keys(split, count)
+        ]
 
     def volumes(self) -> list[str]:
         return [path.name for path in self.files]
@@ -397,11 +402,19 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
             with open_h5(path) as file:
                 kspace, mask = file["kspace"][numbers], torch.from_numpy(file["mask"][()])
             for number, slice_kspace in zip(numbers, kspace):
-                parts.append(prepare_acquired(
-                    torch.from_numpy(slice_kspace)[None], mask, self.image_size, slice_kspace.shape[-2] // 2,
-                    calib_width=2, threshold=0.0, crop=0.0, where=f"{path} slice {number}",
-                    coil_maps=False,  # one coil: the ESPIRiT settings above are not used
-                ))
+                parts.append(
+                    prepare_acquired(
+                        torch.from_numpy(slice_kspace)[None],
+                        mask,
+                        self.image_size,
+                        slice_kspace.shape[-2] // 2,
+                        calib_width=2,
+                        threshold=0.0,
+                        crop=0.0,
+                        where=f"{path} slice {number}",
+                        coil_maps=False,  # one coil: the ESPIRiT settings above are not used
+                    )
+                )
         kspace, _, masks, scale = zip(*parts)
         return MeasuredSlices(torch.stack(kspace), None, None, torch.stack(masks), torch.stack(scale))
 
@@ -437,5 +450,12 @@ def open_h5(path: Path) -> h5py.File:
     return open_hdf5(path, "data.images.root")
 
 
-__all__ = ["SPLIT_MODES", "FastMRISingleCoilFiles", "FastMRISliceTensor", "VolumeFiles", "by_volume",
-           "check_split_mode", "open_h5"]
+__all__ = [
+    "SPLIT_MODES",
+    "FastMRISingleCoilFiles",
+    "FastMRISliceTensor",
+    "VolumeFiles",
+    "by_volume",
+    "check_split_mode",
+    "open_h5",
+]

@@ -54,8 +54,9 @@ class KspaceDataset(Dataset):
         if self.with_target:
             sample["x"] = torch.from_numpy(read(self.path, group["target"], index))
         if not torch.isfinite(kspace).all():
-            raise CacheError(f"cache {self.path} has NaN/Inf in {self.split}/kspace[{index}]; "
-                             f"{fix_for(self.path)}")
+            raise CacheError(
+                f"cache {self.path} has NaN/Inf in {self.split}/kspace[{index}]; {fix_for(self.path)}"
+            )
         return sample
 
     def _maps(self, group: h5py.Group, index: int, sample_rank: int) -> torch.Tensor:

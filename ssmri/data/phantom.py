@@ -50,8 +50,10 @@ class PhantomImages(ImageSource):
     def sample_ids(self, split: str, count: int | None) -> list[dict]:
         self._check_split(split)
         # A phantom is a volume of its own: nothing groups them.
-        return [{"seed": self.seed, "split": split, "index": i, "volume": f"{split}-{i}"}
-                for i in range(count or 0)]
+        return [
+            {"seed": self.seed, "split": split, "index": i, "volume": f"{split}-{i}"}
+            for i in range(count or 0)
+        ]
 
     def images_for(self, ids: list[dict]) -> Tensor:
         streams = []
@@ -90,13 +92,19 @@ class PhantomImages(ImageSource):
         for _ in range(2):  # ventricles, dark
             side = 1 if _ == 0 else -1
             image = image - 0.35 * brain * ellipse(
-                side * uniform(0.08, 0.18), uniform(-0.15, 0.05), uniform(0.05, 0.1),
-                uniform(0.15, 0.3), tilt + side * uniform(0.1, 0.4),
+                side * uniform(0.08, 0.18),
+                uniform(-0.15, 0.05),
+                uniform(0.05, 0.1),
+                uniform(0.15, 0.3),
+                tilt + side * uniform(0.1, 0.4),
             )
         for _ in range(int(uniform(2, 6))):  # lesions, bright or dark
             image = image + uniform(-0.25, 0.35) * brain * ellipse(
-                uniform(-0.45, 0.45), uniform(-0.55, 0.55), uniform(0.03, 0.1),
-                uniform(0.03, 0.1), uniform(0, math.pi),
+                uniform(-0.45, 0.45),
+                uniform(-0.55, 0.55),
+                uniform(0.03, 0.1),
+                uniform(0.03, 0.1),
+                uniform(0, math.pi),
             )
         magnitude = image.clamp_min(0) * (1 + 0.05 * self._smooth_field(rng, size, cells=16))
         phase = self.phase_strength * self._smooth_field(rng, size, cells=2)
@@ -107,7 +115,5 @@ class PhantomImages(ImageSource):
     def _smooth_field(rng: torch.Generator, size: int, cells: int) -> Tensor:
         """A random field in [-1, 1] smooth on the scale of ``size / cells`` pixels."""
         coarse = torch.rand(1, 1, cells + 1, cells + 1, generator=rng) * 2 - 1
-        field = torch.nn.functional.interpolate(
-            coarse, size=(size, size), mode="bicubic", align_corners=True
-        )
+        field = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
         return field[0, 0].clamp(-1, 1)

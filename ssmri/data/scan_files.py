@@ -66,13 +66,22 @@ class ScanFiles(VolumeFiles, DataSource):
     source = ""
 
     def __init__(
-        self, root: str, image_size: int = 128, calib_width: int = 24, threshold: float = 0.02,
-        crop: float = 0.95, train_fraction: float = 0.8, max_test: int | None = 50, num_val: int = 0,
+        self,
+        root: str,
+        image_size: int = 128,
+        calib_width: int = 24,
+        threshold: float = 0.02,
+        crop: float = 0.95,
+        train_fraction: float = 0.8,
+        max_test: int | None = 50,
+        num_val: int = 0,
         split: str = "files",
     ):
         self.root = existing(root, f"{self.source} file or folder", "data.images.root")
-        self.files = [self.root] if self.root.is_file() else sorted(
-            path for path in self.root.iterdir() if path.suffix.lower() in self.suffixes
+        self.files = (
+            [self.root]
+            if self.root.is_file()
+            else sorted(path for path in self.root.iterdir() if path.suffix.lower() in self.suffixes)
         )
         if not self.files:
             raise FileNotFoundError(
@@ -121,16 +130,19 @@ class ScanFiles(VolumeFiles, DataSource):
                     f"data.image_size={self.image_size}; lower data.image_size"
                 )
             if raw.calibration_lines:
-                log.info("%s: %d parallel-imaging calibration lines kept in k-space", path,
-                         raw.calibration_lines)
+                log.info(
+                    "%s: %d parallel-imaging calibration lines kept in k-space", path, raw.calibration_lines
+                )
             self._counts[number] = len(raw.kspace)
             self._voxels[number] = (raw.voxel_size, rows, width)
             self._last = (number, raw)
         return self._last[1]
 
     def slices_per_file(self) -> list[int]:
-        return [self._counts[v] if v in self._counts else len(self.volume(v).kspace)
-                for v in range(len(self.files))]
+        return [
+            self._counts[v] if v in self._counts else len(self.volume(v).kspace)
+            for v in range(len(self.files))
+        ]
 
     def voxel_size(self, volume: int) -> tuple[float, float, float] | None:
         if volume not in self._voxels:
@@ -146,17 +158,29 @@ class ScanFiles(VolumeFiles, DataSource):
         for volume, numbers in by_volume(keys):
             raw = self.volume(volume)
             for number in numbers:
-                parts.append(prepare_acquired(
-                    torch.from_numpy(raw.kspace[number]), torch.from_numpy(raw.mask[number]),
-                    self.image_size, raw.rows, self.calib_width, self.threshold, self.crop,
-                    f"{self.files[volume]} slice {number}",
-                ))
+                parts.append(
+                    prepare_acquired(
+                        torch.from_numpy(raw.kspace[number]),
+                        torch.from_numpy(raw.mask[number]),
+                        self.image_size,
+                        raw.rows,
+                        self.calib_width,
+                        self.threshold,
+                        self.crop,
+                        f"{self.files[volume]} slice {number}",
+                    )
+                )
         kspace, maps, masks, scale = (torch.stack(column) for column in zip(*parts))
         return MeasuredSlices(kspace, maps, None, masks, scale)
 
 
 def place_lines(
-    slices: int, coils: int, samples: int, width: int, lines: list[tuple[int, int, np.ndarray]], where: str,
+    slices: int,
+    coils: int,
+    samples: int,
+    width: int,
+    lines: list[tuple[int, int, np.ndarray]],
+    where: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(slice, column, data (C, samples))`` lines -> ``(S, C, samples, W)`` k-space (repeats
     averaged) and the ``(S, W)`` mask of columns acquired."""

@@ -135,12 +135,16 @@ class ReconstructionModule(L.LightningModule):
         largest = float(batch.y.abs().amax())
         if not torch.isfinite(batch.y.pow(2).sum()):  # NaN/Inf, or values whose squares overflow
             noise = getattr(self.physics, "noise_std", 0.0)
-            return (f"{where}: the measurements are not usable in float32 (largest |y| {largest:.3g}, "
-                    f"images have peak 1, physics.noise_std={noise:g}); lower physics.noise_std or "
-                    f"check the data")
+            return (
+                f"{where}: the measurements are not usable in float32 (largest |y| {largest:.3g}, "
+                f"images have peak 1, physics.noise_std={noise:g}); lower physics.noise_std or "
+                f"check the data"
+            )
         if self.global_step == 0:
-            return (f"{where}, before any update (not the learning rate): check the data and the "
-                    f"loss and physics settings (largest |y| {largest:.3g})")
+            return (
+                f"{where}, before any update (not the learning rate): check the data and the "
+                f"loss and physics settings (largest |y| {largest:.3g})"
+            )
         return f"{where}; lower module.optimizer.lr or check the data (the last good checkpoint is kept)"
 
     def _adversarial_step(self, batch: MRIBatch, output, rng: torch.Generator) -> None:
@@ -150,9 +154,7 @@ class ReconstructionModule(L.LightningModule):
         self._clip(generator_optimizer)
         generator_optimizer.step()
 
-        discriminator_loss = self.loss.discriminator_loss(
-            self.physics, batch.y, batch.acq, output, rng
-        )
+        discriminator_loss = self.loss.discriminator_loss(self.physics, batch.y, batch.acq, output, rng)
         discriminator_optimizer.zero_grad()
         self.manual_backward(discriminator_loss)
         self._clip(discriminator_optimizer)
@@ -170,9 +172,7 @@ class ReconstructionModule(L.LightningModule):
         optimizer = self.optimizer_factory(self.model.parameters())
         optimizers = [optimizer]
         if self.adversarial:
-            optimizers.append(
-                self.discriminator_optimizer_factory(self.loss.discriminator.parameters())
-            )
+            optimizers.append(self.discriminator_optimizer_factory(self.loss.discriminator.parameters()))
         if self.scheduler_factory is None:
             return optimizers
         return optimizers, [{"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}]
@@ -227,8 +227,10 @@ class ReconstructionModule(L.LightningModule):
         datamodule = self.trainer.datamodule
         self.test_volume_ids = getattr(datamodule, "test_volume_ids", None)
         if self.test_volume_ids is None:
-            raise ValueError("metrics.convention=fastmri needs a data module that names each test "
-                             "sample's volume (MRIDataModule.test_volume_ids)")
+            raise ValueError(
+                "metrics.convention=fastmri needs a data module that names each test "
+                "sample's volume (MRIDataModule.test_volume_ids)"
+            )
         indices, peaks = [], []
         for batch in datamodule.test_dataloader():
             indices += batch.index.tolist()

@@ -40,8 +40,14 @@ def validation_objective(module, batch) -> Tensor | None:
     for row, index in enumerate(batch.index.tolist()):
         rng = seeded_rng(module.seed, VALIDATION_STREAM, int(index))
         image = slice(row, row + 1)
-        output = loss(module.model, module.physics, batch.y[image], batch.acq[image],
-                      None if target is None else target[image], rng)
+        output = loss(
+            module.model,
+            module.physics,
+            batch.y[image],
+            batch.acq[image],
+            None if target is None else target[image],
+            rng,
+        )
         values.append(output.loss.detach().float().reshape(()))
     return torch.stack(values)
 
@@ -56,8 +62,12 @@ class Pick:
     value: float | None = None
 
     def as_dict(self) -> dict:
-        return {**self.choice.as_dict(), "checkpoint": self.path or "weights at the end of training",
-                "epoch": self.epoch, "monitored_value": self.value}
+        return {
+            **self.choice.as_dict(),
+            "checkpoint": self.path or "weights at the end of training",
+            "epoch": self.epoch,
+            "monitored_value": self.value,
+        }
 
 
 class SelectionCheckpoints(L.Callback):
@@ -101,12 +111,14 @@ class SelectionCheckpoints(L.Callback):
                 )
             value = float(trainer.callback_metrics[monitor])
             if not math.isfinite(value):
-                log.warning("selection: %s is %s at epoch %d; never picked", monitor, value,
-                            trainer.current_epoch + 1)
+                log.warning(
+                    "selection: %s is %s at epoch %d; never picked", monitor, value, trainer.current_epoch + 1
+                )
                 continue
             previous = self.best.get(rule)
-            better = previous is None or (value < previous["value"] if mode == "min"
-                                          else value > previous["value"])
+            better = previous is None or (
+                value < previous["value"] if mode == "min" else value > previous["value"]
+            )
             if better:
                 path = self._path(rule)
                 # Recorded before saving, so the checkpoint holds the state that chose it.

@@ -35,9 +35,7 @@ def discriminator_objective(discriminator: nn.Module, real: Tensor, fake: Tensor
     """LSGAN discriminator loss ``MSE(D(real), 1) + MSE(D(sg[fake]), 0)``."""
     real_scores = discriminator(real.detach())
     fake_scores = discriminator(fake.detach())
-    return mse(real_scores, torch.ones_like(real_scores)) + mse(
-        fake_scores, torch.zeros_like(fake_scores)
-    )
+    return mse(real_scores, torch.ones_like(real_scores)) + mse(fake_scores, torch.zeros_like(fake_scores))
 
 
 def fresh_mask(physics, like: Tensor, rng: torch.Generator | None) -> Tensor:
@@ -170,8 +168,10 @@ class UAIRLoss(AdversarialLoss):
         if self.domain == "kspace" and acq.maps is None:
             return kspace
         if self.domain == "kspace" and not self._said_image_domain:
-            log.warning("UAIR: loss.domain=kspace is replaced by image in multi-coil: the "
-                        "discriminator sees the coil-combined A^H y (set loss.domain=image to say so)")
+            log.warning(
+                "UAIR: loss.domain=kspace is replaced by image in multi-coil: the "
+                "discriminator sees the coil-combined A^H y (set loss.domain=image to say so)"
+            )
             self._said_image_domain = True
         return physics.backproject(kspace, acq)
 

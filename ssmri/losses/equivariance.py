@@ -49,7 +49,8 @@ class _VirtualOperatorLoss(ReconstructionLoss):
         # A new operator is a new mask on the same samples: each keeps its coil maps.
         operator = (
             acq.with_mask(fresh_masks(physics, acq.mask, self.per_sample_masks, rng))
-            if self.new_operator else acq
+            if self.new_operator
+            else acq
         )
         # physics.simulate adds the acquisition's noise, as the reference's physics(x) does.
         reconstruction = model(physics.simulate(target, operator, rng), operator)

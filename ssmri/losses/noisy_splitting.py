@@ -42,8 +42,11 @@ class RobustSSDULoss(WeightedSSDULoss):
     requires_noise = True
 
     def __init__(
-        self, splitter: MultiplicativeSplitter | None = None, alpha: float = 0.75,
-        clip: float = 1 - 1e-9, estimate_with: int = 0,
+        self,
+        splitter: MultiplicativeSplitter | None = None,
+        alpha: float = 0.75,
+        clip: float = 1 - 1e-9,
+        estimate_with: int = 0,
     ):
         super().__init__(splitter, clip=clip, estimate_with=estimate_with)
         if alpha <= 0:
@@ -89,8 +92,13 @@ class Noise2ReconSSDULoss(WeightedSSDULoss):
     requires_noise = True
 
     def __init__(
-        self, splitter: MultiplicativeSplitter | None = None, noise_range=(0.5, 2.0),
-        split_augmented: bool = True, weight: float = 1.0, clip: float = 1 - 1e-9, estimate_with: int = 0,
+        self,
+        splitter: MultiplicativeSplitter | None = None,
+        noise_range=(0.5, 2.0),
+        split_augmented: bool = True,
+        weight: float = 1.0,
+        clip: float = 1 - 1e-9,
+        estimate_with: int = 0,
     ):
         super().__init__(splitter, clip=clip, estimate_with=estimate_with)
         low, high = (float(v) for v in noise_range)

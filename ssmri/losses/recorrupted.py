@@ -45,7 +45,10 @@ class DDSSLLoss(ReconstructionLoss):
     random_inference = True
 
     def __init__(
-        self, alpha: float = 0.5, weight: float = 1.0, recorrupt_second_pass: bool = True,
+        self,
+        alpha: float = 0.5,
+        weight: float = 1.0,
+        recorrupt_second_pass: bool = True,
         num_samples: int = 5,
     ):
         super().__init__()

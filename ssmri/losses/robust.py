@@ -25,8 +25,15 @@ def noise_level(physics, method: str) -> float:
 
 
 def sure_gaussian(
-    model, physics, y: Tensor, acq, x_hat: Tensor, sigma: float, tau: float,
-    rng: torch.Generator | None, weight: Tensor | None = None,
+    model,
+    physics,
+    y: Tensor,
+    acq,
+    x_hat: Tensor,
+    sigma: float,
+    tau: float,
+    rng: torch.Generator | None,
+    weight: Tensor | None = None,
 ) -> Tensor:
     r"""Per-sample SURE ``(B,)`` for measurements with Gaussian noise of std ``σ``.
 
@@ -160,8 +167,12 @@ class RobustMOEILoss(_SureConsistency, MOEILoss):
     method_name = "robust_mo_ei"
 
     def __init__(
-        self, transform: nn.Module, per_sample_masks: bool = True, tau: float = 0.01,
-        weight: float = 1.0, mc_weight: float = 1.0,
+        self,
+        transform: nn.Module,
+        per_sample_masks: bool = True,
+        tau: float = 0.01,
+        weight: float = 1.0,
+        mc_weight: float = 1.0,
     ):
         super().__init__(transform, per_sample_masks=per_sample_masks, weight=weight, mc_weight=mc_weight)
         self.tau = float(tau)

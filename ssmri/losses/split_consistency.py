@@ -76,7 +76,10 @@ class MOCSSDULoss(SSDULoss):
     """
 
     def __init__(
-        self, splitter=None, per_sample_masks: bool = True, split_second_pass: bool = True,
+        self,
+        splitter=None,
+        per_sample_masks: bool = True,
+        split_second_pass: bool = True,
         weight: float = 1.0,
     ):
         super().__init__(splitter if splitter is not None else BernoulliSplitter(0.6))

@@ -67,9 +67,7 @@ class SkipConvDiscriminator(nn.Module):
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise ValueError(f"image_size must be an int or (H, W) of positive ints, got {image_size}")
         if features < 1 or num_blocks < 0:
-            raise ValueError(
-                f"features must be >= 1 and num_blocks >= 0, got {features} and {num_blocks}"
-            )
+            raise ValueError(f"features must be >= 1 and num_blocks >= 0, got {features} and {num_blocks}")
         if images_per_pass is not None and images_per_pass < 1:
             raise ValueError(f"images_per_pass must be >= 1 or None, got {images_per_pass}")
         self.images_per_pass = images_per_pass

@@ -64,6 +64,8 @@ class FixedCountMaskLaw(CartesianMaskLaw):
         if self.num_outer > 0:
             probability[self.outer_columns] = torch.from_numpy(self._outer_probability())
         return probability
+
+
 class WeightedRandomMaskLaw(FixedCountMaskLaw):
     """Outer columns drawn without replacement with probability proportional to a weight.
 
@@ -127,9 +129,7 @@ class GaussianMaskLaw(WeightedRandomMaskLaw):
     def outer_weights(self) -> Tensor:
         k = self.outer_columns.double()
         sigma = self.width / 10
-        return torch.exp(-((k - self.width / 2) ** 2) / (2 * sigma**2)) + 1 / (
-            2 * self.acceleration
-        )
+        return torch.exp(-((k - self.width / 2) ** 2) / (2 * sigma**2)) + 1 / (2 * self.acceleration)
 
 
 class FixedCountUniformMaskLaw(WeightedRandomMaskLaw):
@@ -193,7 +193,5 @@ def make_mask_law(
     """Build a mask law by name (:data:`MASK_LAWS`, or an old name of :data:`OLD_SAMPLING_NAMES`)."""
     law = MASK_LAWS.get(OLD_SAMPLING_NAMES.get(sampling, sampling))
     if law is None:
-        raise ValueError(
-            f"unknown sampling pattern {sampling!r}; choose one of {sorted(MASK_LAWS)}"
-        )
+        raise ValueError(f"unknown sampling pattern {sampling!r}; choose one of {sorted(MASK_LAWS)}")
     return law(image_size, acceleration, center_fraction)

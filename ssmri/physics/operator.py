@@ -50,9 +50,7 @@ class SingleCoilMRI(nn.Module):
         super().__init__()
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-        self.mask_law: CartesianMaskLaw = make_mask_law(
-            sampling, image_size, acceleration, center_fraction
-        )
+        self.mask_law: CartesianMaskLaw = make_mask_law(sampling, image_size, acceleration, center_fraction)
         self.sampling = sampling
         self.noise_std = float(noise_std)
         self.single_operator = bool(single_operator)

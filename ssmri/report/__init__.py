@@ -9,7 +9,17 @@ from ssmri.report.run_outputs import read_per_image, save_tensors, write_per_ima
 from ssmri.report.sweep import SweepReport, paired_sign_flip_test, summarise, write_results
 
 __all__ = [
-    "SweepReport", "atomic_write", "paired_sign_flip_test", "read_per_image", "save_curves",
-    "save_samples", "save_sweep_samples", "save_tensors", "summarise", "write_json",
-    "write_per_image", "write_results", "write_text",
+    "SweepReport",
+    "atomic_write",
+    "paired_sign_flip_test",
+    "read_per_image",
+    "save_curves",
+    "save_samples",
+    "save_sweep_samples",
+    "save_tensors",
+    "summarise",
+    "write_json",
+    "write_per_image",
+    "write_results",
+    "write_text",
 ]

@@ -27,8 +27,11 @@ class Interval:
 
 
 def bootstrap_rank_correlations(
-    per_image_psnr: dict[str, list[float]], published: dict[str, float], draws: int = DRAWS,
-    seed: int = SEED, level: float = 0.95,
+    per_image_psnr: dict[str, list[float]],
+    published: dict[str, float],
+    draws: int = DRAWS,
+    seed: int = SEED,
+    level: float = 0.95,
 ) -> dict[str, Interval]:
     """``{"spearman": Interval, "kendall_tau_b": Interval}`` of the methods both arguments have.
 
@@ -44,7 +47,8 @@ def bootstrap_rank_correlations(
     if len(methods) < 2:
         raise ValueError(
             f"a bootstrap of rank correlations needs at least 2 methods with per-image PSNR and a "
-            f"published PSNR, got {len(methods)} ({', '.join(methods) or 'none'}); add methods to the sweep")
+            f"published PSNR, got {len(methods)} ({', '.join(methods) or 'none'}); add methods to the sweep"
+        )
     if not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws={draws!r}: give a positive number of bootstrap resamples, e.g. {DRAWS}")
     if not 0 < level < 1:
@@ -53,7 +57,8 @@ def bootstrap_rank_correlations(
     if len(set(counts.values())) != 1 or 0 in counts.values():
         raise ValueError(
             f"per-image PSNR counts differ or are empty ({counts}): the paired bootstrap needs every "
-            "method tested on the same test images; rerun the methods with the same data.num_test")
+            "method tested on the same test images; rerun the methods with the same data.num_test"
+        )
     psnr = torch.tensor([per_image_psnr[m] for m in methods], dtype=torch.float64)
     if not bool(torch.isfinite(psnr).all()):
         raise ValueError(f"non-finite per-image PSNR among {', '.join(methods)}; check test_per_image.csv")
@@ -69,8 +74,10 @@ def bootstrap_rank_correlations(
         undefined = int(torch.isnan(values).sum())
         if math.isnan(point) or undefined:
             where = "all test images" if math.isnan(point) else f"{undefined} of {draws} resamples"
-            raise ValueError(f"{name} is undefined on {where} (a side with all PSNRs equal) over "
-                             f"{', '.join(methods)}; compare methods whose PSNRs differ")
+            raise ValueError(
+                f"{name} is undefined on {where} (a side with all PSNRs equal) over "
+                f"{', '.join(methods)}; compare methods whose PSNRs differ"
+            )
         tail = (1 - level) / 2
         low, high = torch.quantile(values, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
         intervals[name] = Interval(point, low, high)
@@ -83,8 +90,11 @@ def interval_note(rows: list[dict], comparison: dict, draws: int = DRAWS, seed: 
     ``rows`` are :func:`ssmri.report.sweep.summarise`'s (``per_image_psnr``: per image, the mean
     over seeds), ``comparison`` is :func:`ssmri.report.leaderboard.compare`'s.
     """
-    per_image = {r["method"]: r["per_image_psnr"] for r in rows
-                 if "per_image_psnr" in r and r["method"] in comparison["published"]}
+    per_image = {
+        r["method"]: r["per_image_psnr"]
+        for r in rows
+        if "per_image_psnr" in r and r["method"] in comparison["published"]
+    }
     if len(per_image) < 2:
         return ""  # no correlation to bound: the line above already shows –
     try:
@@ -93,5 +103,7 @@ def interval_note(rows: list[dict], comparison: dict, draws: int = DRAWS, seed: 
         return f"No bootstrap interval: {error}.\n"
     rho, tau = intervals["spearman"], intervals["kendall_tau_b"]
     images = len(next(iter(per_image.values())))
-    return (f"95 % bootstrap intervals over the {images} test images ({draws} paired resamples, "
-            f"seed {seed}): ρ in [{rho.low:.2f}, {rho.high:.2f}], τ-b in [{tau.low:.2f}, {tau.high:.2f}].\n")
+    return (
+        f"95 % bootstrap intervals over the {images} test images ({draws} paired resamples, "
+        f"seed {seed}): ρ in [{rho.low:.2f}, {rho.high:.2f}], τ-b in [{tau.low:.2f}, {tau.high:.2f}].\n"
+    )

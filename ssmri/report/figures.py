@@ -82,8 +82,15 @@ def save_curves(jobs, path: Path, label=lambda job: job.method) -> None:
     for number, (method, curves) in enumerate(sorted(by_method.items())):
         length = min(len(c[0]) for c in curves)
         mean = [sum(c[1][i] for c in curves) / len(curves) for i in range(length)]
-        axis.plot(curves[0][0][:length], mean, marker="os^D"[number % 4], markersize=3, label=method,
-                  color=colours[2 * number % 20 + (number >= 10)], linestyle="-" if number < 10 else "--")
+        axis.plot(
+            curves[0][0][:length],
+            mean,
+            marker="os^D"[number % 4],
+            markersize=3,
+            label=method,
+            color=colours[2 * number % 20 + (number >= 10)],
+            linestyle="-" if number < 10 else "--",
+        )
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.set_xlabel("epoch")
     axis.set_ylabel("validation PSNR (dB)")
@@ -118,8 +125,10 @@ def save_sweep_samples(jobs, path: Path, images: int = 2, setting: str = "") -> 
     scale = max(float(errors["zero-filled"].max()), 1e-6)
     for i in range(count):
         image_row, error_row = axes[2 * i], axes[2 * i + 1]
-        panels = [("ground truth", truth[i], None), ("zero-filled", magnitude(first["zero_filled"][i]),
-                                                     errors["zero-filled"][i])]
+        panels = [
+            ("ground truth", truth[i], None),
+            ("zero-filled", magnitude(first["zero_filled"][i]), errors["zero-filled"][i]),
+        ]
         for method, run in runs.items():
             value = psnr(run["x_hat"][i : i + 1], run["x"][i : i + 1]).item()
             panels.append((f"{method}\n{value:.2f} dB", magnitude(run["x_hat"][i]), errors[method][i]))
@@ -130,8 +139,10 @@ def save_sweep_samples(jobs, path: Path, images: int = 2, setting: str = "") -> 
                 error_row[column].imshow(error[0], cmap="magma", vmin=0, vmax=scale)
         for axis in (*image_row, *error_row):
             axis.axis("off")
-    caption = (f"{setting + ': ' if setting else ''}same test images for every method; error maps share "
-               f"one scale, 0 to {scale:.2f} (the zero-filled error's maximum; larger errors saturate)")
+    caption = (
+        f"{setting + ': ' if setting else ''}same test images for every method; error maps share "
+        f"one scale, 0 to {scale:.2f} (the zero-filled error's maximum; larger errors saturate)"
+    )
     # Wrapped to the figure's width: a sweep of few methods makes a narrow figure.
     figure.suptitle(textwrap.fill(caption, width=max(50, 16 * columns)), fontsize=9)
     figure.tight_layout()

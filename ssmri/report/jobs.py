@@ -63,8 +63,9 @@ def _job_number(path: Path) -> tuple[int, str]:
 def read_job(path: Path) -> Job | None:
     """The job in ``path``; ``None`` for a folder that is no job (no results and no ``.hydra``)."""
     overrides, override_list, problem = read_overrides(path)
-    job = Job(path, overrides.get("loss", "?") if overrides else "?", _seed(overrides), overrides,
-              override_list)
+    job = Job(
+        path, overrides.get("loss", "?") if overrides else "?", _seed(overrides), overrides, override_list
+    )
     if (path / "metrics.json").is_file():
         _read_results(job)
     elif (path / "failed.json").is_file():

@@ -18,8 +18,10 @@ def sweep_scenario(jobs) -> str | None:
     names = {job.metrics.get("scenario") for job in jobs if job.error is None}
     if len(names) > 1:
         folders = ", ".join(job.name for job in jobs if job.error is None)
-        raise ValueError(f"a sweep mixes SSIBench scenarios {sorted(map(str, names))} in one setting "
-                         f"({folders}) without a scenario override to tell them apart; report them apart")
+        raise ValueError(
+            f"a sweep mixes SSIBench scenarios {sorted(map(str, names))} in one setting "
+            f"({folders}) without a scenario override to tell them apart; report them apart"
+        )
     return names.pop() if names else None
 
 
@@ -60,8 +62,10 @@ def save_comparison(rows: list[dict], comparisons: list[dict], path: Path) -> No
     for comparison in comparisons:
         shared = [r for r in comparison["rows"] if "psnr" in r and r["method"] in comparison["published"]]
         xs, ys = [r["published_psnr"] for r in shared], [r["psnr"] for r in shared]
-        correlations = (f"Spearman ρ = {_statistic(comparison['spearman'])}, "
-                        f"Kendall τ-b = {_statistic(comparison['kendall_tau_b'])}")
+        correlations = (
+            f"Spearman ρ = {_statistic(comparison['spearman'])}, "
+            f"Kendall τ-b = {_statistic(comparison['kendall_tau_b'])}"
+        )
         several = len(comparisons) > 1
         axis.scatter(xs, ys, label=f"{comparison['setting']}: {correlations}" if several else None)
         for r, x, y in zip(shared, xs, ys):
@@ -73,8 +77,9 @@ def save_comparison(rows: list[dict], comparisons: list[dict], path: Path) -> No
     if len(comparisons) > 1:
         axis.legend(fontsize=7)
     if not comparisons:
-        labels = [" ".join([r["method"], *(f"{k}={v}" for k, v in r.get("setting", {}).items())])
-                  for r in done]
+        labels = [
+            " ".join([r["method"], *(f"{k}={v}" for k, v in r.get("setting", {}).items())]) for r in done
+        ]
         axis.barh(labels, [r["psnr"] for r in done])
         axis.invert_yaxis()
         axis.set_xlabel("test PSNR (dB)")
@@ -84,29 +89,59 @@ def save_comparison(rows: list[dict], comparisons: list[dict], path: Path) -> No
     plt.close(figure)
 
 
-TABLE_COLUMNS = ["method", "psnr", "psnr_std", "ssim", "psnr_zero_filled", "published_psnr", "seeds",
-                 "failed"]
+TABLE_COLUMNS = [
+    "method",
+    "psnr",
+    "psnr_std",
+    "ssim",
+    "psnr_zero_filled",
+    "published_psnr",
+    "seeds",
+    "failed",
+]
 
 
-def publish_sweep_to_wandb(sweep_dir: Path, rows: list[dict], comparisons: list[dict], keys: list[str],
-                           project: str = "ssmri", mode: str = "offline") -> None:
+def publish_sweep_to_wandb(
+    sweep_dir: Path,
+    rows: list[dict],
+    comparisons: list[dict],
+    keys: list[str],
+    project: str = "ssmri",
+    mode: str = "offline",
+) -> None:
     """One summary run in the sweep's group (the group its jobs log to): table, plot, correlations
     (``spearman``, or ``spearman/<setting>`` for each setting when the sweep varies more than the method)."""
     import wandb
 
-    run = wandb.init(project=project, group=str(sweep_dir), name="sweep-summary", job_type="sweep",
-                     dir=str(sweep_dir), mode=mode)
+    run = wandb.init(
+        project=project,
+        group=str(sweep_dir),
+        name="sweep-summary",
+        job_type="sweep",
+        dir=str(sweep_dir),
+        mode=mode,
+    )
     try:
         columns = [TABLE_COLUMNS[0], *keys, *TABLE_COLUMNS[1:]]
-        data = [[r["method"], *(r["setting"].get(k) for k in keys), *(r.get(c) for c in TABLE_COLUMNS[1:])]
-                for r in rows]  # None where a row has no value
-        run.log({"sweep/results": wandb.Table(columns=columns, data=data),
-                 "sweep/comparison": wandb.Image(str(Path(sweep_dir) / "comparison.png"))})
+        data = [
+            [r["method"], *(r["setting"].get(k) for k in keys), *(r.get(c) for c in TABLE_COLUMNS[1:])]
+            for r in rows
+        ]  # None where a row has no value
+        run.log(
+            {
+                "sweep/results": wandb.Table(columns=columns, data=data),
+                "sweep/comparison": wandb.Image(str(Path(sweep_dir) / "comparison.png")),
+            }
+        )
         for comparison in comparisons:
             suffix = f"/{comparison['setting']}" if len(comparisons) > 1 else ""
-            run.summary.update({f"scenario{suffix}": comparison["scenario"],
-                                f"spearman{suffix}": comparison["spearman"],
-                                f"kendall_tau_b{suffix}": comparison["kendall_tau_b"]})
+            run.summary.update(
+                {
+                    f"scenario{suffix}": comparison["scenario"],
+                    f"spearman{suffix}": comparison["spearman"],
+                    f"kendall_tau_b{suffix}": comparison["kendall_tau_b"],
+                }
+            )
     finally:
         run.finish()
         # finish() can return before the service has written the offline records; teardown

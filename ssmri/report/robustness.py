@@ -30,8 +30,19 @@ from ssmri.report.sweep import collect  # noqa: E402
 ACCELERATIONS = (2.0, 4.0, 6.0, 8.0, 12.0)
 NOISE_LEVELS = (0.0, 0.05, 0.1)
 EVAL_SCRIPT = Path(__file__).resolve().parents[2] / "eval.py"
-COLUMNS = ["method", "seed", "job", "trained_acceleration", "trained_noise_std", "acceleration",
-           "noise_std", "psnr", "ssim", "psnr_zero_filled", "eval_dir"]
+COLUMNS = [
+    "method",
+    "seed",
+    "job",
+    "trained_acceleration",
+    "trained_noise_std",
+    "acceleration",
+    "noise_std",
+    "psnr",
+    "ssim",
+    "psnr_zero_filled",
+    "eval_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -57,12 +68,21 @@ def checkpoints(sweep_dir: Path) -> tuple[list[Checkpoint], list[str]]:
             continue  # a failed job has no selected weights; the sweep's own table lists it
         config = job.path / ".hydra" / "config.yaml"
         if not (job.path / "checkpoints" / "best.ckpt").is_file() or not config.is_file():
-            problems.append(f"{job.path.name}: no checkpoints/best.ckpt or .hydra/config.yaml; only jobs "
-                            "that kept their selected checkpoint (callbacks=default) can be re-tested")
+            problems.append(
+                f"{job.path.name}: no checkpoints/best.ckpt or .hydra/config.yaml; only jobs "
+                "that kept their selected checkpoint (callbacks=default) can be re-tested"
+            )
             continue
         physics = (yaml.safe_load(config.read_text()) or {}).get("physics") or {}
-        found.append(Checkpoint(job.path, job.method, job.seed, _number(physics.get("acceleration")),
-                                _number(physics.get("noise_std"))))
+        found.append(
+            Checkpoint(
+                job.path,
+                job.method,
+                job.seed,
+                _number(physics.get("acceleration")),
+                _number(physics.get("noise_std")),
+            )
+        )
     return found, problems
 
 
@@ -85,14 +105,24 @@ def _quoted(path: Path) -> str:
 
 def eval_command(checkpoint: Checkpoint, acceleration: float, noise_std: float, folder: Path) -> list[str]:
     """``eval.py`` composed from the job's own config: only R, σ, the checkpoint and the folder change."""
-    return [sys.executable, str(EVAL_SCRIPT), "--config-dir", str((checkpoint.job / ".hydra").resolve()),
-            "--config-name", "config", f"ckpt_path={_quoted(checkpoint.path)}",
-            f"physics.acceleration={acceleration:g}", f"physics.noise_std={noise_std:g}",
-            f"hydra.run.dir={_quoted(folder)}", "task_name=eval"]
+    return [
+        sys.executable,
+        str(EVAL_SCRIPT),
+        "--config-dir",
+        str((checkpoint.job / ".hydra").resolve()),
+        "--config-name",
+        "config",
+        f"ckpt_path={_quoted(checkpoint.path)}",
+        f"physics.acceleration={acceleration:g}",
+        f"physics.noise_std={noise_std:g}",
+        f"hydra.run.dir={_quoted(folder)}",
+        "task_name=eval",
+    ]
 
 
-def evaluate(checkpoint: Checkpoint, acceleration: float, noise_std: float, out_dir: Path,
-             runner=subprocess.run) -> dict:
+def evaluate(
+    checkpoint: Checkpoint, acceleration: float, noise_std: float, out_dir: Path, runner=subprocess.run
+) -> dict:
     """One result row, from the folder's ``metrics.json`` when it is newer than the checkpoint,
     else from a new ``eval.py`` run; raises ``RuntimeError`` naming the job when eval fails."""
     folder = eval_folder(out_dir, checkpoint, acceleration, noise_std)
@@ -101,30 +131,53 @@ def evaluate(checkpoint: Checkpoint, acceleration: float, noise_std: float, out_
     if not (metrics_file.is_file() and metrics_file.stat().st_mtime >= checkpoint.path.stat().st_mtime):
         if not EVAL_SCRIPT.is_file():
             raise RuntimeError(f"{EVAL_SCRIPT} not found: the report runs eval.py of a source checkout")
-        done = runner(eval_command(checkpoint, acceleration, noise_std, folder), cwd=EVAL_SCRIPT.parent,
-                      env=os.environ.copy(), capture_output=True, text=True)
+        done = runner(
+            eval_command(checkpoint, acceleration, noise_std, folder),
+            cwd=EVAL_SCRIPT.parent,
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             write_text(folder / "eval_stderr.txt", done.stderr)
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"{where}: eval.py exited {done.returncode} ({last}); "
-                               f"see {folder / 'eval_stderr.txt'}")
+            raise RuntimeError(
+                f"{where}: eval.py exited {done.returncode} ({last}); see {folder / 'eval_stderr.txt'}"
+            )
     metrics = json.loads(metrics_file.read_text())
     values = {key: metrics.get(f"test/{key}") for key in ("psnr", "ssim", "psnr_zero_filled")}
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values.values()):
-        raise RuntimeError(f"{where}: {metrics_file} has no finite test PSNR, SSIM and zero-filled PSNR "
-                           f"({values}); delete the folder to evaluate again")
-    return {"method": checkpoint.method, "seed": checkpoint.seed, "job": checkpoint.job.name,
-            "trained_acceleration": checkpoint.acceleration, "trained_noise_std": checkpoint.noise_std,
-            "acceleration": acceleration, "noise_std": noise_std, **values, "eval_dir": str(folder)}
+        raise RuntimeError(
+            f"{where}: {metrics_file} has no finite test PSNR, SSIM and zero-filled PSNR "
+            f"({values}); delete the folder to evaluate again"
+        )
+    return {
+        "method": checkpoint.method,
+        "seed": checkpoint.seed,
+        "job": checkpoint.job.name,
+        "trained_acceleration": checkpoint.acceleration,
+        "trained_noise_std": checkpoint.noise_std,
+        "acceleration": acceleration,
+        "noise_std": noise_std,
+        **values,
+        "eval_dir": str(folder),
+    }
 
 
-def run_grid(sweep_dir: Path, out_dir: Path, accelerations=ACCELERATIONS, noise_levels=NOISE_LEVELS,
-             runner=subprocess.run) -> tuple[list[dict], list[str]]:
+def run_grid(
+    sweep_dir: Path,
+    out_dir: Path,
+    accelerations=ACCELERATIONS,
+    noise_levels=NOISE_LEVELS,
+    runner=subprocess.run,
+) -> tuple[list[dict], list[str]]:
     """Every checkpoint at every (R, σ): the result rows and one line per evaluation that failed."""
     found, problems = checkpoints(sweep_dir)
     if not found:
-        raise ValueError(f"{sweep_dir}: no finished job with checkpoints/best.ckpt; pass a sweep folder "
-                         "(outputs/train/multirun/<date>)" + (f" ({problems[0]})" if problems else ""))
+        raise ValueError(
+            f"{sweep_dir}: no finished job with checkpoints/best.ckpt; pass a sweep folder "
+            "(outputs/train/multirun/<date>)" + (f" ({problems[0]})" if problems else "")
+        )
     rows = []
     for checkpoint in found:
         for noise_std in noise_levels:
@@ -158,9 +211,12 @@ def markdown(rows: list[dict], problems: list[str]) -> str:
     trained = {(r["method"], r["trained_acceleration"], r["trained_noise_std"]) for r in rows}
     lines = []
     for noise_std in noise_levels:
-        lines += [f"Test PSNR (dB) at noise_std = {noise_std:g}", "",
-                  "| method | " + " | ".join(f"R = {a:g}" for a in accelerations) + " |",
-                  "|" + " --- |" * (1 + len(accelerations))]
+        lines += [
+            f"Test PSNR (dB) at noise_std = {noise_std:g}",
+            "",
+            "| method | " + " | ".join(f"R = {a:g}" for a in accelerations) + " |",
+            "|" + " --- |" * (1 + len(accelerations)),
+        ]
         for method in methods:
             texts = []
             for a in accelerations:
@@ -169,12 +225,17 @@ def markdown(rows: list[dict], problems: list[str]) -> str:
                 texts.append(f"{_mean(here, 'psnr'):.2f}{mark}" if here else "–")
             lines.append(f"| {method} | " + " | ".join(texts) + " |")
         floor = [[r for m in methods for r in cells.get((m, a, noise_std), [])] for a in accelerations]
-        lines.append("| zero-filled | " + " | ".join(
-            f"{_mean(f, 'psnr_zero_filled'):.2f}" if f else "–" for f in floor) + " |")
+        lines.append(
+            "| zero-filled | "
+            + " | ".join(f"{_mean(f, 'psnr_zero_filled'):.2f}" if f else "–" for f in floor)
+            + " |"
+        )
         lines.append("")
-    lines.append("Each cell: the job's selected checkpoint (mean over seeds) tested through eval.py under "
-                 "its own recorded data and mask law, at that acceleration and noise; * the operator it "
-                 "was trained at; zero-filled: the mean over the jobs of the zero-filled PSNR.")
+    lines.append(
+        "Each cell: the job's selected checkpoint (mean over seeds) tested through eval.py under "
+        "its own recorded data and mask law, at that acceleration and noise; * the operator it "
+        "was trained at; zero-filled: the mean over the jobs of the zero-filled PSNR."
+    )
     if problems:
         lines += ["", "Not evaluated:", *(f"- {p}" for p in problems)]
     return "\n".join(lines) + "\n"
@@ -193,19 +254,27 @@ def csv_text(rows: list[dict]) -> str:
 def save_figure(rows: list[dict], path: Path) -> None:
     """PSNR against R, one line per method, zero-filled as the dashed floor; one panel per σ."""
     methods, accelerations, noise_levels, cells = grid(rows)
-    figure, axes = plt.subplots(1, len(noise_levels), figsize=(4.5 * len(noise_levels) + 1.5, 4.5),
-                                sharey=True, squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(noise_levels), figsize=(4.5 * len(noise_levels) + 1.5, 4.5), sharey=True, squeeze=False
+    )
     palette = plt.get_cmap("tab20")
     for axis, noise_std in zip(axes[0], noise_levels):
         for k, method in enumerate(methods):
-            points = [(a, _mean(cells[method, a, noise_std], "psnr")) for a in accelerations
-                      if (method, a, noise_std) in cells]
+            points = [
+                (a, _mean(cells[method, a, noise_std], "psnr"))
+                for a in accelerations
+                if (method, a, noise_std) in cells
+            ]
             axis.plot(*zip(*points), marker="o", color=palette((2 * k + (k // 10) % 2) % 20), label=method)
-        floor = [(a, _mean(here, "psnr_zero_filled")) for a in accelerations
-                 if (here := [r for m in methods for r in cells.get((m, a, noise_std), [])])]
+        floor = [
+            (a, _mean(here, "psnr_zero_filled"))
+            for a in accelerations
+            if (here := [r for m in methods for r in cells.get((m, a, noise_std), [])])
+        ]
         axis.plot(*zip(*floor), linestyle="--", color="black", label="zero-filled")
-        for k, trained_at in enumerate(sorted({r["trained_acceleration"] for r in rows
-                                               if r["trained_noise_std"] == noise_std})):
+        for k, trained_at in enumerate(
+            sorted({r["trained_acceleration"] for r in rows if r["trained_noise_std"] == noise_std})
+        ):
             axis.axvline(trained_at, color="grey", linestyle=":", label="trained at" if k == 0 else None)
         axis.set_title(f"noise_std = {noise_std:g}")
         axis.set_xlabel("acceleration R")
@@ -213,8 +282,9 @@ def save_figure(rows: list[dict], path: Path) -> None:
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("test PSNR (dB)")
     entries = {label: handle for axis in axes[0] for handle, label in zip(*axis.get_legend_handles_labels())}
-    axes[0][-1].legend(entries.values(), entries.keys(), fontsize=7, loc="upper left",
-                       bbox_to_anchor=(1.02, 1.0))
+    axes[0][-1].legend(
+        entries.values(), entries.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
     figure.tight_layout()
     with atomic_write(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
@@ -241,8 +311,10 @@ def levels(text: str, name: str, minimum: float) -> tuple[float, ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Each method's selected checkpoint of a sweep tested at "
-                                                 "other accelerations and noise levels (its mask law kept).")
+    parser = argparse.ArgumentParser(
+        description="Each method's selected checkpoint of a sweep tested at "
+        "other accelerations and noise levels (its mask law kept)."
+    )
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--accelerations", default=",".join(f"{a:g}" for a in ACCELERATIONS))
     parser.add_argument("--noise", default=",".join(f"{s:g}" for s in NOISE_LEVELS))
@@ -260,8 +332,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from None
     print((out / "robustness.md").read_text())
     if problems:
-        raise SystemExit(f"error: {len(problems)} evaluations failed or were skipped; listed in "
-                         f"{out / 'robustness.md'}")
+        raise SystemExit(
+            f"error: {len(problems)} evaluations failed or were skipped; listed in {out / 'robustness.md'}"
+        )
 
 
 if __name__ == "__main__":

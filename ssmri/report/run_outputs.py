@@ -11,8 +11,16 @@ import torch
 from ssmri.atomic import atomic_write
 
 # ``loss``: the method's own objective per image, the only column of a run without ground truth.
-PER_IMAGE_COLUMNS = ["index", "psnr", "ssim", "psnr_zero_filled", "ssim_zero_filled", "nmse",
-                     "nmse_zero_filled", "loss"]
+PER_IMAGE_COLUMNS = [
+    "index",
+    "psnr",
+    "ssim",
+    "psnr_zero_filled",
+    "ssim_zero_filled",
+    "nmse",
+    "nmse_zero_filled",
+    "loss",
+]
 
 
 def write_per_image(path: Path, results: dict[str, torch.Tensor]) -> Path:

@@ -33,13 +33,17 @@ def scenario_psnr(sweep_dir: Path) -> tuple[str, dict[str, float]]:
     jobs = collect(sweep_dir)
     scenario = sweep_scenario(jobs)
     if scenario is None:
-        raise ValueError(f"{sweep_dir}: no finished job's metrics.json names a scenario; pass sweeps "
-                         "run with scenario=<name> (make sweep SCENARIO=<name>)")
+        raise ValueError(
+            f"{sweep_dir}: no finished job's metrics.json names a scenario; pass sweeps "
+            "run with scenario=<name> (make sweep SCENARIO=<name>)"
+        )
     psnr: dict[str, float] = {}
     for row in summarise(jobs):
         if row["method"] in psnr and "psnr" in row:
-            raise ValueError(f"{sweep_dir}: method {row['method']} has more than one setting "
-                             f"({row.get('setting')}); pass a sweep that varies only the method and seed")
+            raise ValueError(
+                f"{sweep_dir}: method {row['method']} has more than one setting "
+                f"({row.get('setting')}); pass a sweep that varies only the method and seed"
+            )
         if "psnr" in row:
             psnr[row["method"]] = row["psnr"]
     return scenario, psnr
@@ -68,16 +72,23 @@ def build(sweep_dirs: list[Path], tie_db: float = TIE_DB) -> dict:
     for sweep_dir in sweep_dirs:
         name, psnr = scenario_psnr(sweep_dir)
         if name in scenarios:
-            raise ValueError(f"{origin[name]} and {sweep_dir} are both scenario {name!r}; pass one sweep "
-                             "per scenario")
+            raise ValueError(
+                f"{origin[name]} and {sweep_dir} are both scenario {name!r}; pass one sweep per scenario"
+            )
         scenarios[name], origin[name] = psnr, Path(sweep_dir)
     if len(scenarios) < 2:
         raise ValueError(f"got {len(scenarios)} scenario sweep; pass at least 2 to compare ranks")
     placed = {name: ranks(psnr, tie_db) for name, psnr in scenarios.items()}
-    methods = sorted({m for psnr in scenarios.values() for m in psnr}, key=lambda m: (
-        sum(r[m] for r in placed.values() if m in r) / sum(m in r for r in placed.values()), m))
-    pairs = [(a, b, *pair_tau(scenarios[a], scenarios[b], tie_db))
-             for a, b in itertools.combinations(scenarios, 2)]
+    methods = sorted(
+        {m for psnr in scenarios.values() for m in psnr},
+        key=lambda m: (
+            sum(r[m] for r in placed.values() if m in r) / sum(m in r for r in placed.values()),
+            m,
+        ),
+    )
+    pairs = [
+        (a, b, *pair_tau(scenarios[a], scenarios[b], tie_db)) for a, b in itertools.combinations(scenarios, 2)
+    ]
     return {"scenarios": scenarios, "ranks": placed, "methods": methods, "pairs": pairs, "tie_db": tie_db}
 
 
@@ -87,22 +98,32 @@ def _tau_text(tau: float) -> str:
 
 def markdown(report: dict) -> str:
     names = list(report["scenarios"])
-    lines = ["| method | " + " | ".join(f"{n} PSNR (dB) | {n} rank" for n in names) + " |",
-             "|" + " --- |" * (1 + 2 * len(names))]
+    lines = [
+        "| method | " + " | ".join(f"{n} PSNR (dB) | {n} rank" for n in names) + " |",
+        "|" + " --- |" * (1 + 2 * len(names)),
+    ]
     for method in report["methods"]:
         cells = []
         for name in names:
             psnr = report["scenarios"][name].get(method)
             cells += ["missing", "–"] if psnr is None else [f"{psnr:.2f}", str(report["ranks"][name][method])]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", f"Ranks: 1 + the number of methods more than {report['tie_db']:g} dB above (methods "
-              "within it share a place); methods ordered by their mean rank over the scenarios they "
-              "were run in; missing: not run, or failed, in that scenario.", "",
-              "| scenarios | methods in both | Kendall τ-b |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        f"Ranks: 1 + the number of methods more than {report['tie_db']:g} dB above (methods "
+        "within it share a place); methods ordered by their mean rank over the scenarios they "
+        "were run in; missing: not run, or failed, in that scenario.",
+        "",
+        "| scenarios | methods in both | Kendall τ-b |",
+        "| --- | --- | --- |",
+    ]
     for a, b, shared, tau in report["pairs"]:
         lines.append(f"| {a} – {b} | {len(shared)} | {_tau_text(tau)} |")
-    lines += ["", f"τ-b over the methods both scenarios have, PSNRs within {report['tie_db']:g} dB counted "
-              "as tied; – with fewer than 2 shared methods or no order on one side."]
+    lines += [
+        "",
+        f"τ-b over the methods both scenarios have, PSNRs within {report['tie_db']:g} dB counted "
+        "as tied; – with fewer than 2 shared methods or no order on one side.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -117,8 +138,10 @@ def csv_tables(report: dict) -> tuple[str, str]:
             cells += ["", ""] if psnr is None else [f"{psnr:.6g}", str(report["ranks"][name][method])]
         table.append(",".join([method, *cells]))
     pairs = ["scenario_a,scenario_b,methods,kendall_tau_b"]
-    pairs += [f"{a},{b},{len(shared)},{'' if math.isnan(tau) else f'{tau:.6g}'}"
-              for a, b, shared, tau in report["pairs"]]
+    pairs += [
+        f"{a},{b},{len(shared)},{'' if math.isnan(tau) else f'{tau:.6g}'}"
+        for a, b, shared, tau in report["pairs"]
+    ]
     return "\n".join(table) + "\n", "\n".join(pairs) + "\n"
 
 
@@ -132,8 +155,15 @@ def save_bump_chart(report: dict, path: Path) -> None:
         ys = [report["ranks"][n].get(method, math.nan) for n in names]
         axis.plot(range(len(names)), ys, marker="o", color=colour, label=method)
         last = max(i for i, y in enumerate(ys) if not math.isnan(y))
-        axis.annotate(method, (last, ys[last]), xytext=(6, 0), textcoords="offset points",
-                      va="center", fontsize=8, color=colour)
+        axis.annotate(
+            method,
+            (last, ys[last]),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            color=colour,
+        )
     axis.set_xticks(range(len(names)), names)
     axis.set_yticks(range(1, len(report["methods"]) + 1))
     axis.set_xlim(-0.3, len(names) - 0.4)
@@ -160,13 +190,23 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, tie_db: float = TIE_DB) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Methods x scenarios: PSNR, rank, Kendall τ-b between "
-                                                 "scenarios and a bump chart, from one sweep per scenario.")
+    parser = argparse.ArgumentParser(
+        description="Methods x scenarios: PSNR, rank, Kendall τ-b between "
+        "scenarios and a bump chart, from one sweep per scenario."
+    )
     parser.add_argument("sweep_dirs", type=Path, nargs="+", help="one sweep folder per scenario")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the outputs (default: <first sweep's parent>/scenarios)")
-    parser.add_argument("--tie-db", type=float, default=TIE_DB,
-                        help=f"PSNRs closer than this count as tied (default {TIE_DB})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the outputs (default: <first sweep's parent>/scenarios)",
+    )
+    parser.add_argument(
+        "--tie-db",
+        type=float,
+        default=TIE_DB,
+        help=f"PSNRs closer than this count as tied (default {TIE_DB})",
+    )
     args = parser.parse_args(argv)
     out = args.out if args.out is not None else args.sweep_dirs[0].resolve().parent / "scenarios"
     try:

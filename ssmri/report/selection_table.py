@@ -37,18 +37,26 @@ def selection_rows(jobs, keys: list[str]) -> list[dict]:
         if "val_psnr_psnr" in row and "val_loss_psnr" in row:
             row["oracle_gain_db"] = row["val_psnr_psnr"] - row["val_loss_psnr"]
         rows.append(row)
-    rows.sort(key=lambda r: (settings.index(tuple(r["setting"].values())),
-                             -r.get("val_loss_psnr", -math.inf)))
+    rows.sort(
+        key=lambda r: (settings.index(tuple(r["setting"].values())), -r.get("val_loss_psnr", -math.inf))
+    )
     return rows
 
 
 def selection_markdown(rows: list[dict], convention: str, keys: list[str]) -> str:
     """The side-by-side table, its header naming the convention, each rule labelled."""
     rules = [rule for rule in RULES if any(f"{rule}_psnr" in r for r in rows)]
-    lines = [f"Selection rules side by side (metric convention: {convention}; "
-             "PSNR in dB, SSIM, NMSE, epoch of the tested weights; mean over seeds)", ""]
-    header = ["method", *keys, *(f"{label(rule)} {m}" for rule in rules for m in (*METRICS, "epoch")),
-              "oracle gain (dB)"]
+    lines = [
+        f"Selection rules side by side (metric convention: {convention}; "
+        "PSNR in dB, SSIM, NMSE, epoch of the tested weights; mean over seeds)",
+        "",
+    ]
+    header = [
+        "method",
+        *keys,
+        *(f"{label(rule)} {m}" for rule in rules for m in (*METRICS, "epoch")),
+        "oracle gain (dB)",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
         cells = [row["method"], *("–" if row["setting"].get(k) is None else row["setting"][k] for k in keys)]
@@ -57,19 +65,30 @@ def selection_markdown(rows: list[dict], convention: str, keys: list[str]) -> st
                 cells += ["–"] * 4
                 continue
             fallback = "" if row[f"{rule}_used"] == rule else f" ({row[f'{rule}_used']})"
-            cells += [f"{row[f'{rule}_psnr']:.2f}{fallback}", f"{row[f'{rule}_ssim']:.4f}",
-                      f"{row[f'{rule}_nmse']:.4f}", f"{row[f'{rule}_epoch']:g}"]
+            cells += [
+                f"{row[f'{rule}_psnr']:.2f}{fallback}",
+                f"{row[f'{rule}_ssim']:.4f}",
+                f"{row[f'{rule}_nmse']:.4f}",
+                f"{row[f'{rule}_epoch']:g}",
+            ]
         gain = row.get("oracle_gain_db")
         cells.append("–" if gain is None else f"{gain:+.2f}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "oracle gain: test PSNR under oracle selection (val_psnr, which reads validation "
-              "ground truth) minus GT-free selection (val_loss, the method's own objective); "
-              "a rule in brackets is the one applied instead (e.g. (last) for a method with no "
-              "objective to select on)."]
+    lines += [
+        "",
+        "oracle gain: test PSNR under oracle selection (val_psnr, which reads validation "
+        "ground truth) minus GT-free selection (val_loss, the method's own objective); "
+        "a rule in brackets is the one applied instead (e.g. (last) for a method with no "
+        "objective to select on).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def selection_columns() -> list[str]:
     """The CSV's columns (a column per swept key goes after ``method``)."""
-    return ["method", *(f"{rule}_{m}" for rule in RULES for m in (*METRICS, "epoch", "used")),
-            "oracle_gain_db", "seeds"]
+    return [
+        "method",
+        *(f"{rule}_{m}" for rule in RULES for m in (*METRICS, "epoch", "used")),
+        "oracle_gain_db",
+        "seeds",
+    ]

@@ -27,8 +27,16 @@ from ssmri.report.sweep_table import COLUMNS, csv_text, failed_jobs_markdown, ma
 
 SUPERVISED = "sup"
 
-__all__ = ["COLUMNS", "Job", "SweepReport", "collect", "main", "paired_sign_flip_test", "summarise",
-           "write_results"]
+__all__ = [
+    "COLUMNS",
+    "Job",
+    "SweepReport",
+    "collect",
+    "main",
+    "paired_sign_flip_test",
+    "summarise",
+    "write_results",
+]
 
 
 def paired_sign_flip_test(a: list[float], b: list[float], draws: int = 20000) -> float:
@@ -70,9 +78,15 @@ def _row(method: str, setting: dict, runs: list[Job]) -> dict:
     done = [j for j in runs if j.error is None]
     failed = [j for j in runs if j.error is not None]
     seeds = [j.seed for j in done]
-    row = {"method": method, "setting": setting, "seeds": len(done), "failed": len(failed),
-           "jobs": [j.name for j in runs], "failed_jobs": [j.failure_line() for j in failed],
-           "repeated_seeds": sorted({s for s in seeds if s is not None and seeds.count(s) > 1})}
+    row = {
+        "method": method,
+        "setting": setting,
+        "seeds": len(done),
+        "failed": len(failed),
+        "jobs": [j.name for j in runs],
+        "failed_jobs": [j.failure_line() for j in failed],
+        "repeated_seeds": sorted({s for s in seeds if s is not None and seeds.count(s) > 1}),
+    }
     if failed:
         row["errors"] = [(j.name, j.error) for j in failed]
         row["error"] = "; ".join(f"{j.name}: {j.error}" for j in failed)
@@ -81,8 +95,10 @@ def _row(method: str, setting: dict, runs: list[Job]) -> dict:
         per_image_psnr = [statistics.fmean(v) for v in zip(*(j.per_image["psnr"] for j in done))]
         per_image_ssim = [statistics.fmean(v) for v in zip(*(j.per_image["ssim"] for j in done))]
         row.update(
-            psnr=statistics.fmean(per_image_psnr), psnr_std=_std(per_image_psnr),
-            ssim=statistics.fmean(per_image_ssim), ssim_std=_std(per_image_ssim),
+            psnr=statistics.fmean(per_image_psnr),
+            psnr_std=_std(per_image_psnr),
+            ssim=statistics.fmean(per_image_ssim),
+            ssim_std=_std(per_image_ssim),
             psnr_seed_spread=_std([j.metrics["test/psnr"] for j in done]) if len(done) > 1 else None,
             nmse=statistics.fmean(j.metrics.get("test/nmse", math.nan) for j in done),
             psnr_zero_filled=statistics.fmean(j.metrics["test/psnr_zero_filled"] for j in done),
@@ -145,17 +161,27 @@ def write_results(sweep_dir: Path, wandb_mode: str | None = None, out_dir: Path 
         scenario = sweep_scenario(setting_jobs)
         if scenario:
             setting_rows = [r for r in rows if tuple(r["setting"].values()) == setting]
-            comparisons.append({**annotate(setting_rows, scenario), "setting": setting_label(keys, setting),
-                                "rows": setting_rows})
+            comparisons.append(
+                {
+                    **annotate(setting_rows, scenario),
+                    "setting": setting_label(keys, setting),
+                    "rows": setting_rows,
+                }
+            )
     write_text(out / "results.csv", csv_text(rows, COLUMNS, keys))
     selection, convention = protocol(jobs)
     by_rule = selection_rows(jobs, keys)
     write_text(out / "results_selection.csv", csv_text(by_rule, selection_columns(), keys))
-    published = "".join(note(c, source=number == 0) + interval_note(c["rows"], c)
-                        for number, c in enumerate(comparisons))
-    tables = (f"Selection: {selection}; metric convention: {convention} "
-              "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n" + markdown(rows, keys) + published
-              + failed_jobs_markdown(rows))
+    published = "".join(
+        note(c, source=number == 0) + interval_note(c["rows"], c) for number, c in enumerate(comparisons)
+    )
+    tables = (
+        f"Selection: {selection}; metric convention: {convention} "
+        "(PSNR, SSIM and NMSE of the weights that rule picked)\n\n"
+        + markdown(rows, keys)
+        + published
+        + failed_jobs_markdown(rows)
+    )
     if by_rule:
         tables += "\n" + selection_markdown(by_rule, convention, keys)
     write_text(out / "results.md", tables)
@@ -198,8 +224,10 @@ def failure_summary(rows: list[dict], results: Path) -> str:
     """One line: how many jobs failed, each folder with its error, and where their overrides are."""
     failed = [f"{job}: {error}" for row in rows if "error" in row for job, error in row["errors"]]
     total = sum(len(r["jobs"]) for r in rows)
-    return (f"error: {len(failed)} of {total} jobs have no result: {'; '.join(failed)} (their overrides "
-            f"are listed under the table in {results})")
+    return (
+        f"error: {len(failed)} of {total} jobs have no result: {'; '.join(failed)} (their overrides "
+        f"are listed under the table in {results})"
+    )
 
 
 class SweepReport(Callback):
@@ -216,8 +244,9 @@ class SweepReport(Callback):
         try:
             rows = write_results(sweep_dir, wandb_mode=_wandb_mode(config))
         except Exception as error:  # Hydra would turn it into a warning and exit 0
-            raise SystemExit(f"error: the results table of {sweep_dir} could not be written: {error}") \
-                from error
+            raise SystemExit(
+                f"error: the results table of {sweep_dir} could not be written: {error}"
+            ) from error
         print((sweep_dir / "results.md").read_text())
         if failures(rows):
             raise SystemExit(failure_summary(rows, sweep_dir / "results.md"))
@@ -232,10 +261,15 @@ def _wandb_mode(config) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Build the results table of a sweep directory; exits 1 when a job failed or its "
-                    "files cannot be read (listed under the table).")
+        "files cannot be read (listed under the table)."
+    )
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the table and figures (default: the sweep folder itself)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the table and figures (default: the sweep folder itself)",
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         raise SystemExit(f"error: sweep directory {args.sweep_dir} does not exist")

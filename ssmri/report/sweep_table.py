@@ -6,9 +6,25 @@ import math
 
 from ssmri.report.jobs import UNFINISHED
 
-COLUMNS = ["method", "psnr", "psnr_std", "ssim", "ssim_std", "psnr_zero_filled", "gap_to_sup",
-           "p_vs_best_ssl", "psnr_seed_spread", "train_seconds", "num_params", "epochs", "seeds",
-           "failed", "error", "nmse", "published_psnr"]
+COLUMNS = [
+    "method",
+    "psnr",
+    "psnr_std",
+    "ssim",
+    "ssim_std",
+    "psnr_zero_filled",
+    "gap_to_sup",
+    "p_vs_best_ssl",
+    "psnr_seed_spread",
+    "train_seconds",
+    "num_params",
+    "epochs",
+    "seeds",
+    "failed",
+    "error",
+    "nmse",
+    "published_psnr",
+]
 
 
 def csv_text(rows: list[dict], columns: list[str], keys: list[str]) -> str:
@@ -18,8 +34,13 @@ def csv_text(rows: list[dict], columns: list[str], keys: list[str]) -> str:
     writer.writerow([columns[0], *keys, *columns[1:]])
     for row in rows:
         setting = row.get("setting", {})
-        writer.writerow([_cell(row.get(columns[0])), *(_cell(setting.get(k)) for k in keys),
-                         *(_cell(row.get(c)) for c in columns[1:])])
+        writer.writerow(
+            [
+                _cell(row.get(columns[0])),
+                *(_cell(setting.get(k)) for k in keys),
+                *(_cell(row.get(c)) for c in columns[1:]),
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -43,16 +64,22 @@ def _nmse(value: float) -> str:
 def markdown(rows: list[dict], keys: list[str]) -> str:
     """The table, one row per configuration, then what its numbers mean."""
     published = any("published_psnr" in r for r in rows)  # a sweep of one SSIBench scenario
-    header = (["method", *keys, "PSNR (dB)", "SSIM", "NMSE", "zero-filled PSNR"]
-              + (["published PSNR"] if published else [])
-              + ["gap to sup", "p vs best SSL", "seed spread", "train time (s)", "params", "epochs", "seeds"])
+    header = (
+        ["method", *keys, "PSNR (dB)", "SSIM", "NMSE", "zero-filled PSNR"]
+        + (["published PSNR"] if published else [])
+        + ["gap to sup", "p vs best SSL", "seed spread", "train time (s)", "params", "epochs", "seeds"]
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
         setting = ["–" if r["setting"].get(k) is None else r["setting"][k] for k in keys]
         if "psnr" not in r:
             outcome = "unfinished" if all(e == UNFINISHED for _, e in r["errors"]) else "failed"
-            lines.append("| " + " | ".join([r["method"], *setting, f"{outcome}: {r.get('error', '')}"])
-                         + " |" + " |" * (len(header) - len(keys) - 2))
+            lines.append(
+                "| "
+                + " | ".join([r["method"], *setting, f"{outcome}: {r.get('error', '')}"])
+                + " |"
+                + " |" * (len(header) - len(keys) - 2)
+            )
             continue
         reference = []
         if published:
@@ -60,10 +87,22 @@ def markdown(rows: list[dict], keys: list[str]) -> str:
         spread = "–" if r["psnr_seed_spread"] is None else f"{r['psnr_seed_spread']:.2f}"
         gap = "–" if math.isnan(r["gap_to_sup"]) else f"{r['gap_to_sup']:+.2f}"  # no sup beside it
         seeds = f"{r['seeds']}" + (f" (+{r['failed']} failed)" if r["failed"] else "")
-        cells = [r["method"], *setting, f"{r['psnr']:.2f} ± {r['psnr_std']:.2f}",
-                 f"{r['ssim']:.4f} ± {r['ssim_std']:.4f}", _nmse(r["nmse"]), f"{r['psnr_zero_filled']:.2f}",
-                 *reference, gap, "(best SSL)" if r.get("best_ssl") else _p_value(r.get("p_vs_best_ssl")),
-                 spread, f"{r['train_seconds']:.0f}", f"{r['num_params']:,}", f"{r['epochs']}", seeds]
+        cells = [
+            r["method"],
+            *setting,
+            f"{r['psnr']:.2f} ± {r['psnr_std']:.2f}",
+            f"{r['ssim']:.4f} ± {r['ssim_std']:.4f}",
+            _nmse(r["nmse"]),
+            f"{r['psnr_zero_filled']:.2f}",
+            *reference,
+            gap,
+            "(best SSL)" if r.get("best_ssl") else _p_value(r.get("p_vs_best_ssl")),
+            spread,
+            f"{r['train_seconds']:.0f}",
+            f"{r['num_params']:,}",
+            f"{r['epochs']}",
+            seeds,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" + _notes(rows, keys)
 
@@ -71,8 +110,10 @@ def markdown(rows: list[dict], keys: list[str]) -> str:
 def _notes(rows: list[dict], keys: list[str]) -> str:
     within = ""
     if keys:
-        within = ("A row is one configuration: the method and the value of each swept key "
-                  f"({', '.join(keys)}); gap to sup and p compare rows of the same setting. ")
+        within = (
+            "A row is one configuration: the method and the value of each swept key "
+            f"({', '.join(keys)}); gap to sup and p compare rows of the same setting. "
+        )
     text = (
         f"\n{within}± is the standard deviation across test images (of the per-image mean over seeds); "
         "seed spread is the standard deviation of the mean PSNR between the seeds of one row (– with one "
@@ -81,9 +122,11 @@ def _notes(rows: list[dict], keys: list[str]) -> str:
     )
     for r in rows:
         if r.get("repeated_seeds"):
-            text += (f"\nWarning: {r['method']} {_label(r, keys)} has seed {r['repeated_seeds']} in more "
-                     f"than one job ({', '.join(r['jobs'])}) with the same swept settings; they are "
-                     "averaged as if they were different seeds.\n")
+            text += (
+                f"\nWarning: {r['method']} {_label(r, keys)} has seed {r['repeated_seeds']} in more "
+                f"than one job ({', '.join(r['jobs'])}) with the same swept settings; they are "
+                "averaged as if they were different seeds.\n"
+            )
     return text
 
 

@@ -67,9 +67,7 @@ class RandomPhaseError(nn.Module):
             default.
     """
 
-    def __init__(
-        self, scale: float = 0.1, per_sample: bool = False, reference_multiplication: bool = False
-    ):
+    def __init__(self, scale: float = 0.1, per_sample: bool = False, reference_multiplication: bool = False):
         super().__init__()
         if scale < 0:
             raise ValueError(f"scale must be >= 0, got {scale}")

@@ -120,9 +120,7 @@ class MultiplicativeSplitter:
         """The ``M̃`` mask law at this image size (built once per size)."""
         key = (height, width)
         if key not in self._laws:
-            self._laws[key] = make_mask_law(
-                self.sampling, key, self.acceleration, self.center_fraction
-            )
+            self._laws[key] = make_mask_law(self.sampling, key, self.acceleration, self.center_fraction)
         return self._laws[key]
 
     def split(self, mask: Tensor, rng: torch.Generator | None = None) -> Tensor:

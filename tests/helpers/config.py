@@ -10,9 +10,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 CONF = Path(__file__).parents[2] / "ssmri" / "conf"
 
 FAST = [
-    "data=phantom", "data.image_size=32", "data.num_train=8", "data.num_val=4",
-    "data.num_test=4", "data.batch_size=4", "model.denoiser.base_features=8",
-    "trainer.accelerator=cpu", "logger=none",
+    "data=phantom",
+    "data.image_size=32",
+    "data.num_train=8",
+    "data.num_val=4",
+    "data.num_test=4",
+    "data.batch_size=4",
+    "model.denoiser.base_features=8",
+    "trainer.accelerator=cpu",
+    "logger=none",
 ]
 """Overrides that make a whole run take seconds: 32x32 phantoms, a narrow U-Net, no logger."""
 
@@ -22,8 +28,9 @@ def options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
 
 
-def compose_only(overrides: list[str], config_name: str = "train",
-                 return_hydra_config: bool = False) -> DictConfig:
+def compose_only(
+    overrides: list[str], config_name: str = "train", return_hydra_config: bool = False
+) -> DictConfig:
     """The composed config, with the ``hydra`` node only when asked for; nothing is set up."""
     GlobalHydra.instance().clear()
     with initialize_config_module(version_base="1.3", config_module="ssmri.conf"):

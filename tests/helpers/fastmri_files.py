@@ -40,9 +40,7 @@ def write_fastmri_multicoil_volume(
     smooth Gaussian sensitivity with a linear phase. Returns the k-space written.
     """
     rng = np.random.default_rng(seed)
-    rows, cols = np.meshgrid(
-        np.linspace(-2, 2, 2 * height), np.linspace(-1, 1, width), indexing="ij"
-    )
+    rows, cols = np.meshgrid(np.linspace(-2, 2, 2 * height), np.linspace(-1, 1, width), indexing="ij")
     kspace = np.empty((slices, coils, 2 * height, width), dtype=np.complex64)
     for number in range(slices):
         a, b = rng.uniform(0.7, 0.9), rng.uniform(0.7, 0.9)

@@ -23,8 +23,13 @@ class Payload:
 
 def payload_checkpoint(path: Path, marker: Path) -> Path:
     """A Lightning-shaped checkpoint whose hyper-parameters carry a :class:`Payload`."""
-    torch.save({"state_dict": {"w": torch.zeros(2)},
-                "hyper_parameters": {"method": "sup", "extra": Payload(marker)}}, path)
+    torch.save(
+        {
+            "state_dict": {"w": torch.zeros(2)},
+            "hyper_parameters": {"method": "sup", "extra": Payload(marker)},
+        },
+        path,
+    )
     return path
 
 
@@ -32,8 +37,9 @@ def payload_checkpoint(path: Path, marker: Path) -> Path:
 def small_tmpfs(path: Path, size: str = "1m"):
     """A tmpfs of ``size`` mounted at ``path`` (root only); skips the test where it cannot mount."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'})")
     try:

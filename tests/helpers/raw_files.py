@@ -31,21 +31,40 @@ def acquisition(data: np.ndarray, line: int, slice_number: int, flags=()) -> ism
     return acq
 
 
-def write_ismrmrd(path, kspace: np.ndarray, mask: np.ndarray, centre: int, recon_x: int,
-                  trajectory: str = "cartesian", z: int = 1, repeat=None, noise: bool = True,
-                  calibration=()) -> None:
+def write_ismrmrd(
+    path,
+    kspace: np.ndarray,
+    mask: np.ndarray,
+    centre: int,
+    recon_x: int,
+    trajectory: str = "cartesian",
+    z: int = 1,
+    repeat=None,
+    noise: bool = True,
+    calibration=(),
+) -> None:
     """``kspace`` ``(S, C, X, W)`` with lines ``mask`` ``(S, W)``; line ``j`` of the array is
     encode step ``j - W//2 + centre``. ``repeat``: ``(slice, column, other data)`` acquired a
     second time; ``noise``: a noise scan of large values first (it must be skipped)."""
     slices, coils, samples, width = kspace.shape
     dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
-    dataset.write_xml_header(_HEADER.format(
-        x=samples, y=width, z=z, fov_x=200 * samples / recon_x, recon_x=recon_x, last_line=width - 1,
-        centre=centre, last_slice=slices - 1, trajectory=trajectory,
-    ))
+    dataset.write_xml_header(
+        _HEADER.format(
+            x=samples,
+            y=width,
+            z=z,
+            fov_x=200 * samples / recon_x,
+            recon_x=recon_x,
+            last_line=width - 1,
+            centre=centre,
+            last_slice=slices - 1,
+            trajectory=trajectory,
+        )
+    )
     if noise:
-        dataset.append_acquisition(acquisition(
-            np.full((coils, samples), 1e3 + 0j), 0, 0, [ismrmrd.ACQ_IS_NOISE_MEASUREMENT]))
+        dataset.append_acquisition(
+            acquisition(np.full((coils, samples), 1e3 + 0j), 0, 0, [ismrmrd.ACQ_IS_NOISE_MEASUREMENT])
+        )
     for number in range(slices):
         for column in np.flatnonzero(mask[number]):
             flags = [ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING] if column in calibration else []

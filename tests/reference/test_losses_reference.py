@@ -112,14 +112,16 @@ def test_ssdu(splitter):
 def test_noise2inverse_inference_averages_the_same_splits(problem):
     physics, model, _, y, mask = problem
     loss = Noise2InverseLoss(GaussianSplitter(0.6), num_splits=3)
+
     def generators():  # one stream per image, as evaluation passes them
         return [torch.Generator().manual_seed(SEED + b) for b in range(len(y))]
 
     with torch.no_grad():
         ours = loss.reconstruct(model, physics, y, Acquisition(mask), generators())
         # Image b's 3 splits come from its own stream; the reference takes split i of every image.
-        per_image = [loss.splitter.split(mask[b : b + 1].expand(3, -1, -1, -1), g)
-                     for b, g in enumerate(generators())]
+        per_image = [
+            loss.splitter.split(mask[b : b + 1].expand(3, -1, -1, -1), g) for b, g in enumerate(generators())
+        ]
         splits = [torch.cat([image_splits[i : i + 1] for image_splits in per_image]) for i in range(3)]
         reference = deepinv.loss.SplittingLoss(
             mask_generator=ReplayedMasks(*splits), eval_n_samples=3, eval_split_input=True

@@ -22,9 +22,7 @@ SIZE, COILS, BATCH = 32, 4, 2
 
 
 def theirs_for(acq: Acquisition):
-    return deepinv.physics.MultiCoilMRI(
-        mask=acq.mask, coil_maps=to_complex(acq.maps), img_size=(SIZE, SIZE)
-    )
+    return deepinv.physics.MultiCoilMRI(mask=acq.mask, coil_maps=to_complex(acq.maps), img_size=(SIZE, SIZE))
 
 
 def problem():
@@ -61,4 +59,3 @@ def test_mc_and_adjoint_mc_match_deepinverse_on_multicoil():
     close(MCLoss()(model, physics, y, acq, rng=rng()).loss, adjoint)  # MC is the adjoint form here
     plain = deepinv.loss.MCLoss()(y=their_y, x_net=x_net, physics=theirs)
     assert not torch.allclose(plain.mean(), adjoint)  # the two forms differ in multi-coil
-

@@ -55,10 +55,12 @@ def test_robust_ei_is_sure_plus_ei():
     physics_ref = their_physics(mask, SIGMA, after_probe)
     x_net = model(y, Acquisition(mask))
     sure = deepinv.loss.SureGaussianLoss(sigma=SIGMA, rng=rng())(
-        y=y, x_net=x_net, physics=physics_ref, model=their_model(model)).mean()
+        y=y, x_net=x_net, physics=physics_ref, model=their_model(model)
+    ).mean()
     rotate = deepinv.transform.Rotate(interpolation_mode="nearest")
     ei = deepinv.loss.EILoss(transform=lambda x: rotate(x, theta=angle))(
-        x_net=x_net, physics=physics_ref, model=their_model(model))
+        x_net=x_net, physics=physics_ref, model=their_model(model)
+    )
     close(ours, sure + ei)
     assert_same_grads(model, ours, sure + ei)
 
@@ -69,8 +71,9 @@ def test_ensure():
 
     density = ReplayedMasks(column_probability=physics.mask_law.column_probability(), height=SIZE)
     reference = deepinv.loss.mri.ENSURELoss(sigma=SIGMA, physics_generator=density, rng=rng())
-    theirs = reference(y=y, x_net=model(y, Acquisition(mask)), physics=their_physics(mask),
-                       model=their_model(model)).mean()
+    theirs = reference(
+        y=y, x_net=model(y, Acquisition(mask)), physics=their_physics(mask), model=their_model(model)
+    ).mean()
     close(ours, theirs)
     assert_same_grads(model, ours, theirs)
 

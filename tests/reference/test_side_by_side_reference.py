@@ -21,7 +21,21 @@ def test_both_sides_step_and_infer_in_one_process(method):
 
 def test_the_report_is_written(tmp_path):
     out = tmp_path / "side-by-side.md"
-    main(["--methods", "sup", "--batch-sizes", "1", "--size", "32", "--steps", "1", "--warmup", "0",
-          "--out", str(out)])
+    main(
+        [
+            "--methods",
+            "sup",
+            "--batch-sizes",
+            "1",
+            "--size",
+            "32",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert "| sup | 1 |" in out.read_text()
     assert "NCHW" in out.read_text() or "NHWC" in out.read_text()  # the layout ssmri ran in
