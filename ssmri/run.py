@@ -115,14 +115,19 @@ def test_and_report(
 
 def test_metrics(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict:
     """``test/*`` metrics of the weights at ``ckpt_path`` (None: those in memory)."""
+    stopped = RuntimeError(
+        f"stopped by a signal during the test of {ckpt_path or 'the final weights'}: the test did not "
+        f"finish, so no metrics.json was written; the checkpoints are kept: test one with "
+        f"`python eval.py ckpt_path=<checkpoint>`"
+    )
     try:
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     except SIGTERMException:  # a SystemExit with code 0: the run would end "successfully", untested
-        raise RuntimeError(
-            f"stopped by a signal during the test of {ckpt_path or 'the final weights'}: the test did not "
-            f"finish, so no metrics.json was written; the checkpoints are kept: test one with "
-            f"`python eval.py ckpt_path=<checkpoint>`"
-        ) from None
+        raise stopped from None
+    # Lightning raises only before a batch that is not the last: a signal during the last (or
+    # only) batch is recorded and dropped, and the run would go on to test and write as if asked to.
+    if trainer.received_sigterm:
+        raise stopped
     return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("test/")}
 
 
