@@ -204,7 +204,7 @@ def test_a_run_trains_and_tests_with_no_target_anywhere(tmp_path, monkeypatch):
 
 def test_scan_specific_split_serves_every_slice_to_every_split(tmp_path, caplog):
     path, _, _ = scan(tmp_path)
-    with pytest.raises(ValueError, match=r"1 volumes cannot be split 0.8/0.2"):
+    with pytest.raises(ValueError, match=r"1 volume in .* cannot be split 0.8/0.2 by file; .*split=scan"):
         ISMRMRDFiles(str(path), image_size=SIZE).keys("train", None)  # one file cannot split by file
     with caplog.at_level(logging.WARNING):
         images = ISMRMRDFiles(str(path), image_size=SIZE, split="scan")
@@ -315,3 +315,10 @@ def test_losses_that_need_the_mask_law_train_on_the_estimated_one(acquired_batch
     gradients = [p.grad for p in model.parameters() if p.grad is not None]
     assert gradients and all(torch.isfinite(g).all() for g in gradients)
     assert any(g.abs().sum() > 0 for g in gradients)
+
+
+def test_one_file_that_is_not_ismrmrd_is_named_before_the_split(tmp_path):
+    """A single damaged file must be reported as damaged, not as a split that cannot be made."""
+    (tmp_path / "scan.h5").write_text("not HDF5")
+    with pytest.raises(ValueError, match=r"scan.h5 .*is not a readable HDF5 file"):
+        ISMRMRDFiles(str(tmp_path / "scan.h5"), image_size=SIZE).keys("train", None)

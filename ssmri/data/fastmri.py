@@ -228,13 +228,19 @@ class VolumeFiles:
         if self.shares_splits:
             every = [(v, s) for v, count_v in enumerate(self.slices_per_file()) for s in range(count_v)]
             return take(every, count, split, "the files")
+        counts = self.slices_per_file()  # reads every file first: a damaged one is named as such
         boundary = int(self.train_fraction * len(self.files))
         if not 0 < boundary < len(self.files):
+            single = len(self.files) == 1
             raise ValueError(
-                f"{len(self.files)} volumes cannot be split {self.train_fraction:g}/"
-                f"{1 - self.train_fraction:g}; add volumes or change data.images.train_fraction"
+                f"{len(self.files)} volume{'' if single else 's'} in {self.root} cannot be split "
+                f"{self.train_fraction:g}/{1 - self.train_fraction:g} by file; add volumes"
+                + (
+                    ", or train on this one scan with data.images.split=scan (scan-specific)"
+                    if single
+                    else " or change data.images.train_fraction"
+                )
             )
-        counts = self.slices_per_file()
         slices = [(v, s) for v, count_v in enumerate(counts) for s in range(count_v)]
         first_test = sum(counts[:boundary])
         train, test = slices[:first_test], slices[first_test:][: self.max_test or None]
