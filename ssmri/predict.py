@@ -14,8 +14,10 @@ volume is written under ``<run dir>/reconstructions/``:
 
 Acquired scans are reconstructed from their measured k-space and masks; fully sampled data from
 the measurements the chosen physics simulates. A source without files (phantoms, the brain
-template) gives one volume, its test split, named after the source. Each file is written
-atomically; a volume that fails is named and the others are still written.
+template) gives one volume, its test split, named after the source. Each file is listed and
+read through a source of its own (:meth:`~ssmri.data.fastmri.VolumeFiles.only`), so a file that
+cannot even be listed fails alone. Each file is written atomically; a volume that fails is named
+and the others are still written.
 """
 
 import gzip
@@ -40,9 +42,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Volume:
-    """One output: its name (file stem) and the source keys of its slices, in slice order."""
+    """One output: its name (file stem), the source that reads it and the source's keys of its
+    slices, in slice order."""
 
     name: str
+    source: object
     keys: list
     voxel_size: tuple[float, float, float] | None = None
 
@@ -133,18 +137,23 @@ def inference_device(accelerator: str) -> torch.device:
 
 
 def list_volumes(datamodule, outcome: Outcome) -> list[Volume]:
-    """Every volume of the source; a volume whose slices cannot be listed goes to ``outcome.failed``."""
+    """Every volume of the source; a volume whose slices cannot be listed goes to ``outcome.failed``.
+
+    Each file gets a source of its own: the folder's source lists (and validates) every file at
+    once, which is right before training but would let one unreadable file fail them all here.
+    """
     source = datamodule.images
     try:
         names = source.volumes()
     except NotImplementedError:  # phantoms, the brain template: one volume, the test split
         name = str(source.describe()["source"])
-        return [Volume(name, list(source.keys("test", datamodule.counts["test"])))]
+        return [Volume(name, source, list(source.keys("test", datamodule.counts["test"])))]
     volumes = []
     for number, name in enumerate(names):
         stem = Path(name).stem
         try:
-            volumes.append(Volume(stem, list(source.volume_keys(number)), source.voxel_size(number)))
+            own = source.only(number)
+            volumes.append(Volume(stem, own, list(own.volume_keys(0)), own.voxel_size(0)))
         except (ValueError, OSError) as error:
             outcome.failed[stem] = one_line(error).removeprefix("error: ")
             log.error("%s: %s", stem, outcome.failed[stem])
@@ -156,11 +165,11 @@ def reconstruct_volume(
 ) -> tuple[np.ndarray, str]:
     """``(slices, H, W)`` float32 magnitudes of one volume and the units they are in.
 
-    The source is read ``data.chunk_size`` slices at a time; each chunk becomes measurements as
-    the cache would hold them (:meth:`MRIDataModule.simulate`: acquired k-space and masks as
-    they are, fully sampled data through the physics), then batches of ``batch_size``.
+    The volume's own source is read ``data.chunk_size`` slices at a time; each chunk becomes
+    measurements as the cache would hold them (:meth:`MRIDataModule.simulate`: acquired k-space
+    and masks as they are, fully sampled data through the physics), then batches of ``batch_size``.
     """
-    source, chunk_size = datamodule.images, datamodule.chunk_size
+    source, chunk_size = volume.source, datamodule.chunk_size
     slices, scales = [], []
     for start in range(0, len(volume.keys), chunk_size):
         data = source.load(volume.keys[start : start + chunk_size])

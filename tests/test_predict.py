@@ -197,6 +197,64 @@ def test_acquired_scans_one_broken_file_is_named_and_the_others_are_written(tmp_
     assert list(record["failed"]) == ["scan_9_broken"] and len(record["written"]) == 3
 
 
+@pytest.mark.parametrize("data", ["fastmri_h5", "fastmri_multicoil"])
+def test_a_file_that_cannot_even_be_listed_fails_alone(tmp_path, data):
+    # Listing the folder at once (right before training) would fail every volume on junk.h5.
+    folder = tmp_path / "files"
+    folder.mkdir()
+    overrides = [f"data={data}", f"data.images.root={folder}"]
+    if data == "fastmri_h5":
+        for number in range(3):
+            write_fastmri_volume(folder / f"file{number}.h5", slices=2, seed=number)
+        overrides += ["data.image_size=32", "data.images.crop_size=32"]
+        checkpoint, size = tiny_checkpoint(tmp_path), 32
+    else:
+        for number in range(3):
+            write_test_layout(folder / f"file{number}.h5", seed=number)
+        overrides += [f"data.image_size={SIZE}", "physics=multicoil"]
+        checkpoint, size = tiny_checkpoint(tmp_path, "ssdu"), SIZE
+    (folder / "junk.h5").write_text("not HDF5 at all\n")
+    cfg = compose_config(tmp_path, [*PREDICT, f"ckpt_path={checkpoint}", *overrides], config_name="predict")
+    with pytest.raises(
+        DataError, match=r"^1 of 4 volume\(s\) failed, .*: junk: .*junk\.h5 is not a readable HDF5 file"
+    ):
+        predict(cfg)
+    folder = Path(cfg.paths.output_dir) / "reconstructions"
+    for number in range(3):
+        with h5py.File(folder / f"file{number}.h5") as file:
+            assert file["reconstruction"].shape == (2, size, size)
+            assert np.isfinite(file["reconstruction"][()]).all() and file["reconstruction"][()].max() > 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"file{n}{suffix}" for n in range(3) for suffix in (".h5", ".nii.gz", ".png")
+    )  # nothing of junk, no temporary left behind
+    record = json.loads((folder.parent / "predictions.json").read_text())
+    assert record["written"] == ["file0", "file1", "file2"] and list(record["failed"]) == ["junk"]
+    assert "junk.h5" in record["failed"]["junk"]
+
+
+def test_training_still_refuses_a_folder_with_a_file_that_cannot_be_listed(tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for number in range(3):
+        write_fastmri_volume(folder / f"file{number}.h5", slices=2, seed=number)
+    (folder / "junk.h5").write_text("not HDF5 at all\n")
+    cfg = compose_config(
+        tmp_path,
+        [
+            *FAST,
+            "data=fastmri_h5",
+            f"data.images.root={folder}",
+            "data.image_size=32",
+            "data.images.crop_size=32",
+        ],
+    )
+    _, datamodule = build(cfg, "sup")
+    with pytest.raises(DataError, match=r"junk\.h5 is not a readable HDF5 file"):
+        datamodule.split_sizes()  # what prepare_data asks first, before any cache is written
+    only = datamodule.images.only(1)  # a file's own source lists it alone
+    assert only.volumes() == ["file1.h5"] and only.slices_per_file() == [2]
+
+
 def test_one_ismrmrd_file_gives_its_volume_with_the_headers_voxel_size(tmp_path):
     full = write_fastmri_multicoil_volume(tmp_path / "full.h5", slices=2, seed=3)[..., :36]
     mask = np.zeros((2, 36), bool)

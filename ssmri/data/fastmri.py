@@ -7,6 +7,7 @@
   test/challenge layout (``kspace`` zero off the columns of a ``(W,)`` ``mask``, no target).
 """
 
+import copy
 import logging
 from pathlib import Path
 
@@ -259,6 +260,21 @@ class VolumeFiles:
     def volumes(self) -> list[str]:
         return [path.name for path in self.files]
 
+    def only(self, volume: int) -> "VolumeFiles":
+        """A copy of this source that holds file number ``volume`` alone, with nothing read yet.
+
+        Prediction reads each file through its own copy, so that a file that cannot be listed
+        or read fails only itself; training lists the whole folder first and refuses it whole.
+        """
+        own = copy.copy(self)
+        own.files = [self.files[volume]]
+        own._forget()
+        return own
+
+    def _forget(self) -> None:
+        """Empty what the source cached from its files (each source names its own caches)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say what it caches")
+
     def volume_keys(self, volume: int) -> list[tuple[int, int]]:
         return [(volume, number) for number in range(self.slices_per_file()[volume])]
 
@@ -319,6 +335,9 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
         self.target, self.crop_size = target, crop_size
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
         self.split = check_split_mode(split, self.root)
+        self._forget()
+
+    def _forget(self) -> None:
         self._counts: list[int] | None = None
         self._acquired_files: dict[Path, bool] = {}
 

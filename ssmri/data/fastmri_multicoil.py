@@ -130,6 +130,9 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
             raise ValueError(f"data.images.train_fraction must lie in (0, 1), got {train_fraction}")
         self.calib_width, self.threshold, self.crop = int(calib_width), float(threshold), float(crop)
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+        self._forget()
+
+    def _forget(self) -> None:
         self._shapes: list[tuple[int, ...]] | None = None
         self._acquired_files: dict[Path, bool] = {}
 

@@ -94,6 +94,9 @@ class ScanFiles(VolumeFiles, DataSource):
         self.calib_width, self.threshold, self.crop = int(calib_width), float(threshold), float(crop)
         self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
         self.split = check_split_mode(split, self.root)
+        self._forget()
+
+    def _forget(self) -> None:
         self._counts: dict[int, int] = {}
         self._voxels: dict[int, tuple | None] = {}
         self._last: tuple[int, RawVolume] | None = None  # one parsed file kept: memory stays bounded
