@@ -1,4 +1,5 @@
-"""The README and the pages under docs/ link only to files that exist."""
+"""The README and the pages under docs/ link only to files that exist and state no count that
+conf/ contradicts: objectives, loss options, config-group options, parameter counts."""
 
 import re
 from pathlib import Path
@@ -28,3 +29,147 @@ def test_every_relative_link_resolves(page):
 def test_the_pages_have_links_to_check():
     assert len(PAGES) >= 5
     assert "docs/METHODS.md" in relative_links(ROOT / "README.md")
+
+
+# --- the counts the pages state match the code ---------------------------------------------------
+
+CONF = ROOT / "ssmri" / "conf"
+TOP_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # docs/results/ holds archived sweeps
+NUMBER_WORDS = dict(
+    (word, value)
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split()
+    )
+)
+NUMBER_WORDS.update({f"twenty-{word}": 20 + NUMBER_WORDS[word] for word in list(NUMBER_WORDS)[1:10]})
+BIG_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+")
+
+
+def options(group: str) -> set[str]:
+    return {path.stem for path in (CONF / group).glob("*.yaml")}
+
+
+def tables(page: Path) -> list[list[list[str]]]:
+    """Every Markdown table of a page, as rows of cells (header first, the --- row dropped)."""
+    found, rows = [], []
+    for line in [*page.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+            if not all(set(cell) <= set("-: ") for cell in cells):
+                rows.append(cells)
+        elif rows:
+            found, rows = [*found, rows], []
+    return found
+
+
+def table_headed(page: Path, first: str, second: str) -> list[list[str]]:
+    matches = [t for t in tables(page) if t[0][:2] == [first, second]]
+    assert len(matches) == 1, f"{page.relative_to(ROOT)} should hold one table headed '{first} | {second}'"
+    return matches[0]
+
+
+def backticked(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def test_the_stated_number_of_training_objectives_is_the_number_of_loss_configs():
+    claim = re.compile(r"\b(\d+|[a-z]+(?:-[a-z]+)?) training (?:objectives|methods)\b", re.IGNORECASE)
+    stated = [
+        (page.relative_to(ROOT), match.group(1))
+        for page in TOP_PAGES
+        for match in claim.finditer(page.read_text(encoding="utf-8"))
+        if match.group(1).isdigit() or match.group(1).lower() in NUMBER_WORDS
+    ]
+    wrong = [
+        (page, word)
+        for page, word in stated
+        if (int(word) if word.isdigit() else NUMBER_WORDS[word.lower()]) != len(options("loss"))
+    ]
+    assert not wrong, f"conf/loss/ holds {len(options('loss'))} objectives; the pages say {wrong}"
+
+
+def test_the_methods_table_lists_every_loss_config_with_the_file_of_its_class():
+    rows = table_headed(ROOT / "README.md", "`loss=`", "method")[1:]
+    names = [backticked(row[0])[0] for row in rows]
+    assert sorted(names) == sorted(options("loss")), "README's methods table against ssmri/conf/loss/*.yaml"
+    for name, row in zip(names, rows):
+        target = re.search(
+            r"^_target_: ssmri\.losses\.(\w+)$", (CONF / "loss" / f"{name}.yaml").read_text(), re.M
+        )
+        source = ROOT / "ssmri" / "losses" / backticked(row[-1])[0]
+        assert target and source.exists(), f"loss={name}: no _target_ or no {source.name}"
+        assert re.search(rf"^class {target.group(1)}\(", source.read_text(), re.M), (
+            f"loss={name}: class {target.group(1)} is not in {source.name}"
+        )
+
+
+def test_the_configuration_table_lists_every_option_of_every_group():
+    rows = table_headed(ROOT / "docs" / "running.md", "group", "options")[1:]
+    # option names, not the `key=value` examples beside them
+    groups = {
+        backticked(row[0])[0]: {n for n in backticked(row[1]) if re.fullmatch(r"[\w-]+", n)} for row in rows
+    }
+    on_disk = {path.name for path in CONF.iterdir() if path.is_dir() and list(path.glob("*.yaml"))} - {
+        "hydra"
+    }
+    assert on_disk | {"hydra/launcher"} <= set(groups), f"groups missing: {on_disk - set(groups)}"
+    for group, listed in groups.items():
+        if group == "loss":  # the methods table in the README lists them (tested above)
+            continue
+        assert listed == options(group), f"docs/running.md, group {group}: {sorted(listed ^ options(group))}"
+
+
+@pytest.fixture(scope="module")
+def parameter_counts() -> dict[str, tuple[int, int]]:
+    """(U-Net, MoDL with its λ) parameter counts of the models the docs describe, built from conf/."""
+    from hydra.utils import instantiate
+
+    from tests.helpers.config import compose_only
+
+    counts = {}
+    for name, overrides in {
+        "modl": [],
+        "cpu_quick": ["experiment=cpu_quick"],
+        "modl_ssibench": ["model=modl_ssibench"],
+    }.items():
+        model = instantiate(compose_only(overrides).model)
+        total = sum(p.numel() for p in model.parameters())
+        counts[name] = (sum(p.numel() for p in model.denoiser.parameters()), total)
+    return counts
+
+
+def quoted_parameter_counts() -> list[tuple[str, int, str]]:
+    """(page, count, kind) for every count of six digits or more on a line that speaks of parameters
+    or in a table's `params` column; kind is "total" where the text says MoDL's λ are included
+    ("with MoDL's three λ", "in all") or the column is metrics.json's num_params, "U-Net" where it
+    says the count is the U-Net's, "" where it does not say."""
+    quoted = []
+    for page in TOP_PAGES:
+        name = str(page.relative_to(ROOT))
+        for table in tables(page):
+            if "params" in table[0]:
+                column = table[0].index("params")
+                quoted += [(name, int(row[column].replace(",", "")), "total") for row in table[1:]]
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if line.startswith("|") or "param" not in line.lower():
+                continue
+            for match in BIG_NUMBER.finditer(line):
+                clause = re.split(r"[;.,)]", line[match.end() :], maxsplit=1)[0]
+                before = line[max(0, match.start() - 12) : match.start()]
+                kind = "U-Net" if "U-Net" in clause or "U-Net" in before else ""
+                kind = "total" if re.search(r"λ|ρ|in all", clause) else kind
+                quoted.append((name, int(match.group().replace(",", "")), kind))
+    return quoted
+
+
+def test_every_quoted_parameter_count_is_a_model_built_from_the_config(parameter_counts):
+    quoted = quoted_parameter_counts()
+    assert quoted, "the pages quote parameter counts; none found"
+    unets = {unet for unet, _ in parameter_counts.values()}
+    totals = {total for _, total in parameter_counts.values()}
+    allowed = {"total": totals, "U-Net": unets, "": unets | totals}
+    wrong = [(page, count, kind) for page, count, kind in quoted if count not in allowed[kind]]
+    assert not wrong, (
+        f"built from conf/: U-Net {sorted(unets)}, with MoDL's λ {sorted(totals)}; pages: {wrong}"
+    )
