@@ -147,10 +147,17 @@ def test_every_trainer_writes_through_the_atomic_plugin(tmp_path):
 
 
 class _StubTrainer:
+    """A trainer stopped while fitting (the only time the callback writes last.ckpt)."""
+
     current_epoch, global_step = 1, 7
 
     def __init__(self, fails: bool):
+        from types import SimpleNamespace
+
+        from lightning.pytorch.trainer.states import TrainerFn
+
         self.fails = fails
+        self.state = SimpleNamespace(fn=TrainerFn.FITTING)
 
     def save_checkpoint(self, path):
         if self.fails:
