@@ -41,9 +41,9 @@ $(REF_STAMP): pyproject.toml
 test-reference: $(REF_STAMP)
 	$(REF_VENV)/bin/python -m pytest -m reference tests/reference tests/test_masks.py $(ARGS)
 
-# `make sweep`: today's noiseless CPU sweep. `make sweep SCENARIO=noisy` (noiseless, single,
-# multicoil): the methods of that SSIBench scenario (conf/scenario/<name>.yaml lists them) at the
-# CPU budget; ARGS="experiment=ssibench_noisy" after it switches to the benchmark's GPU protocol.
+# `make sweep`: twelve methods at the CPU budget on the noiseless setting. `make sweep SCENARIO=noisy`
+# (noiseless, single, multicoil): the methods of that SSIBench scenario (conf/scenario/<name>.yaml
+# lists them) at the CPU budget; ARGS="experiment=ssibench" switches to the benchmark's GPU protocol.
 # SELECTION=val_loss|last|val_psnr picks the rule whose numbers head the table; every rule's
 # pick is tested in the same runs (selection.test_all), so the table compares them side by side.
 SCENARIO ?=
