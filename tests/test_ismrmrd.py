@@ -322,3 +322,18 @@ def test_one_file_that_is_not_ismrmrd_is_named_before_the_split(tmp_path):
     (tmp_path / "scan.h5").write_text("not HDF5")
     with pytest.raises(ValueError, match=r"scan.h5 .*is not a readable HDF5 file"):
         ISMRMRDFiles(str(tmp_path / "scan.h5"), image_size=SIZE).keys("train", None)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"threshold": 1.5}, r"data.images.threshold must lie in \(0, 1\)"),
+        ({"crop": -0.1}, r"data.images.crop in \[0, 1\)"),
+        ({"calib_width": 1}, r"data.images.calib_width=1 must be >= 2"),
+        ({"train_fraction": 1.0}, r"data.images.train_fraction must lie in \(0, 1\)"),
+    ],
+)
+def test_raw_scan_settings_are_checked_as_the_fastmri_sources_check_them(tmp_path, setting, message):
+    path, _, _ = scan(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        ISMRMRDFiles(str(path), image_size=SIZE, **setting)

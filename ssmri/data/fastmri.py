@@ -220,6 +220,13 @@ class VolumeFiles:
         of the split by file keep their names."""
         return {"split": self.split} if self.shares_splits else {}
 
+    def set_split(self, train_fraction: float, max_test: int | None, num_val: int, split: str) -> None:
+        """The split settings every volume source takes, validated where they enter."""
+        if not 0 < train_fraction < 1:
+            raise ValueError(f"data.images.train_fraction must lie in (0, 1), got {train_fraction}")
+        self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+        self.split = check_split_mode(split, self.root)
+
     def keys(self, split: str, count: int | None) -> list[tuple[int, int]]:
         """``(volume number, slice number)`` of the split's slices; volumes never straddle splits:
         the first ``train_fraction`` of the files train (their last ``num_val`` slices validate),
@@ -333,8 +340,7 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
         self.files = volume_files(self.root)
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
         self.target, self.crop_size = target, crop_size
-        self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
-        self.split = check_split_mode(split, self.root)
+        self.set_split(train_fraction, max_test, num_val, split)
         self._forget()
 
     def _forget(self) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssmri.data.fastmri import VolumeFiles, by_volume, check_split_mode, existing, open_h5, volume_files
+from ssmri.data.fastmri import VolumeFiles, by_volume, existing, open_h5, volume_files
 from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size
 from ssmri.errors import DataError
 from ssmri.physics.fft import ifft2c, to_channels, to_complex
@@ -83,6 +83,18 @@ def check_coil_kspace(kspace: np.ndarray, where: str) -> None:
         )
 
 
+def espirit_settings(calib_width: int, threshold: float, crop: float) -> tuple[int, float, float]:
+    """``data.images.calib_width``, ``threshold`` and ``crop`` of ESPIRiT, validated where they enter."""
+    if calib_width < 2:
+        raise ValueError(f"data.images.calib_width={calib_width} must be >= 2")
+    if not 0 < threshold < 1 or not 0 <= crop < 1:
+        raise ValueError(
+            f"data.images.threshold must lie in (0, 1) and data.images.crop in [0, 1), "
+            f"got {threshold} and {crop}"
+        )
+    return int(calib_width), float(threshold), float(crop)
+
+
 class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
     """Raw fastMRI multi-coil volumes (``*.h5``) from a user folder, split by volume.
 
@@ -114,22 +126,14 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
         split: str = "files",
     ):
         self.root = existing(root, "fastMRI folder", "data.images.root")
-        self.split = check_split_mode(split, self.root)
         self.files = volume_files(self.root)
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
-        if not 2 <= calib_width <= self.image_size:
+        if calib_width > self.image_size:  # retrospective files calibrate inside the kept square
             raise ValueError(
                 f"data.images.calib_width={calib_width} must lie in [2, data.image_size={image_size}]"
             )
-        if not 0 < threshold < 1 or not 0 <= crop < 1:
-            raise ValueError(
-                f"data.images.threshold must lie in (0, 1) and data.images.crop in [0, 1), "
-                f"got {threshold} and {crop}"
-            )
-        if not 0 < train_fraction < 1:
-            raise ValueError(f"data.images.train_fraction must lie in (0, 1), got {train_fraction}")
-        self.calib_width, self.threshold, self.crop = int(calib_width), float(threshold), float(crop)
-        self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
+        self.calib_width, self.threshold, self.crop = espirit_settings(calib_width, threshold, crop)
+        self.set_split(train_fraction, max_test, num_val, split)
         self._forget()
 
     def _forget(self) -> None:

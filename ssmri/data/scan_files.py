@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ssmri.data.acquired import prepare_acquired
-from ssmri.data.fastmri import VolumeFiles, by_volume, check_split_mode, existing
+from ssmri.data.fastmri import VolumeFiles, by_volume, existing
+from ssmri.data.fastmri_multicoil import espirit_settings
 from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size
 from ssmri.errors import DataError
 
@@ -89,11 +90,9 @@ class ScanFiles(VolumeFiles, DataSource):
                 f"point data.images.root at {self.source} scans"
             )
         self.image_size = check_image_size(image_size, smallest=8, largest=1024)
-        if calib_width < 2:
-            raise ValueError(f"data.images.calib_width={calib_width} must be >= 2")
-        self.calib_width, self.threshold, self.crop = int(calib_width), float(threshold), float(crop)
-        self.train_fraction, self.max_test, self.num_val = train_fraction, max_test, num_val
-        self.split = check_split_mode(split, self.root)
+        # calib_width may exceed a scan's acquired block: it is cut to the block, per slice (logged).
+        self.calib_width, self.threshold, self.crop = espirit_settings(calib_width, threshold, crop)
+        self.set_split(train_fraction, max_test, num_val, split)
         self._forget()
 
     def _forget(self) -> None:
