@@ -8,7 +8,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from ssmri.conventions import aggregate, check_convention, ssim_uniform
+from ssmri.conventions import check_convention, ssim_uniform
 from ssmri.physics.fft import magnitude
 
 
@@ -18,25 +18,6 @@ def psnr(x_hat: Tensor, x: Tensor) -> Tensor:
     data_range = target.amax(dim=(1, 2, 3))
     error = (estimate - target).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-20)
     return 10 * torch.log10(data_range**2 / error)
-
-
-def ssim(x_hat: Tensor, x: Tensor) -> Tensor:
-    """``(B,)`` SSIM of ``|x̂|`` against ``|x|`` (Gaussian 11x11 window), per-image data range."""
-    estimate, target = magnitude(x_hat), magnitude(x)
-    values = [
-        structural_similarity_index_measure(
-            estimate[i : i + 1], target[i : i + 1], data_range=float(target[i].max())
-        )
-        for i in range(len(target))
-    ]
-    return torch.stack(values)
-
-
-def nmse(x_hat: Tensor, x: Tensor) -> Tensor:
-    """``(B,)`` normalised MSE ``‖|x̂| - |x|‖² / ‖|x|‖²`` of each image."""
-    estimate, target = magnitude(x_hat), magnitude(x)
-    error = (estimate - target).pow(2).sum(dim=(1, 2, 3))
-    return error / target.pow(2).sum(dim=(1, 2, 3)).clamp_min(1e-20)
 
 
 _STATES = ("index", "data_range", "energy", "mse", "ssim", "mse_zero_filled", "ssim_zero_filled")
@@ -118,10 +99,3 @@ class PerImageQuality(Metric):
             values["psnr" + suffix] = 10 * torch.log10(values["data_range"] ** 2 / mse)
             values["nmse" + suffix] = values["mse" + suffix] / values["energy"].clamp_min(1e-20)
         return values
-
-
-def summarise(
-    values: dict[str, Tensor], prefix: str, convention: str = "per_image", volume_ids: list[str] | None = None
-) -> dict[str, float]:
-    """Mean and standard deviation (unbiased; across images, or volumes under ``fastmri``)."""
-    return aggregate(values, prefix, convention, volume_ids)

@@ -6,8 +6,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from ssmri.conventions import volume_ranges
-from ssmri.metrics import PerImageQuality, summarise
+from ssmri.conventions import aggregate, volume_ranges
+from ssmri.metrics import PerImageQuality
 
 
 def made_up_images(count=6, size=24, seed=0):
@@ -30,7 +30,7 @@ def measured(convention, x, x_hat, zero_filled, volumes=None):
         data_range = volume_ranges(volumes, torch.from_numpy(magnitude(x)).amax(dim=(1, 2)))
     quality.update(torch.arange(len(x)), x_hat, zero_filled, x, data_range)
     values = quality.compute()
-    return values, summarise(values, "test", convention, volumes)
+    return values, aggregate(values, "test", convention, volumes)
 
 
 @pytest.mark.parametrize("convention", ["per_image", "unit_range"])

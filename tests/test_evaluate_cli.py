@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from ssmri.conventions import volume_ranges
+from ssmri.conventions import aggregate, volume_ranges
 from ssmri.evaluate import main
-from ssmri.metrics import PerImageQuality, summarise
+from ssmri.metrics import PerImageQuality
 
 ROOT = Path(__file__).parents[1]
 VOLUMES = {"file_b.h5": 3, "file_a.h5": 2, "file_c.h5": 4}  # slices per volume, names unsorted
@@ -42,7 +42,7 @@ def run_metrics(volumes: dict) -> tuple[dict, dict]:
     ranges = volume_ranges(ids, x.pow(2).sum(dim=1).sqrt().amax(dim=(-2, -1)))
     quality.update(torch.arange(len(x)), x_hat, x_hat, x, ranges)
     values = quality.compute()
-    return values, summarise(values, "test", "fastmri", ids)
+    return values, aggregate(values, "test", "fastmri", ids)
 
 
 def magnitudes(x: torch.Tensor) -> np.ndarray:

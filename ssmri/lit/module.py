@@ -8,11 +8,11 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 from torchmetrics.aggregation import MeanMetric
 
-from ssmri.conventions import volume_ranges
+from ssmri.conventions import aggregate, volume_ranges
 from ssmri.data.batch import MRIBatch
 from ssmri.lit.selection import validation_objective
 from ssmri.losses.base import AdversarialLoss, ReconstructionLoss
-from ssmri.metrics import PerImageQuality, summarise
+from ssmri.metrics import PerImageQuality
 from ssmri.physics.operator import SingleCoilMRI
 from ssmri.seeding import seeded_rng
 
@@ -206,7 +206,7 @@ class ReconstructionModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.val_quality.update_called:
-            summary = summarise(self.val_quality.compute(), "val")
+            summary = aggregate(self.val_quality.compute(), "val", "per_image")
             for name in ("val/psnr", "val/ssim", "val/psnr_zero_filled"):
                 # Already global (the metric gathers every rank's images): sync_dist only averages
                 # equal values, and keeps Lightning from warning under DDP.
@@ -268,7 +268,7 @@ class ReconstructionModule(L.LightningModule):
         # One test image comes back from torchmetrics as 0-d tensors: keep one row per image.
         self.test_results = {k: v.cpu().reshape(-1) for k, v in self.test_quality.compute().items()}
         self.test_quality.reset()
-        summary = summarise(self.test_results, "test", self.metric_convention, self.test_volume_ids)
+        summary = aggregate(self.test_results, "test", self.metric_convention, self.test_volume_ids)
         for name, value in summary.items():
             self.log(name, value, sync_dist=True)
         self.test_samples = gather_samples(self.test_samples, self.trainer.world_size)
