@@ -46,17 +46,19 @@ def setting(job: Job) -> dict:
     }
 
 
-def validation_curve(job: Job) -> tuple[list[int], list[float]]:
-    """``(step, val/psnr)`` at the end of every validation epoch, from the run's CSV log."""
+def validation_curve(job: Job) -> tuple[list[int], list[float], float]:
+    """``(step, val/psnr)`` at the end of every validation epoch, and the validation images'
+    zero-filled PSNR (the floor the curve is read against), from the run's CSV log."""
     path = job.path / "csv" / "metrics.csv"
-    steps, values = [], []
+    steps, values, floor = [], [], float("nan")
     if path.is_file():
         with open(path, newline="") as handle:
             for row in csv.DictReader(handle):
                 if row.get("val/psnr"):
                     steps.append(int(float(row["step"])) + 1)
                     values.append(float(row["val/psnr"]))
-    return steps, values
+                    floor = float(row.get("val/psnr_zero_filled") or "nan")
+    return steps, values, floor
 
 
 def rows_of(sweep_dirs: list[Path]) -> tuple[list[dict], list[str]]:
@@ -77,7 +79,8 @@ def rows_of(sweep_dirs: list[Path]) -> tuple[list[dict], list[str]]:
                     "selected_epoch": job.metrics["selection"]["epoch"],
                     "train_seconds": job.metrics.get("train_seconds", float("nan")),
                     "job": f"{sweep.name}/{job.name}",
-                    "curve": validation_curve(job),
+                    "curve": validation_curve(job)[:2],
+                    "val_zero_filled": validation_curve(job)[2],
                 }
             )
     rows.sort(key=lambda r: (r["scenario"], r["method"], r["steps"], r["width"], r["splitters"]))
@@ -124,6 +127,14 @@ def csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+#: One look per setting in every panel: colour for the splitters, line for the width.
+STYLE = {
+    (width, splitters): {"color": colour, "linestyle": line}
+    for splitters, colour in (("SSIBench", "tab:blue"), ("tutorial", "tab:orange"), ("-", "tab:green"))
+    for width, line in ((32, "-"), (64, ":"))
+}
+
+
 def save_figure(rows: list[dict], path: Path) -> None:
     """Validation PSNR against steps, a panel per (scenario, method), a line per (width, splitters)."""
     panels = sorted({(r["scenario"], r["method"]) for r in rows})
@@ -141,9 +152,9 @@ def save_figure(rows: list[dict], path: Path) -> None:
         for (width, splitters), r in sorted(longest.items()):
             steps, values = r["curve"]
             label = f"{width} features" + (f", {splitters}" if splitters != "-" else "")
-            axis.plot(steps, values, marker="o", markersize=3, label=label)
+            axis.plot(steps, values, marker="o", markersize=3, label=label, **STYLE[(width, splitters)])
         axis.axhline(
-            ours[0]["psnr_zero_filled"], color="grey", linestyle="--", linewidth=1, label="zero-filled (test)"
+            ours[0]["val_zero_filled"], color="grey", linestyle="--", linewidth=1, label="zero-filled"
         )
         axis.set_title(f"{method}, {scenario}")
         axis.set_xlabel("training steps")

@@ -35,10 +35,10 @@ def ablation_job(sweep, name, method, width, splitter, psnr, oracle, curve, step
     (job / "csv").mkdir()
     with open(job / "csv" / "metrics.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["epoch", "step", "train/loss", "val/psnr"])
+        writer.writerow(["epoch", "step", "train/loss", "val/psnr", "val/psnr_zero_filled"])
         for epoch, value in enumerate(curve):
-            writer.writerow([epoch, 10 + 28 * epoch, 0.1, ""])  # a training row: no validation
-            writer.writerow([epoch, 27 + 28 * epoch, "", value])
+            writer.writerow([epoch, 10 + 28 * epoch, 0.1, "", ""])  # a training row: no validation
+            writer.writerow([epoch, 27 + 28 * epoch, "", value, 21.4])
 
 
 def test_rows_name_width_and_splitters_and_read_the_validation_curve(tmp_path):
@@ -51,6 +51,7 @@ def test_rows_name_width_and_splitters_and_read_the_validation_curve(tmp_path):
     assert by_method["mc"]["splitters"] == "-"  # MC reads no splitter
     assert (by_method["ssdu"]["width"], by_method["ssdu"]["splitters"]) == (64, "tutorial")
     assert by_method["ssdu"]["curve"] == ([28, 56, 84], [22.0, 24.0, 25.2])
+    assert by_method["ssdu"]["val_zero_filled"] == 21.4  # the curve's own floor, not the test images'
     assert len(problems) == 1 and "2-weighted_ssdu-f32" in problems[0]
 
 
