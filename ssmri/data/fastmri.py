@@ -299,7 +299,39 @@ class VolumeFiles:
         return self.load(keys)
 
 
-class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
+class FastMRIFolder(VolumeFiles):
+    """A folder of fastMRI ``.h5`` volumes: fully sampled, or all in the test/challenge layout.
+
+    Listing the slices (:meth:`slices_per_file`) records in ``_acquired_files`` which layout each
+    file has; a folder must hold one layout only.
+    """
+
+    _acquired_files: dict[Path, bool]
+
+    @property
+    def acquired(self) -> bool:
+        """The files are fastMRI's test layout (their own masks, no target), all or none."""
+        self.slices_per_file()
+        return one_layout(self._acquired_files, self.root)
+
+    @property
+    def ground_truth(self) -> bool:
+        return not self.acquired
+
+
+def one_layout(acquired: dict[Path, bool], root: Path) -> bool:
+    """The one layout of a folder's files: all acquired (test layout) or all fully sampled."""
+    kinds = set(acquired.values())
+    if len(kinds) > 1:
+        masked = sorted(path.name for path, is_acquired in acquired.items() if is_acquired)
+        raise ValueError(
+            f"{root} mixes fastMRI test-layout files (with 'mask': {masked[:3]}) and fully sampled "
+            f"ones; keep one kind per data.images.root"
+        )
+    return kinds == {True}
+
+
+class FastMRISingleCoilFiles(FastMRIFolder, ImageSource):
     """Raw fastMRI single-coil volumes (``*.h5``) from a user directory, split by volume.
 
     Ground truth per slice is ``target``: ``reconstruction_esc`` or ``reconstruction_rss``
@@ -346,18 +378,6 @@ class FastMRISingleCoilFiles(VolumeFiles, ImageSource):
     def _forget(self) -> None:
         self._counts: list[int] | None = None
         self._acquired_files: dict[Path, bool] = {}
-
-    @property
-    def acquired(self) -> bool:
-        """The files are fastMRI's test layout (their own masks, no target), all or none."""
-        from ssmri.data.fastmri_multicoil import one_layout  # that module builds on this one
-
-        self.slice_counts()
-        return one_layout(self._acquired_files, self.root)
-
-    @property
-    def ground_truth(self) -> bool:
-        return not self.acquired
 
     def describe(self) -> dict:
         return {

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssmri.data.fastmri import VolumeFiles, by_volume, existing, open_h5, volume_files
+from ssmri.data.fastmri import FastMRIFolder, by_volume, existing, open_h5, volume_files
 from ssmri.data.sources import DataSource, MeasuredSlices, check_image_size
 from ssmri.errors import DataError
 from ssmri.physics.fft import ifft2c, to_channels, to_complex
@@ -95,7 +95,7 @@ def espirit_settings(calib_width: int, threshold: float, crop: float) -> tuple[i
     return int(calib_width), float(threshold), float(crop)
 
 
-class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
+class FastMRIMultiCoilFiles(FastMRIFolder, DataSource):
     """Raw fastMRI multi-coil volumes (``*.h5``) from a user folder, split by volume.
 
     Serves :class:`MeasuredSlices`: the physics only draws the retrospective masks. The coil
@@ -139,16 +139,6 @@ class FastMRIMultiCoilFiles(VolumeFiles, DataSource):
     def _forget(self) -> None:
         self._shapes: list[tuple[int, ...]] | None = None
         self._acquired_files: dict[Path, bool] = {}
-
-    @property
-    def acquired(self) -> bool:
-        """The files are fastMRI's test layout (their own masks, no target), all or none."""
-        self.shapes()
-        return one_layout(self._acquired_files, self.root)
-
-    @property
-    def ground_truth(self) -> bool:
-        return not self.acquired
 
     def describe(self) -> dict:
         return {
@@ -266,18 +256,6 @@ def acquired_layout(file, path: Path, shape: tuple[int, ...]) -> bool:
             f"the test layout's mask is (W,) = ({shape[-1]},)"
         )
     return True
-
-
-def one_layout(acquired: dict[Path, bool], root: Path) -> bool:
-    """The one layout of a folder's files: all acquired (test layout) or all fully sampled."""
-    kinds = set(acquired.values())
-    if len(kinds) > 1:
-        masked = sorted(path.name for path, is_acquired in acquired.items() if is_acquired)
-        raise ValueError(
-            f"{root} mixes fastMRI test-layout files (with 'mask': {masked[:3]}) and fully sampled "
-            f"ones; keep one kind per data.images.root"
-        )
-    return kinds == {True}
 
 
 __all__ = ["FastMRIMultiCoilFiles", "central_crop", "espirit_maps", "remove_readout_oversampling"]
