@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -40,11 +40,25 @@ def compose_only(
 def compose_config(tmp_path: Path, overrides: list[str], config_name: str = "train") -> DictConfig:
     """Compose like ``train.py`` would, with outputs and cache under ``tmp_path``."""
     cfg = compose_only(overrides, config_name, return_hydra_config=True)
+    return _as_job(cfg, tmp_path / "run", tmp_path / "cache")
+
+
+def compose_recorded(run_dir: Path, output_dir: Path, cache_dir: Path, overrides: list[str]) -> DictConfig:
+    """Compose a run folder's own record, as ``--config-dir <run>/.hydra --config-name config`` does
+    (``make robustness`` evaluates that way), with outputs in ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str((Path(run_dir) / ".hydra").resolve())):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    return _as_job(cfg, output_dir, cache_dir)
+
+
+def _as_job(cfg: DictConfig, output_dir: Path, cache_dir: Path) -> DictConfig:
+    """``cfg`` as a job's task function sees it: Hydra's runtime set, the ``hydra`` node gone."""
     OmegaConf.set_readonly(cfg.hydra, False)
     with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.job.num = 0
-        cfg.paths.cache_dir = str(tmp_path / "cache")
+        cfg.paths.cache_dir = str(cache_dir)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]  # as in a real run: the task function never sees the hydra node
