@@ -23,7 +23,7 @@ def sweep_group() -> str | None:
 
 def checkpoint_method(path: str | None) -> str:
     """The loss a checkpoint was trained with (``eval.yaml`` names its output folder after it)."""
-    from ssmri.checkpoint import checkpoint_method as read
+    from ssmri.checkpoints.load import checkpoint_method as read
 
     return read(path)
 

@@ -10,15 +10,15 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ssmri.checkpoint import MISSING, check_weights_fit, file_problem, load_checkpoint, upgrade_targets
-from ssmri.checkpoint_io import AtomicCheckpointIO
+from ssmri.checkpoints.io import AtomicCheckpointIO
+from ssmri.checkpoints.load import MISSING, check_weights_fit, file_problem, load_checkpoint, upgrade_targets
+from ssmri.checkpoints.resume import ApplyOptimizerSettings, check_resume, recorded_config
+from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import CheckpointError
 from ssmri.lit.module import ReconstructionModule
 from ssmri.lit.selection import SelectionCheckpoints
 from ssmri.preflight import check_memory, check_run_folders
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
-from ssmri.resume import ApplyOptimizerSettings, check_resume, recorded_config
-from ssmri.trusted_targets import check_checkpoint
 from ssmri.validation import check_config, check_metrics
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def build(cfg: DictConfig, method: str = "run"):
             "model": OmegaConf.to_container(cfg.model, resolve=True),
             "loss": OmegaConf.to_container(cfg.loss, resolve=True),
             "seed": cfg.seed,
-            # What a resume must agree with (ssmri.resume), as plain containers.
+            # What a resume must agree with (ssmri.checkpoints.resume), as plain containers.
             "config": recorded_config(cfg),
         },
         logger=False,

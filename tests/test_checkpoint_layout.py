@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from ssmri.checkpoint import checkpoint_method, upgrade_target, upgrade_targets
+from ssmri.checkpoints.load import checkpoint_method, upgrade_target, upgrade_targets
 from ssmri.run import evaluate, train
 from tests.helpers.config import FAST, compose_config
 
@@ -42,6 +43,23 @@ def test_every_moved_module_maps_to_an_importable_class():
     assert upgrade_target("ssmri.losses.SSDULoss") == "ssmri.losses.SSDULoss"
     nested = upgrade_targets({"a": [{"_target_": "ssmri.physics.transforms.Rotate"}], "b": 1})
     assert nested == {"a": [{"_target_": "ssmri.transforms.image.Rotate"}], "b": 1}
+
+
+#: Names of the flat layout before ``ssmri/`` was grouped into packages -> where they live now.
+REGROUPED = {
+    "ssmri.checkpoint.load_checkpoint": "ssmri.checkpoints.load.load_checkpoint",
+    "ssmri.checkpoint_io.AtomicCheckpointIO": "ssmri.checkpoints.io.AtomicCheckpointIO",
+    "ssmri.resume.ApplyOptimizerSettings": "ssmri.checkpoints.resume.ApplyOptimizerSettings",
+    "ssmri.trusted_targets.check_checkpoint": "ssmri.checkpoints.trusted_targets.check_checkpoint",
+}
+
+
+@pytest.mark.parametrize("old", REGROUPED)
+def test_every_name_of_the_flat_layout_maps_to_where_it_lives(old):
+    import hydra.utils
+
+    assert upgrade_target(old) == REGROUPED[old]
+    assert hydra.utils.get_object(REGROUPED[old]).__name__ == old.rsplit(".", 1)[1]
 
 
 def test_a_checkpoint_with_the_old_layout_evaluates_to_the_same_psnr(tmp_path):

@@ -2,13 +2,15 @@
 
 import errno
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ssmri.checkpoint import convert, load_checkpoint, main
-from ssmri.checkpoint_io import AtomicCheckpointIO
+from ssmri.checkpoints.io import AtomicCheckpointIO
+from ssmri.checkpoints.load import convert, load_checkpoint
 from ssmri.errors import CheckpointError, DiskError
 from ssmri.lit.callbacks import CheckpointOnInterrupt
 from ssmri.run import build_trainer, evaluate, train
@@ -23,7 +25,7 @@ def test_eval_refuses_a_checkpoint_with_a_payload_and_never_runs_it(tmp_path):
     with pytest.raises(
         CheckpointError,
         match=r"ckpt_path=.*evil\.ckpt.*could run code.*"
-        r"python -m ssmri\.checkpoint convert",
+        r"python -m ssmri\.checkpoints convert",
     ):
         evaluate(cfg)
     assert not marker.exists()
@@ -63,7 +65,7 @@ def test_unreadable_or_foreign_checkpoints_give_one_line(tmp_path, content, mess
     assert "ckpt_path=" in str(raised.value) and "\n" not in str(raised.value)
 
 
-def test_convert_makes_a_trusted_old_checkpoint_load_safely(tmp_path, capsys):
+def test_convert_makes_a_trusted_old_checkpoint_load_safely(tmp_path):
     old = tmp_path / "old.ckpt"
     # Older checkpoints kept OmegaConf containers, which only an unsafe load can rebuild.
     torch.save(
@@ -75,8 +77,14 @@ def test_convert_makes_a_trusted_old_checkpoint_load_safely(tmp_path, capsys):
     )
     with pytest.raises(CheckpointError, match="convert"):
         load_checkpoint(old)
-    assert main(["convert", str(old), str(tmp_path / "new.ckpt")]) == 0
-    assert "loads with weights_only=True" in capsys.readouterr().out
+    # The command the refusal names, as a user runs it.
+    converted = subprocess.run(
+        [sys.executable, "-m", "ssmri.checkpoints", "convert", str(old), str(tmp_path / "new.ckpt")],
+        capture_output=True,
+        text=True,
+    )
+    assert converted.returncode == 0, converted.stderr
+    assert "loads with weights_only=True" in converted.stdout
     state = load_checkpoint(tmp_path / "new.ckpt")
     assert state["hyper_parameters"]["model"] == {"_target_": "x", "n": [1, 2]}
     assert torch.equal(state["state_dict"]["w"], torch.arange(3.0))

@@ -63,7 +63,7 @@ def test_eval_of_a_checkpoint_with_a_payload_is_one_line_and_runs_nothing(tmp_pa
     result = run("eval.py", [f"ckpt_path={checkpoint}", "data=phantom"], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     (line,) = error_lines(result.stderr)
-    assert "evil.ckpt" in line and "could run code" in line and "ssmri.checkpoint convert" in line
+    assert "evil.ckpt" in line and "could run code" in line and "ssmri.checkpoints convert" in line
     assert not marker.exists()
 
 

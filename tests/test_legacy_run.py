@@ -13,9 +13,9 @@ import torch
 import yaml
 from hydra.utils import get_object
 
-from ssmri.checkpoint import load_checkpoint, upgrade_target
+from ssmri.checkpoints.load import load_checkpoint, upgrade_target
+from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.run import evaluate, train
-from ssmri.trusted_targets import check_checkpoint
 from tests.helpers.config import compose_config, compose_recorded
 
 LEGACY = Path(__file__).parent / "data" / "legacy_run"

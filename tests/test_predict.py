@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssmri.checkpoint import plain
+from ssmri.checkpoints.load import plain
 from ssmri.errors import CheckpointError, DataError
 from ssmri.physics.fft import magnitude
 from ssmri.predict import predict

@@ -7,11 +7,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ssmri.checkpoint import plain
+from ssmri.checkpoints.load import plain
+from ssmri.checkpoints.resume import recorded_config
+from ssmri.checkpoints.trusted_targets import GROUPS, UntrustedTarget, check_hyper_parameters
 from ssmri.errors import CheckpointError
-from ssmri.resume import recorded_config
 from ssmri.run import build, evaluate, train
-from ssmri.trusted_targets import GROUPS, UntrustedTarget, check_hyper_parameters
 from tests.helpers.config import FAST, compose_config, compose_only, options
 
 EVAL = FAST[:-1]  # eval.yaml has no logger group
@@ -282,7 +282,7 @@ def test_a_checkpoint_path_that_is_no_file_is_named_for_what_it_is(tmp_path, kin
 
 
 def test_a_method_name_that_is_a_path_never_names_the_eval_folder(tmp_path):
-    from ssmri.checkpoint import checkpoint_method
+    from ssmri.checkpoints.load import checkpoint_method
 
     for method, folder in (
         ("mo_ei", "mo_ei"),

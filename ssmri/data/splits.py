@@ -7,9 +7,9 @@ source use exactly those samples (and refuses one it does not have).
 import json
 from pathlib import Path
 
+from ssmri.checkpoints.trusted_targets import target_keys
 from ssmri.data.sources import SPLITS, ImageSource
 from ssmri.errors import ConfigError
-from ssmri.trusted_targets import target_keys
 
 SPLITS_VERSION = 1
 

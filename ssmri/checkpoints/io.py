@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ssmri.atomic import atomic_write
-from ssmri.checkpoint import load_checkpoint
+from ssmri.checkpoints.load import load_checkpoint
 from ssmri.errors import DiskError
 
 

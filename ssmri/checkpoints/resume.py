@@ -11,8 +11,8 @@ import logging
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import ConfigError
-from ssmri.trusted_targets import check_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def differences(old, new, key: str = "") -> list[str]:
 def check_resume(cfg: DictConfig, checkpoint: dict, path: str) -> list[str]:
     """The changes a resume from ``checkpoint`` makes; raises unless they are allowed.
 
-    The checkpoint's recorded configs are checked first (:mod:`ssmri.trusted_targets`): they
+    The checkpoint's recorded configs are checked first (:mod:`ssmri.checkpoints.trusted_targets`): they
     come from a file, and may name only ssmri's own classes.
     """
     check_checkpoint(checkpoint, path)

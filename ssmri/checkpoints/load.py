@@ -4,11 +4,12 @@ Checkpoints are data, never code: :func:`load_checkpoint` reads them with ``weig
 (tensors and plain containers only), so a file with a pickled payload is refused before any
 of it runs. A trusted checkpoint of an older kind converts once with::
 
-    python -m ssmri.checkpoint convert old.ckpt new.ckpt
+    python -m ssmri.checkpoints convert old.ckpt new.ckpt
 
 A checkpoint stores the method's loss and network as Hydra configs whose ``_target_`` strings
-name import paths. When a class moves, :func:`upgrade_targets` maps the paths written by older
-versions to today's, so checkpoints trained before a move still evaluate.
+name import paths, and a run folder's ``.hydra/config.yaml`` names its callbacks and selection
+rule the same way. When a class moves, :func:`upgrade_targets` maps the paths written by older
+versions to today's, so checkpoints and run folders written before a move still evaluate and resume.
 """
 
 import argparse
@@ -24,18 +25,24 @@ from typing import Any
 import torch
 
 from ssmri.atomic import atomic_write
+from ssmri.checkpoints.trusted_targets import is_method_name
 from ssmri.errors import CheckpointError
-from ssmri.trusted_targets import is_method_name
 
-#: Import paths of earlier layouts -> today's. Prefixes map every class of a moved module.
+#: Import paths of earlier layouts -> today's, the first match applied. Prefixes (ending in ".")
+#: map every name of a moved module; exact names come first where one name left its module's fellows.
 LEGACY_TARGETS: dict[str, str] = {
-    # Issue 9: what a loss does to data moved out of ``ssmri.physics``.
+    # What a loss does to data, once part of ``ssmri.physics``.
     "ssmri.physics.transforms.": "ssmri.transforms.image.",
     "ssmri.physics.kspace_augment.": "ssmri.transforms.kspace.",
     "ssmri.physics.splitting.": "ssmri.transforms.split_masks.",
     "ssmri.physics.KspaceCompose": "ssmri.transforms.KspaceCompose",
     "ssmri.physics.KspaceNoise": "ssmri.transforms.KspaceNoise",
     "ssmri.physics.RandomPhaseError": "ssmri.transforms.RandomPhaseError",
+    # Checkpoint files, once top-level modules.
+    "ssmri.checkpoint.": "ssmri.checkpoints.load.",
+    "ssmri.checkpoint_io.": "ssmri.checkpoints.io.",
+    "ssmri.resume.": "ssmri.checkpoints.resume.",
+    "ssmri.trusted_targets.": "ssmri.checkpoints.trusted_targets.",
 }
 
 
@@ -84,7 +91,7 @@ def checkpoint_method(path: str | None) -> str:
     return method if is_method_name(method) else "unknown"
 
 
-CONVERT = "python -m ssmri.checkpoint convert {path} <new.ckpt>"
+CONVERT = "python -m ssmri.checkpoints convert {path} <new.ckpt>"
 MISSING = "does not exist"
 
 
@@ -198,7 +205,7 @@ def convert(source, target) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ssmri.checkpoint",
+        prog="python -m ssmri.checkpoints",
         description="Convert a trusted checkpoint that loads only unsafely into one that loads "
         "with weights_only=True. Loading the old file runs any code it holds: trusted files only.",
     )
@@ -243,7 +250,3 @@ def check_weights_fit(module, checkpoint: dict, path) -> None:
             f"ckpt_path={str(path)!r}: its weights do not fit the configured network ({found}); "
             f"use the model settings it was trained with"
         )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -195,10 +195,10 @@ def check_hyper_parameters(hyper_parameters: Any, where: str = "hyper_parameters
 
     ``model`` and ``loss`` are checked as those groups, ``config`` group by group, ``seed``
     must be an integer and ``method`` a plain name; any other entry may name no class.
-    Targets are checked as :func:`ssmri.checkpoint.upgrade_targets` maps them, which is what
+    Targets are checked as :func:`ssmri.checkpoints.load.upgrade_targets` maps them, which is what
     evaluation instantiates.
     """
-    from ssmri.checkpoint import upgrade_targets
+    from ssmri.checkpoints.load import upgrade_targets
 
     if hyper_parameters is None:
         return
