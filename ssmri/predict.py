@@ -6,7 +6,7 @@ with its checks), each slice is reconstructed with the method's own inference ru
 volume is written under ``<run dir>/reconstructions/``:
 
 - ``<stem>.h5``: ``reconstruction`` ``(slices, H, W)`` float32 magnitudes, fastMRI's submission
-  layout (``python -m ssmri.evaluate`` scores it); in the file's units where the source says how
+  layout (``python -m ssmri.evaluation`` scores it); in the file's units where the source says how
   it scaled the k-space, else in the source's (each slice's target peaks at 1);
 - ``<stem>.nii.gz``: the same volume as NIfTI ``(H, W, slices)``, voxel size from the file's
   header where it has one (else 1 mm);

@@ -18,9 +18,9 @@ from omegaconf import DictConfig
 
 from ssmri.atomic import atomic_write
 from ssmri.errors import ConfigError, DiskError
+from ssmri.evaluation.selection_rules import RULES
 from ssmri.lit.callbacks import CheckpointOnInterrupt
-from ssmri.lit.selection import SelectionCheckpoints
-from ssmri.selection import RULES
+from ssmri.lit.selection_checkpoints import SelectionCheckpoints
 
 GB = 1e9
 

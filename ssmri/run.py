@@ -8,18 +8,26 @@ import hydra
 import lightning as L
 from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from ssmri.checkpoints.io import AtomicCheckpointIO
-from ssmri.checkpoints.load import MISSING, check_weights_fit, file_problem, load_checkpoint, upgrade_targets
+from ssmri.checkpoints.load import (
+    MISSING,
+    check_weights_fit,
+    file_problem,
+    load_checkpoint,
+    upgrade_target,
+    upgrade_targets,
+)
 from ssmri.checkpoints.resume import ApplyOptimizerSettings, check_resume, recorded_config
 from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import CheckpointError
+from ssmri.evaluation.metrics import check_metrics
 from ssmri.lit.module import ReconstructionModule
-from ssmri.lit.selection import SelectionCheckpoints
+from ssmri.lit.selection_checkpoints import SelectionCheckpoints
 from ssmri.preflight import check_memory, check_run_folders
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
-from ssmri.validation import check_config, check_metrics
+from ssmri.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,24 @@ def instantiate(node, **kwargs):
         if isinstance(cause, (ValueError, FileNotFoundError, RuntimeError, TypeError)):
             raise cause from None
         raise
+
+
+def upgrade_config_targets(node: DictConfig | ListConfig) -> None:
+    """Map, in place, every ``_target_`` of a composed config that an older layout wrote.
+
+    A run folder's own record (``--config-dir <run>/.hydra --config-name config``, as ``make
+    robustness`` evaluates it) names its callbacks and selection rule where they lived when it
+    ran (:data:`ssmri.checkpoints.load.LEGACY_TARGETS`). Interpolations are left as they are:
+    the node they point at is upgraded where it lives.
+    """
+    for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
+        if OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
+            continue
+        value = node[key]
+        if isinstance(value, (DictConfig, ListConfig)):
+            upgrade_config_targets(value)
+        elif key == "_target_" and isinstance(value, str) and upgrade_target(value) != value:
+            node[key] = upgrade_target(value)
 
 
 def build(cfg: DictConfig, method: str = "run"):
@@ -181,6 +207,7 @@ def check_selection_has_truth(cfg: DictConfig, datamodule) -> None:
 
 def train(cfg: DictConfig, method: str = "run") -> dict:
     """Fit with ``cfg``, test the best checkpoint, write the outputs; returns the metrics."""
+    upgrade_config_targets(cfg)
     check_config(cfg)
     check_memory(cfg)
     output_dir = Path(cfg.paths.output_dir)
@@ -279,6 +306,7 @@ def load_trained(cfg: DictConfig, method: str) -> tuple[ReconstructionModule, ob
     before anything is built; the data and physics from ``cfg``. Returns the module with the
     checkpoint's weights, the data module, the checkpoint's path and its method.
     """
+    upgrade_config_targets(cfg)
     if not cfg.get("ckpt_path"):
         raise ValueError("no checkpoint given: pass ckpt_path=<path/to/best.ckpt>")
     checkpoint_path = Path(cfg.ckpt_path).expanduser()

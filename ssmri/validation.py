@@ -6,8 +6,7 @@ constructor declares ``int`` or ``float`` must be one (``data.image_size=32.5`` 
 ``seed`` is an integer, Lightning's epoch and step limits are at least -1, and each torch
 optimiser is built once on a dummy parameter so that torch's own range checks (``lr >= 0``,
 betas in [0, 1), ...) fail here, naming the key, rather than after the data is simulated.
-:func:`check_images` refuses images without signal and :func:`check_metrics` any metric that
-is not a finite number.
+:func:`check_images` refuses images without signal.
 """
 
 import inspect
@@ -129,16 +128,6 @@ def check_images(images: Tensor, split: str) -> None:
             f"data.images: {len(empty)} {split} image(s) are all zero (indices {empty[:5]}); an "
             f"image without signal has no PSNR/SSIM. Remove those slices from the data"
         )
-
-
-def check_metrics(metrics: dict) -> None:
-    """Refuse a metric that is NaN or infinite, so that none reaches metrics.json or a table."""
-    for name, value in metrics.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise DataError(
-                f"metric {name} is {value}: the test set or the reconstructions are not usable "
-                f"(an all-zero target image, or a diverged network); nothing was written"
-            )
 
 
 def open_hdf5(path, key: str) -> h5py.File:

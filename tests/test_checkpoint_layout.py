@@ -51,6 +51,12 @@ REGROUPED = {
     "ssmri.checkpoint_io.AtomicCheckpointIO": "ssmri.checkpoints.io.AtomicCheckpointIO",
     "ssmri.resume.ApplyOptimizerSettings": "ssmri.checkpoints.resume.ApplyOptimizerSettings",
     "ssmri.trusted_targets.check_checkpoint": "ssmri.checkpoints.trusted_targets.check_checkpoint",
+    "ssmri.validation.check_metrics": "ssmri.evaluation.metrics.check_metrics",
+    "ssmri.metrics.PerImageQuality": "ssmri.evaluation.metrics.PerImageQuality",
+    "ssmri.conventions.aggregate": "ssmri.evaluation.conventions.aggregate",
+    "ssmri.selection.Selection": "ssmri.evaluation.selection_rules.Selection",
+    "ssmri.evaluate.evaluate_folders": "ssmri.evaluation.folders.evaluate_folders",
+    "ssmri.lit.selection.SelectionCheckpoints": "ssmri.lit.selection_checkpoints.SelectionCheckpoints",
 }
 
 

@@ -6,8 +6,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from ssmri.conventions import aggregate, volume_ranges
-from ssmri.metrics import PerImageQuality
+from ssmri.evaluation.conventions import aggregate, volume_ranges
+from ssmri.evaluation.metrics import PerImageQuality
 
 
 def made_up_images(count=6, size=24, seed=0):

@@ -1,4 +1,4 @@
-"""``python -m ssmri.evaluate``: reconstructions from anywhere scored as a run scores its own."""
+"""``python -m ssmri.evaluation``: reconstructions from anywhere scored as a run scores its own."""
 
 import csv
 import json
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from ssmri.conventions import aggregate, volume_ranges
-from ssmri.evaluate import main
-from ssmri.metrics import PerImageQuality
+from ssmri.evaluation.conventions import aggregate, volume_ranges
+from ssmri.evaluation.folders import main
+from ssmri.evaluation.metrics import PerImageQuality
 
 ROOT = Path(__file__).parents[1]
 VOLUMES = {"file_b.h5": 3, "file_a.h5": 2, "file_c.h5": 4}  # slices per volume, names unsorted
@@ -181,7 +181,7 @@ def test_runs_as_a_module(tmp_path):
         [
             sys.executable,
             "-m",
-            "ssmri.evaluate",
+            "ssmri.evaluation",
             "--predictions",
             str(predictions),
             "--targets",

@@ -5,6 +5,7 @@ its checkpoints and its ``.hydra`` record name the module paths of that layout.
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from hydra.utils import get_object
 
 from ssmri.checkpoints.load import load_checkpoint, upgrade_target
 from ssmri.checkpoints.trusted_targets import check_checkpoint
+from ssmri.errors import CheckpointError
 from ssmri.run import evaluate, train
 from tests.helpers.config import compose_config, compose_recorded
 
@@ -52,6 +54,33 @@ def test_its_checkpoints_load_and_name_only_trusted_classes():
         check_checkpoint(load_checkpoint(path), path)
 
 
+@pytest.mark.parametrize(
+    "keys, target, refusal",
+    [
+        (("loss", "splitter"), "ssmri.physics.splitting.GaussianSplitter", None),
+        (("config", "loss", "splitter"), "ssmri.physics.splitting.GaussianSplitter", None),
+        (("loss",), "ssmri.selection.Selection", "is not an ssmri loss class"),
+        (("model",), "ssmri.checkpoint.convert", "is not an ssmri network"),
+        (("config", "module"), "ssmri.lit.selection.SelectionCheckpoints", "is not an ssmri LightningModule"),
+        (("model", "denoiser"), "ssmri.run.instantiate", "is not an ssmri network"),
+    ],
+)
+def test_a_name_of_an_older_layout_is_trusted_only_where_its_class_belongs(tmp_path, keys, target, refusal):
+    path = LEGACY / "checkpoints" / "best.ckpt"
+    state = load_checkpoint(path)
+    node = state["hyper_parameters"]
+    for key in keys:
+        node = node[key]
+    node["_target_"] = target
+    if refusal is None:
+        check_checkpoint(state, path)
+        return
+    # Checked as upgraded, the name evaluation would instantiate.
+    named = re.escape(f"{'.'.join(keys)}._target_='{upgrade_target(target)}' {refusal}")
+    with pytest.raises(CheckpointError, match=named):
+        check_checkpoint(state, path)
+
+
 @pytest.mark.parametrize("record", ["config.yaml", "hydra.yaml"])
 def test_every_target_it_records_names_an_importable_object_once_upgraded(record):
     found = targets(yaml.safe_load((LEGACY / ".hydra" / record).read_text()))
@@ -83,6 +112,9 @@ def test_it_resumes_for_one_more_epoch(legacy_run, tmp_path, config):
     more = ["ckpt_path=last", "trainer.max_epochs=3"]
     if config == "its own record":
         cfg = compose_recorded(legacy_run, legacy_run, tmp_path / "cache", more)
+        # The record names the callback and the rule where they lived when it ran.
+        assert cfg.callbacks.model_checkpoint._target_ == "ssmri.lit.selection.SelectionCheckpoints"
+        assert cfg.selection._target_ == "ssmri.selection.Selection"
     else:  # python train.py <its overrides> ckpt_path=last hydra.run.dir=<run dir>
         cfg = compose_config(tmp_path, [*recorded_overrides(""), *more])
         shutil.move(legacy_run, tmp_path / "run")

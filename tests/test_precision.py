@@ -124,7 +124,7 @@ def test_loss_randomness_differs_across_ranks_and_replays_exactly(monkeypatch):
 
 
 def test_image_quality_is_measured_in_float32_under_bf16_autocast():
-    from ssmri.metrics import PerImageQuality
+    from ssmri.evaluation.metrics import PerImageQuality
 
     physics, x, y, mask = small_problem(batch=2)
     x_hat = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))

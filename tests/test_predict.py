@@ -345,7 +345,7 @@ def test_predict_py_exits_non_zero_naming_the_broken_file_and_evaluate_reads_its
     assert last.startswith("error: 1 of 4 volume(s) failed") and "scan_9_broken" in last, last
     folder = tmp_path / "out" / "reconstructions"
     assert len(list(folder.glob("*.h5"))) == 3
-    # The outputs are fastMRI's submission layout: ssmri.evaluate scores them against themselves.
+    # The outputs are fastMRI's submission layout: python -m ssmri.evaluation scores them against themselves.
     targets = tmp_path / "targets"
     targets.mkdir()
     for path in folder.glob("*.h5"):
@@ -355,7 +355,7 @@ def test_predict_py_exits_non_zero_naming_the_broken_file_and_evaluate_reads_its
         [
             sys.executable,
             "-m",
-            "ssmri.evaluate",
+            "ssmri.evaluation",
             "--predictions",
             str(folder),
             "--targets",

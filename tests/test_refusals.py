@@ -11,9 +11,10 @@ from ssmri.data import MRIDataModule
 from ssmri.data.fastmri import FastMRISingleCoilFiles
 from ssmri.data.sources import ImageSource
 from ssmri.errors import ConfigError, DataError, DiskError
+from ssmri.evaluation.metrics import check_metrics
 from ssmri.physics import SingleCoilMRI
 from ssmri.run import train
-from ssmri.validation import check_config, check_metrics
+from ssmri.validation import check_config
 from tests.helpers.config import FAST, compose_config, compose_only, options
 from tests.helpers.faults import small_tmpfs
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from ssmri.lit.selection import SelectionCheckpoints
+from ssmri.lit.selection_checkpoints import SelectionCheckpoints
 from ssmri.run import train
 from tests.helpers.config import FAST, compose_config
 

@@ -43,6 +43,14 @@ LEGACY_TARGETS: dict[str, str] = {
     "ssmri.checkpoint_io.": "ssmri.checkpoints.io.",
     "ssmri.resume.": "ssmri.checkpoints.resume.",
     "ssmri.trusted_targets.": "ssmri.checkpoints.trusted_targets.",
+    # Evaluation, once top-level modules; a run folder's record names its selection rule and
+    # the callback that applies it.
+    "ssmri.validation.check_metrics": "ssmri.evaluation.metrics.check_metrics",
+    "ssmri.metrics.": "ssmri.evaluation.metrics.",
+    "ssmri.conventions.": "ssmri.evaluation.conventions.",
+    "ssmri.selection.": "ssmri.evaluation.selection_rules.",
+    "ssmri.evaluate.": "ssmri.evaluation.folders.",
+    "ssmri.lit.selection.": "ssmri.lit.selection_checkpoints.",
 }
 
 

@@ -8,11 +8,11 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 from torchmetrics.aggregation import MeanMetric
 
-from ssmri.conventions import aggregate, volume_ranges
 from ssmri.data.batch import MRIBatch
-from ssmri.lit.selection import validation_objective
+from ssmri.evaluation.conventions import aggregate, volume_ranges
+from ssmri.evaluation.metrics import PerImageQuality
+from ssmri.lit.selection_checkpoints import validation_objective
 from ssmri.losses.base import AdversarialLoss, ReconstructionLoss
-from ssmri.metrics import PerImageQuality
 from ssmri.physics.operator import SingleCoilMRI
 from ssmri.seeding import seeded_rng
 
@@ -36,7 +36,7 @@ class ReconstructionModule(L.LightningModule):
         seed: seed of the loss's random choices (split masks, transforms, fresh operators).
         num_samples: test images kept for the sample figure.
         metric_convention: how test PSNR/SSIM/NMSE are computed and averaged
-            (:mod:`ssmri.conventions`); validation metrics stay ``per_image``.
+            (:mod:`ssmri.evaluation.conventions`); validation metrics stay ``per_image``.
     """
 
     def __init__(

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from ssmri.atomic import atomic_write  # noqa: E402
-from ssmri.metrics import psnr  # noqa: E402
+from ssmri.evaluation.metrics import psnr  # noqa: E402
 from ssmri.physics.fft import magnitude  # noqa: E402
 
 

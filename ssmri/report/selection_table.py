@@ -8,8 +8,8 @@ truth for selection costs: oracle (``val_psnr``) PSNR minus GT-free (``val_loss`
 import math
 import statistics
 
+from ssmri.evaluation.selection_rules import RULES, label
 from ssmri.report.jobs import setting_of
-from ssmri.selection import RULES, label
 
 METRICS = ("psnr", "ssim", "nmse")
 

@@ -137,7 +137,7 @@ def protocol(jobs: list[Job]) -> tuple[str, str]:
 
 
 def _selection_label(rule: str) -> str:
-    from ssmri.selection import label
+    from ssmri.evaluation.selection_rules import label
 
     return label(rule)
 

@@ -1,14 +1,18 @@
 """Image quality per test image: PSNR, SSIM and NMSE on magnitudes, under a metric convention.
 
-The conventions (data range, SSIM window, averaging) are in :mod:`ssmri.conventions`.
+The conventions (data range, SSIM window, averaging) are in :mod:`ssmri.evaluation.conventions`.
+:func:`check_metrics` refuses a number that is not finite before it is written anywhere.
 """
+
+import math
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from ssmri.conventions import check_convention, ssim_uniform
+from ssmri.errors import DataError
+from ssmri.evaluation.conventions import check_convention, ssim_uniform
 from ssmri.physics.fft import magnitude
 
 
@@ -31,7 +35,7 @@ class PerImageQuality(Metric):
     once.
 
     Args:
-        convention: ``per_image``, ``fastmri`` or ``unit_range`` (:mod:`ssmri.conventions`);
+        convention: ``per_image``, ``fastmri`` or ``unit_range`` (:mod:`ssmri.evaluation.conventions`);
             under ``fastmri`` each ``update`` must be given the images' volume maxima.
     """
 
@@ -99,3 +103,13 @@ class PerImageQuality(Metric):
             values["psnr" + suffix] = 10 * torch.log10(values["data_range"] ** 2 / mse)
             values["nmse" + suffix] = values["mse" + suffix] / values["energy"].clamp_min(1e-20)
         return values
+
+
+def check_metrics(metrics: dict) -> None:
+    """Refuse a metric that is NaN or infinite, so that none reaches metrics.json or a table."""
+    for name, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DataError(
+                f"metric {name} is {value}: the test set or the reconstructions are not usable "
+                f"(an all-zero target image, or a diverged network); nothing was written"
+            )

@@ -1,10 +1,10 @@
 """Score a folder of reconstructions against fastMRI-layout targets, whoever made them.
 
-``python -m ssmri.evaluate --predictions <folder> --targets <folder>`` reads, per file name
+``python -m ssmri.evaluation --predictions <folder> --targets <folder>`` reads, per file name
 present in both folders, the prediction's ``reconstruction`` ``(slices, H, W)`` (fastMRI's
 submission layout, also written by DIRECT and by ``predict.py``) and the target's
 ``reconstruction_esc`` or ``reconstruction_rss``. The numbers are a run's
-``metrics.convention=fastmri`` numbers (:mod:`ssmri.conventions`): data range = the target
+``metrics.convention=fastmri`` numbers (:mod:`ssmri.evaluation.conventions`): data range = the target
 volume's maximum, PSNR and NMSE per volume, SSIM per slice with a 7x7 uniform window, then the
 mean over volumes. As fastMRI's own ``evaluate.py`` does, both volumes are centre-cropped to a
 square of the target's width first (fastMRI's targets are 320x320: a larger prediction is
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from ssmri.atomic import write_json
-from ssmri.conventions import aggregate
 from ssmri.errors import DataError, is_user_error, one_line
-from ssmri.metrics import PerImageQuality
+from ssmri.evaluation.conventions import aggregate
+from ssmri.evaluation.metrics import PerImageQuality, check_metrics
 from ssmri.report import write_per_image
-from ssmri.validation import check_metrics, open_hdf5
+from ssmri.validation import open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def write_outputs(out: Path, metrics: dict, per_image: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ssmri.evaluate",
+        prog="python -m ssmri.evaluation",
         description="Score reconstructions (HDF5 'reconstruction', fastMRI's submission layout) "
         "against fastMRI-layout targets with the fastmri metric convention.",
     )
@@ -212,7 +212,3 @@ def main(argv: list[str] | None = None) -> int:
         f"{Path(out) / 'metrics.json'}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

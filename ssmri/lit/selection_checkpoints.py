@@ -1,8 +1,9 @@
 """Checkpoint selection at the Lightning edge: the validation objective, and each rule's pick.
 
-:class:`SelectionCheckpoints` keeps the weights each selection rule (:mod:`ssmri.selection`)
-picks: the configured rule's as ``checkpoints/best.ckpt``, every other monitored rule's as
-``checkpoints/select-<rule>.ckpt``, and ``last`` as ``checkpoints/last.ckpt``.
+:class:`SelectionCheckpoints` keeps the weights each selection rule
+(:mod:`ssmri.evaluation.selection_rules`) picks: the configured rule's as ``checkpoints/best.ckpt``,
+every other monitored rule's as ``checkpoints/select-<rule>.ckpt``, and ``last`` as
+``checkpoints/last.ckpt``.
 """
 
 import logging
@@ -14,8 +15,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from ssmri.evaluation.selection_rules import RULES, Choice, Selection
 from ssmri.seeding import seeded_rng
-from ssmri.selection import RULES, Choice, Selection
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class SelectionCheckpoints(L.Callback):
 
     Args:
         dirpath: the run's ``checkpoints/`` folder.
-        selection: the rule and whether every rule's pick is kept (:class:`ssmri.selection.Selection`).
+        selection: the rule and whether every rule's pick is kept
+            (:class:`ssmri.evaluation.selection_rules.Selection`).
     """
 
     def __init__(self, dirpath: str, selection: Selection):
