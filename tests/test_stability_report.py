@@ -1,5 +1,6 @@
 """The budget-stability report, on small sweep folders the tests write."""
 
+import json
 import math
 from dataclasses import astuple
 from pathlib import Path
@@ -142,8 +143,18 @@ def test_bad_input_is_named(tmp_path):
     mixed = fake_sweep(tmp_path / "mixed", "noiseless", 84, {"sup": 30})
     fake_sweep(tmp_path / "mixed-more", "noiseless", 168, {"a": 25})
     (tmp_path / "mixed-more" / "0").rename(mixed / "1")
-    with pytest.raises(ValueError, match="different numbers of steps"):
+    with pytest.raises(ValueError, match="different numbers of epochs"):
         build([mixed, one])
     with pytest.raises(SystemExit, match="does not exist"):
         main([str(tmp_path / "nowhere"), str(one)])
     assert math.isnan(bootstrap_tau({"a": [1.0], "b": [1.0]}, {"a": [2.0], "b": [2.0]}).point)
+
+
+def test_an_adversarial_method_counting_two_optimiser_steps_per_batch_shares_its_budget(tmp_path):
+    low = fake_sweep(tmp_path / "low", "noiseless", 84, {"sup": 30, "adversarial": 20})
+    high = fake_sweep(tmp_path / "high", "noiseless", 168, {"sup": 31, "adversarial": 21})
+    for folder, steps in ((low, 168), (high, 336)):  # generator + discriminator steps
+        metrics = json.loads((folder / "1" / "metrics.json").read_text())
+        write_json(folder / "1" / "metrics.json", {**metrics, "global_step": steps})
+    (pair,) = build([low, high], draws=50)["pairs"]
+    assert (pair.steps, pair.next_steps, pair.doubled) == (84, 168, True)

@@ -1,12 +1,13 @@
 """Does a sweep's ranking survive twice the budget: ``python -m ssmri.report.stability <sweep> ...``.
 
 Each sweep folder holds one scenario trained for one budget (every job's ``metrics.json`` names
-the scenario and its ``global_step``). Per scenario, each budget is compared with the next one
-given: Kendall τ-b between the methods' test PSNR (the weights the run's selection rule picked)
-at the two budgets, methods within ``--tie-db`` of each other counted as tied, with a paired
-bootstrap interval over the test images. A budget is *stable* when τ-b against its double
-reaches ``--threshold`` in every scenario given: the ranking no longer changes with the budget,
-whatever the published table says.
+the scenario and its ``epochs``; the budget's steps are the fewest ``global_step`` of its jobs,
+since an adversarial method counts a generator and a discriminator step per batch). Per
+scenario, each budget is compared with the next one given: Kendall τ-b between the methods' test
+PSNR (the weights the run's selection rule picked) at the two budgets, methods within
+``--tie-db`` of each other counted as tied, with a paired bootstrap interval over the test
+images. A budget is *stable* when τ-b against its double reaches ``--threshold`` in every
+scenario given: the ranking no longer changes with the budget, whatever the published table says.
 
 Writes into ``--out``: ``stability.md`` (per scenario: PSNR and place at each budget, the change
 per method; per pair of budgets: τ-b, interval, the pairs of methods that swapped; the verdict),
@@ -74,17 +75,18 @@ def read_budget_sweep(sweep_dir: Path) -> BudgetSweep:
     if not done:
         raise ValueError(f"{sweep_dir}: no finished job (metrics.json); wait for the sweep or rerun it")
     scenarios = {job.metrics.get("scenario") for job in done}
-    steps = {job.metrics.get("global_step") for job in done}
+    epochs = {job.metrics.get("epochs") for job in done}
     if len(scenarios) != 1 or None in scenarios:
         raise ValueError(
             f"{sweep_dir}: jobs of scenarios {sorted(map(str, scenarios))}; pass sweeps run with one "
             "scenario=<name> each"
         )
-    if len(steps) != 1 or None in steps:
+    if len(epochs) != 1 or None in epochs:
         raise ValueError(
-            f"{sweep_dir}: jobs trained for different numbers of steps {sorted(map(str, steps))}; "
+            f"{sweep_dir}: jobs trained for different numbers of epochs {sorted(map(str, epochs))}; "
             "pass one folder per budget (trainer.max_epochs)"
         )
+    steps = min(int(job.metrics.get("global_step", 0)) for job in done)
     runs: dict[str, list[list[float]]] = {}
     for job in done:
         runs.setdefault(job.method, []).append(job.per_image["psnr"])
@@ -93,7 +95,7 @@ def read_budget_sweep(sweep_dir: Path) -> BudgetSweep:
         if len({len(values) for values in lists}) != 1:
             raise ValueError(f"{sweep_dir}: the seeds of {method} were tested on different numbers of images")
         per_image[method] = [statistics.fmean(values) for values in zip(*lists)]
-    return BudgetSweep(sweep_dir, scenarios.pop(), int(steps.pop()), per_image)
+    return BudgetSweep(sweep_dir, scenarios.pop(), steps, per_image)
 
 
 def swapped_pairs(a: dict[str, float], b: dict[str, float], tie_db: float = TIE_DB) -> list[tuple[str, str]]:
