@@ -1,6 +1,6 @@
 """Reconstruct scans: ``python predict.py ckpt_path=<ckpt> data=<source> data.images.root=<path>``."""
 
-from ssmri.cli import predict_main
+from ssmri.runner.cli import predict_main
 
 if __name__ == "__main__":
     predict_main()

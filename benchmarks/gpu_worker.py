@@ -1,6 +1,6 @@
 """The in-process checks of ``make gpu-check``, each run by it in a fresh subprocess.
 
-``fast_dev_run`` trains every named loss for one batch through ``ssmri.run.train`` on the
+``fast_dev_run`` trains every named loss for one batch through ``ssmri.runner.run.train`` on the
 device in one precision, while hooks record the dtype of every FFT's input
 (``torch.fft.*``), of every data-consistency output (the ``*consistency*`` functions of
 ``ssmri.models.modl``) and of every conjugate-gradient solve inside multi-coil data consistency
@@ -134,7 +134,7 @@ def fast_dev_run(
     label: str = "",
 ) -> None:
     """``debug=fast_dev_run`` of each loss on ``device`` in ``precision``, with the dtype hooks."""
-    from ssmri.run import train
+    from ssmri.runner.run import train
 
     accelerator = "gpu" if device == "cuda" else "cpu"
     multicoil = "physics=multicoil" in extra
@@ -173,7 +173,7 @@ def noise2inverse(device: str, batch_size: int = 2, size: int = 64) -> None:
     from benchmarks.ours import compose_config
     from ssmri.data.phantom import PhantomImages
     from ssmri.physics.acquisition import Acquisition
-    from ssmri.run import instantiate
+    from ssmri.runner.run import instantiate
 
     name = "Noise2Inverse batched inference"
     try:

@@ -1,7 +1,7 @@
 """The ssmri side of the benchmark: one method's training step and inference, built as a run builds them.
 
 Model, loss, physics and optimisers come from the Hydra configs through the same
-``instantiate`` calls as ``ssmri.run.build`` (so ``model.channels_last`` and every other
+``instantiate`` calls as ``ssmri.runner.run.build`` (so ``model.channels_last`` and every other
 default apply); the step is the LightningModule's: the loss on the batch with the step's
 seeded rng, backward, optimiser step, then for adversarial losses the discriminator's
 step with its own optimiser. With ``precision="bf16-mixed"`` the forward passes run under
@@ -53,7 +53,7 @@ def build_workload(
     """Model, loss and optimisers from the configs, a phantom batch, and the two closures."""
     from ssmri.data.batch import MRIBatch
     from ssmri.physics.acquisition import Acquisition
-    from ssmri.run import instantiate
+    from ssmri.runner.run import instantiate
     from ssmri.seeding import seeded_rng
 
     if precision not in PRECISIONS:
@@ -117,7 +117,7 @@ def run(
     device: str = "cpu",
 ) -> dict:
     """One measurement of the ssmri side (see :func:`benchmarks.harness.measure`)."""
-    import ssmri.run  # noqa: F401  (Lightning, Hydra: imported before the baseline memory is read)
+    import ssmri.runner.run  # noqa: F401  (Lightning, Hydra: imported before the baseline memory is read)
 
     return measure(
         lambda: build_workload(method, batch_size, size, overrides, precision, device),

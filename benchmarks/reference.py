@@ -70,7 +70,7 @@ def build_losses(method: str, size: int, physics_generator, rng: torch.Generator
         return [dinv.loss.MCLoss(), dinv.loss.EILoss(transform=rotate())]
     if method == "diffeo_ei":
         from benchmarks.ours import compose_config
-        from ssmri.run import instantiate
+        from ssmri.runner.run import instantiate
 
         diffeomorphism = instantiate(compose_config(method, size).loss.transform)
         return [dinv.loss.MCLoss(), dinv.loss.EILoss(transform=lambda x: diffeomorphism(x, rng=rng))]
@@ -140,7 +140,7 @@ def adversarial_workload(method, size, model, optimizer, physics, physics_genera
     import deepinv as dinv
 
     from benchmarks.ours import compose_config
-    from ssmri.run import instantiate
+    from ssmri.runner.run import instantiate
 
     adversarial = dinv.loss.adversarial
     device = y.device

@@ -76,7 +76,7 @@ def measure_step(
     method: str, batch_size: int, size: int, steps: int, warmup: int, overrides: list[str]
 ) -> dict:
     """Median step time and peak resident memory of one (method, batch, size) in this process."""
-    import ssmri.run  # noqa: F401  (Lightning and Hydra in the baseline, as in make bench)
+    import ssmri.runner.run  # noqa: F401  (Lightning and Hydra in the baseline, as in make bench)
     from benchmarks.ours import build_workload
 
     baseline = resident_memory_gib()
@@ -124,7 +124,7 @@ def loader_rate(
 ) -> float:
     """Training slices per second read from the cache (the first batch, and worker start-up, untimed)."""
     from benchmarks.ours import compose_config
-    from ssmri.run import instantiate
+    from ssmri.runner.run import instantiate
 
     cfg = compose_config(
         "sup",

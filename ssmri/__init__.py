@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 
-from ssmri import resolvers  # noqa: E402,F401  (config resolvers, registered on import)
+from ssmri.runner import resolvers  # noqa: E402,F401  (config resolvers, registered on import)

@@ -13,7 +13,7 @@ from ssmri.checkpoints.io import AtomicCheckpointIO
 from ssmri.checkpoints.load import convert, load_checkpoint
 from ssmri.errors import CheckpointError, DiskError
 from ssmri.lit.callbacks import CheckpointOnInterrupt
-from ssmri.run import build_trainer, evaluate, train
+from ssmri.runner.run import build_trainer, evaluate, train
 from tests.helpers.config import FAST, compose_config
 from tests.helpers.faults import payload_checkpoint, small_tmpfs
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ssmri.cli import _exit_with_one_line
 from ssmri.errors import ConfigError
+from ssmri.runner.cli import _exit_with_one_line
 from tests.helpers.faults import payload_checkpoint
 
 ROOT = Path(__file__).parents[1]

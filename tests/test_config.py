@@ -8,7 +8,7 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from ssmri.run import build, build_trainer
+from ssmri.runner.run import build, build_trainer
 from tests.helpers.config import FAST, compose_config, compose_only, options
 from tests.helpers.fastmri_files import (
     write_fastmri_multicoil_volume,

@@ -19,8 +19,13 @@ from hydra.types import RunMode
 from lightning.fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
 from omegaconf import read_write
 
-from ssmri.distributed import LAUNCHER_ENVIRONMENT, job_scope, single_device_job, use_one_gpu_per_local_job
-from ssmri.run import train
+from ssmri.runner.distributed import (
+    LAUNCHER_ENVIRONMENT,
+    job_scope,
+    single_device_job,
+    use_one_gpu_per_local_job,
+)
+from ssmri.runner.run import train
 from tests.helpers.config import FAST, compose_config, compose_only
 
 ROOT = Path(__file__).parents[1]
@@ -212,7 +217,7 @@ def test_a_failed_jobs_ranks_are_ended_without_lightnings_watchdog_killing_the_s
     script = textwrap.dedent("""
         import subprocess, sys, time
         from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
-        from ssmri.distributed import _end_ranks, _rank_observers
+        from ssmri.runner.distributed import _end_ranks, _rank_observers
         rank = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         watchdog = _ChildProcessObserver(main_pid=__import__("os").getpid(),
                                          child_processes=[rank], sleep_period=0.2)

@@ -164,7 +164,7 @@ RUN = [
 
 
 def test_selection_by_val_psnr_is_refused_naming_val_loss(tmp_path):
-    from ssmri.run import train
+    from ssmri.runner.run import train
     from tests.helpers.config import compose_config
 
     root = scan_folder(tmp_path)
@@ -178,7 +178,7 @@ def test_a_run_trains_and_tests_with_no_target_anywhere(tmp_path, monkeypatch):
     import h5py
 
     from ssmri.data.kspace_dataset import KspaceDataset
-    from ssmri.run import train
+    from ssmri.runner.run import train
     from tests.helpers.config import compose_config
 
     served = []
@@ -217,7 +217,7 @@ def test_scan_specific_split_serves_every_slice_to_every_split(tmp_path, caplog)
 
 
 def test_scan_specific_selection_on_the_training_truth_is_refused(tmp_path):
-    from ssmri.run import train
+    from ssmri.runner.run import train
     from tests.helpers.config import compose_config
     from tests.helpers.fastmri_files import write_fastmri_volume
 
@@ -246,7 +246,7 @@ def test_one_scan_trains_scan_specific_and_writes_its_objective_per_image(tmp_pa
     import csv
     import json
 
-    from ssmri.run import train
+    from ssmri.runner.run import train
     from tests.helpers.config import compose_config
 
     cfg = compose_config(
@@ -296,7 +296,7 @@ def acquired_batch(tmp_path_factory):
 )
 def test_losses_that_need_the_mask_law_train_on_the_estimated_one(acquired_batch, monkeypatch, name, reads):
     from ssmri.physics.measured_law import MeasuredMaskLaw
-    from ssmri.run import instantiate
+    from ssmri.runner.run import instantiate
     from tests.helpers.config import compose_only
     from tests.helpers.models import tiny_model
 

@@ -17,7 +17,7 @@ from hydra.utils import get_object
 from ssmri.checkpoints.load import load_checkpoint, upgrade_target
 from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import CheckpointError
-from ssmri.run import evaluate, train
+from ssmri.runner.run import evaluate, train
 from tests.helpers.config import compose_config, compose_recorded
 
 LEGACY = Path(__file__).parent / "data" / "legacy_run"

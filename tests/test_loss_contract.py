@@ -1,6 +1,6 @@
 """The contract every loss meets, checked on each ``conf/loss/*.yaml``: a new config is tested as it lands.
 
-Each loss is composed and instantiated as ``train.py`` does (Hydra, then ``ssmri.run.instantiate``,
+Each loss is composed and instantiated as ``train.py`` does (Hydra, then ``ssmri.runner.run.instantiate``,
 ``data.image_size`` resolved to 32; networks inside a loss shrunk by ``SMALLER``) and run on phantoms
 with the tiny MoDL of ``tests.helpers``. Every loss:
 
@@ -34,7 +34,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ssmri.losses import AdversarialLoss
-from ssmri.run import instantiate
+from ssmri.runner.run import instantiate
 from tests.helpers.config import compose_only, options
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import SIZE, acquisition_for, small_problem

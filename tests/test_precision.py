@@ -6,7 +6,7 @@ import torch
 from ssmri.lit.module import ReconstructionModule
 from ssmri.physics import MultiCoilMRI, SingleCoilMRI
 from ssmri.physics.acquisition import Acquisition
-from ssmri.run import train
+from ssmri.runner.run import train
 from tests.helpers.config import FAST, compose_config
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import acquisition_for, small_problem

@@ -15,8 +15,8 @@ import torch
 from ssmri.checkpoints.load import plain
 from ssmri.errors import CheckpointError, DataError
 from ssmri.physics.fft import magnitude
-from ssmri.predict import predict
-from ssmri.run import build
+from ssmri.runner.predict import predict
+from ssmri.runner.run import build
 from tests.helpers.config import FAST, compose_config
 from tests.helpers.fastmri_files import write_fastmri_multicoil_volume, write_fastmri_volume
 from tests.helpers.raw_files import write_ismrmrd
@@ -74,7 +74,7 @@ def test_phantom_reconstructions_are_the_methods_own_on_the_simulated_measuremen
     assert reconstruction.dtype == np.float32 and reconstruction.shape == (4, 32, 32)
     # The same slices through the cache eval.py tests on: the physics' masks, the test loader.
     again = compose_config(tmp_path / "again", [*PREDICT, f"ckpt_path={checkpoint}"], config_name="eval")
-    from ssmri.run import load_trained
+    from ssmri.runner.run import load_trained
 
     module, datamodule, _, _ = load_trained(again, "eval")
     datamodule.prepare_data()
@@ -288,7 +288,7 @@ def test_one_ismrmrd_file_gives_its_volume_with_the_headers_voxel_size(tmp_path)
 def test_a_volume_whose_writing_fails_leaves_none_of_its_files(tmp_path, scans, monkeypatch):
     (scans / "scan_9_broken.h5").unlink()
     cfg, folder = predict_scans(tmp_path, scans, tiny_checkpoint(tmp_path, "ssdu"))
-    from ssmri import predict as module
+    from ssmri.runner import predict as module
 
     original = module.write_montage
 

@@ -13,8 +13,8 @@ from ssmri.data.sources import ImageSource
 from ssmri.errors import ConfigError, DataError, DiskError
 from ssmri.evaluation.metrics import check_metrics
 from ssmri.physics import SingleCoilMRI
-from ssmri.run import train
-from ssmri.validation import check_config
+from ssmri.runner.run import train
+from ssmri.runner.validation import check_config
 from tests.helpers.config import FAST, compose_config, compose_only, options
 from tests.helpers.faults import small_tmpfs
 

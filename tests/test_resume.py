@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ssmri.losses import MCLoss
-from ssmri.run import train
+from ssmri.runner.run import train
 from tests.helpers.config import FAST, compose_config
 
 # 16 training images in batches of 2: 8 batches per epoch, so batch 11 is mid-way through epoch 2.

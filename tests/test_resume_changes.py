@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ssmri.errors import ConfigError, is_user_error, one_line
-from ssmri.run import train
+from ssmri.runner.run import train
 from tests.helpers.config import FAST, compose_config
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ssmri.lit.selection_checkpoints import SelectionCheckpoints
-from ssmri.run import train
+from ssmri.runner.run import train
 from tests.helpers.config import FAST, compose_config
 
 # No validation after the resume: every rule's pick is then one made before the move, which is

@@ -5,7 +5,7 @@ import torch
 
 from ssmri.data import KspaceDataset, MRIDataModule, PhantomImages
 from ssmri.physics import Acquisition, MultiCoilMRI, SingleCoilMRI
-from ssmri.run import instantiate
+from ssmri.runner.run import instantiate
 from tests.helpers.config import compose_only
 from tests.helpers.models import tiny_model
 from tests.helpers.problems import SIZE

@@ -11,7 +11,7 @@ from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.evaluation.selection_rules import Selection
 from ssmri.losses.base import LossOutput
 from ssmri.losses.consistency import MCLoss
-from ssmri.run import train
+from ssmri.runner.run import train
 from tests.helpers.config import FAST, compose_config
 
 # Validation objective per epoch (1-based): lowest at epoch 2, while the last epoch is 4.

@@ -9,7 +9,7 @@ from omegaconf import open_dict
 
 from ssmri.data import BrainTemplateSlices, FastMRISingleCoilFiles, FastMRISliceTensor, PhantomImages
 from ssmri.data.sources import MissingSample
-from ssmri.run import build, train
+from ssmri.runner.run import build, train
 from tests.helpers.config import FAST, compose_config
 from tests.helpers.fastmri_files import write_fastmri_volume, write_slice_tensor
 

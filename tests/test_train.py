@@ -11,8 +11,8 @@ import h5py
 import pytest
 from omegaconf import open_dict
 
-from ssmri.preflight import checkpoint_files
-from ssmri.run import build, build_trainer, evaluate, train
+from ssmri.runner.preflight import checkpoint_files
+from ssmri.runner.run import build, build_trainer, evaluate, train
 from tests.helpers.config import FAST, compose_config
 
 ROOT = Path(__file__).parents[1]

@@ -11,7 +11,7 @@ from ssmri.checkpoints.load import plain
 from ssmri.checkpoints.resume import recorded_config
 from ssmri.checkpoints.trusted_targets import GROUPS, UntrustedTarget, check_hyper_parameters
 from ssmri.errors import CheckpointError
-from ssmri.run import build, evaluate, train
+from ssmri.runner.run import build, evaluate, train
 from tests.helpers.config import FAST, compose_config, compose_only, options
 
 EVAL = FAST[:-1]  # eval.yaml has no logger group

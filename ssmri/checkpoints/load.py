@@ -51,6 +51,16 @@ LEGACY_TARGETS: dict[str, str] = {
     "ssmri.selection.": "ssmri.evaluation.selection_rules.",
     "ssmri.evaluate.": "ssmri.evaluation.folders.",
     "ssmri.lit.selection.": "ssmri.lit.selection_checkpoints.",
+    # The job runner, once top-level modules; a run's hydra.yaml names its output-folder callback.
+    "ssmri.validation.open_hdf5": "ssmri.data.checks.open_hdf5",
+    "ssmri.validation.check_images": "ssmri.data.checks.check_images",
+    "ssmri.validation.": "ssmri.runner.validation.",
+    "ssmri.run.": "ssmri.runner.run.",
+    "ssmri.cli.": "ssmri.runner.cli.",
+    "ssmri.distributed.": "ssmri.runner.distributed.",
+    "ssmri.resolvers.": "ssmri.runner.resolvers.",
+    "ssmri.preflight.": "ssmri.runner.preflight.",
+    "ssmri.predict.": "ssmri.runner.predict.",
 }
 
 

@@ -22,6 +22,7 @@ from ssmri.data.cache import (
     config_hash,
     write_cache,
 )
+from ssmri.data.checks import check_images
 from ssmri.data.kspace_dataset import KspaceDataset
 from ssmri.data.sampler import ResumableSampler
 from ssmri.data.sources import SPLITS, DataSource, MeasuredSlices
@@ -30,7 +31,6 @@ from ssmri.physics.acquisition import Acquisition
 from ssmri.physics.measured_law import MeasuredMaskLaw
 from ssmri.physics.operator import SingleCoilMRI
 from ssmri.seeding import seeded_rng
-from ssmri.validation import check_images
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssmri.data.checks import open_hdf5
 from ssmri.data.sources import (
     ImageSource,
     MeasuredSlices,
@@ -27,7 +28,6 @@ from ssmri.data.sources import (
 )
 from ssmri.errors import DataError
 from ssmri.physics.fft import ifft2c
-from ssmri.validation import open_hdf5
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from ssmri.atomic import write_json
+from ssmri.data.checks import open_hdf5
 from ssmri.errors import DataError, is_user_error, one_line
 from ssmri.evaluation.conventions import aggregate
 from ssmri.evaluation.metrics import PerImageQuality, check_metrics
 from ssmri.report import write_per_image
-from ssmri.validation import open_hdf5
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ssmri.distributed import job_scope
 from ssmri.errors import is_user_error, one_line
 from ssmri.report import write_json
+from ssmri.runner.distributed import job_scope
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class WritableOutputFolder(Callback):
         self._check(config, "hydra.sweep.dir")
 
     def _check(self, config: DictConfig, key: str) -> None:
-        from ssmri.preflight import check_writable
+        from ssmri.runner.preflight import check_writable
 
         HydraConfig.instance().set_config(config)  # its run.dir names the loss via ${hydra:...}
         try:
@@ -92,10 +92,10 @@ class WritableOutputFolder(Callback):
             _exit_with_one_line(error)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://ssmri.conf", config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
     _log_each_line_once()
-    from ssmri.run import train
+    from ssmri.runner.run import train
 
     try:
         with job_scope(cfg):
@@ -110,10 +110,10 @@ def train_main(cfg: DictConfig) -> float | None:
     return metrics.get(cfg.get("optimized_metric", "test/psnr"))
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path="pkg://ssmri.conf", config_name="eval")
 def eval_main(cfg: DictConfig) -> None:
     _log_each_line_once()
-    from ssmri.run import evaluate
+    from ssmri.runner.run import evaluate
 
     try:
         with job_scope(cfg):
@@ -124,10 +124,10 @@ def eval_main(cfg: DictConfig) -> None:
         _close_wandb()
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path="pkg://ssmri.conf", config_name="predict")
 def predict_main(cfg: DictConfig) -> None:
     _log_each_line_once()
-    from ssmri.predict import predict
+    from ssmri.runner.predict import predict
 
     try:
         predict(cfg, method=_method())

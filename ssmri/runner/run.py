@@ -25,9 +25,9 @@ from ssmri.errors import CheckpointError
 from ssmri.evaluation.metrics import check_metrics
 from ssmri.lit.module import ReconstructionModule
 from ssmri.lit.selection_checkpoints import SelectionCheckpoints
-from ssmri.preflight import check_memory, check_run_folders
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
-from ssmri.validation import check_config
+from ssmri.runner.preflight import check_memory, check_run_folders
+from ssmri.runner.validation import check_config
 
 log = logging.getLogger(__name__)
 

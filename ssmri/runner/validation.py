@@ -6,7 +6,7 @@ constructor declares ``int`` or ``float`` must be one (``data.image_size=32.5`` 
 ``seed`` is an integer, Lightning's epoch and step limits are at least -1, and each torch
 optimiser is built once on a dummy parameter so that torch's own range checks (``lr >= 0``,
 betas in [0, 1), ...) fail here, naming the key, rather than after the data is simulated.
-:func:`check_images` refuses images without signal.
+What data must satisfy as it is read is checked in :mod:`ssmri.data.checks`.
 """
 
 import inspect
@@ -15,13 +15,12 @@ import types
 import typing
 from collections.abc import Iterator
 
-import h5py
 import torch
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from ssmri.errors import ConfigError, DataError
+from ssmri.errors import ConfigError
 
 _NUMBERS = {int: "an integer", float: "a number"}
 # The parts of a run's config that hold its numbers (loggers and paths hold none).
@@ -117,25 +116,3 @@ def _check_optimizer(key: str, node: dict) -> None:
 
 def _optional(hint) -> bool:
     return type(None) in typing.get_args(hint)
-
-
-def check_images(images: Tensor, split: str) -> None:
-    """Refuse images whose largest magnitude is zero: PSNR and SSIM have no data range there."""
-    peaks = images.pow(2).sum(dim=1).sqrt().amax(dim=(-2, -1))
-    empty = (peaks <= 0).nonzero().flatten().tolist()
-    if empty:
-        raise DataError(
-            f"data.images: {len(empty)} {split} image(s) are all zero (indices {empty[:5]}); an "
-            f"image without signal has no PSNR/SSIM. Remove those slices from the data"
-        )
-
-
-def open_hdf5(path, key: str) -> h5py.File:
-    """``h5py.File(path, "r")``, or a :class:`DataError` naming the file and the key that led to it."""
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise DataError(
-            f"{path} is not a readable HDF5 file ({error}); remove it from the folder {key} "
-            f"names, or replace it with an intact copy"
-        ) from None

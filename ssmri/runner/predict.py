@@ -1,7 +1,7 @@
 """Reconstruct every slice of every volume a data source gives, and save the reconstructions.
 
 ``python predict.py ckpt_path=<ckpt> data=<source> data.images.root=<file or folder>``: no split
-and no target. The checkpoint is rebuilt as ``eval.py`` rebuilds it (:func:`ssmri.run.load_trained`,
+and no target. The checkpoint is rebuilt as ``eval.py`` rebuilds it (:func:`ssmri.runner.run.load_trained`,
 with its checks), each slice is reconstructed with the method's own inference rule, and each
 volume is written under ``<run dir>/reconstructions/``:
 
@@ -64,7 +64,7 @@ def predict(cfg: DictConfig, method: str = "predict") -> Outcome:
 
     Raises :class:`DataError` naming the volumes that failed, after the others were written.
     """
-    from ssmri.run import load_trained  # the run module imports Lightning; keep this one light
+    from ssmri.runner.run import load_trained  # the run module imports Lightning; keep this one light
 
     module, datamodule, checkpoint_path, method = load_trained(cfg, method)
     output_dir = Path(cfg.paths.output_dir)
