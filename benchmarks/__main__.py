@@ -17,7 +17,7 @@ import torch
 from benchmarks import METHODS
 from benchmarks.ours import PRECISIONS
 from benchmarks.rates import device_rates
-from benchmarks.report import compare, convolution_breakdown, efficiency, write_results
+from benchmarks.report import compare_with_reference, convolution_breakdown, efficiency, write_bench_results
 from benchmarks.worker import REPO_ROOT, emit, module_command, run_worker
 
 REFERENCE_VENV_PYTHON = Path(".venv-reference") / "bin" / "python"
@@ -267,7 +267,7 @@ def main(argv=None) -> None:
                     "batch_size": batch_size,
                     "ssmri": ours,
                     "deepinv": theirs,
-                    "ratios": compare(ours, theirs),
+                    "ratios": compare_with_reference(ours, theirs),
                 }
                 rows.append(row)
                 print(f"{size}x{size} " + summary(row, rates["rate"]), flush=True)
@@ -297,7 +297,7 @@ def main(argv=None) -> None:
             "coils": args.coils,
         }
         out = output_path(args.out, size, args.sizes)
-        write_results(out, rows, rates, settings, reference_note)
+        write_bench_results(out, rows, rates, settings, reference_note)
         print(f"wrote {out}")
 
 

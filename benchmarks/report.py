@@ -76,7 +76,7 @@ def convolution_breakdown(row: dict, rate: float) -> tuple[float, float] | None:
     return share, row["conv_gflop"] * 1e9 / (row["conv_seconds"] * rate)
 
 
-def compare(ours: dict, theirs: dict | None) -> dict:
+def compare_with_reference(ours: dict, theirs: dict | None) -> dict:
     """Ratios of one (method, batch) against DeepInverse: speedup and memory ratio."""
     if not theirs or "error" in theirs or "error" in ours:
         return {}
@@ -192,7 +192,7 @@ def render(rows: list[dict], rates: dict, settings: dict, reference_note: str) -
     Args:
         rows: one dict per (method, batch): ``method``, ``batch_size``, ``ssmri`` (a worker
             result or ``{"error": ...}``), ``deepinv`` (the same, or ``None`` when skipped)
-            and ``ratios`` (:func:`compare`).
+            and ``ratios`` (:func:`compare_with_reference`).
         rates: :func:`matmul_rates`.
         settings: ``size``, ``steps``, ``warmup``, ``threads``.
         reference_note: how the DeepInverse side ran, or why it did not.
@@ -368,7 +368,9 @@ def multicoil_lines(multicoil: list[dict], single: list[dict]) -> list[str]:
     return lines
 
 
-def write_results(path: Path, rows: list[dict], rates: dict, settings: dict, reference_note: str) -> None:
+def write_bench_results(
+    path: Path, rows: list[dict], rates: dict, settings: dict, reference_note: str
+) -> None:
     """``results.md`` at ``path`` and the raw rows beside it as ``<stem>.json`` (git-ignored)."""
     write_text(path, render(rows, rates, settings, reference_note))
     raw = {"rates": rates, "settings": settings, "reference": reference_note, "rows": rows}

@@ -10,14 +10,14 @@ from benchmarks.harness import Workload, alternate
 from benchmarks.ours import interleaved_step_ratio, multicoil_overrides, run
 from benchmarks.rates import device_rates
 from benchmarks.report import (
-    compare,
+    compare_with_reference,
     convolution_breakdown,
     efficiency,
     matmul_rates,
     render,
     target_lines,
     unet_target_line,
-    write_results,
+    write_bench_results,
 )
 from benchmarks.timing import synchronizer, timed
 
@@ -47,15 +47,15 @@ def row(method: str, batch_size: int, ours: dict, theirs: dict | None) -> dict:
         "batch_size": batch_size,
         "ssmri": ours,
         "deepinv": theirs,
-        "ratios": compare(ours, theirs),
+        "ratios": compare_with_reference(ours, theirs),
     }
 
 
 def test_efficiency_is_flops_over_time_times_rate():
     assert efficiency(fake("ssmri", 0.5, 100.0, 1.0), 250e9) == pytest.approx(0.8)
     ours, theirs = fake("ssmri", 0.2, 100.0, 1.0, 8), fake("deepinv", 0.4, 100.0, 2.0, 8)
-    assert compare(ours, theirs) == pytest.approx({"speedup": 2.0, "memory_ratio": 0.5})
-    assert compare(ours, None) == {} and compare(ours, {"error": "boom"}) == {}
+    assert compare_with_reference(ours, theirs) == pytest.approx({"speedup": 2.0, "memory_ratio": 0.5})
+    assert compare_with_reference(ours, None) == {} and compare_with_reference(ours, {"error": "boom"}) == {}
 
 
 def test_convolution_breakdown_splits_the_step():
@@ -98,7 +98,7 @@ def test_table_with_and_without_the_reference(tmp_path):
         row("uair", 1, {"error": "RuntimeError: boom"}, {"error": "ValueError: no"}),
     ]
     path = tmp_path / "bench" / "results.md"
-    write_results(path, rows, RATES, SETTINGS, "the reference venv.")
+    write_bench_results(path, rows, RATES, SETTINGS, "the reference venv.")
     text = path.read_text()
     assert "230 GFLOP/s" in text and "500 GFLOP/s" in text  # both rates, the higher used
     ours_cells = "| sup | 1 | 4.00 | 250 | 110.0 | 88 % | – | – | 40.0 | 1.00 |"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ssmri.report import write_json, write_per_image, write_results
+from ssmri.report import write_json, write_per_image, write_sweep_results
 from ssmri.report.bootstrap import bootstrap_rank_correlations, interval_note
 
 PUBLISHED = {"a": 3.0, "b": 2.0, "c": 1.0}
@@ -109,7 +109,7 @@ def test_the_sweep_report_shows_the_interval_beside_the_correlations(tmp_path):
                 "scenario": "noiseless",
             },
         )
-    write_results(tmp_path)
+    write_sweep_results(tmp_path)
     table = (tmp_path / "results.md").read_text()
     assert "Spearman ρ = 1.00" in table
     assert "over the 3 test images (2000 paired resamples, seed 0): ρ in [1.00, 1.00]" in table

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssmri.report import write_json, write_per_image, write_results
+from ssmri.report import write_json, write_per_image, write_sweep_results
 from ssmri.report.leaderboard import (
     average_ranks,
-    compare,
+    compare_with_leaderboard,
     kendall_tau_b,
     load_leaderboard,
     published,
@@ -61,7 +61,7 @@ def test_rank_correlations_of_identical_and_reversed_orders():
 
 
 def test_the_cpu_sweep_of_the_readme_gives_rho_094_against_the_published_noiseless_order():
-    comparison = compare(CPU_SWEEP, "noiseless")
+    comparison = compare_with_leaderboard(CPU_SWEEP, "noiseless")
     # Diffeo-EI is ssmri's own method, not on the leaderboard: the 11 others are compared.
     assert "diffeo_ei" not in comparison["methods"] and len(comparison["methods"]) == 11
     assert comparison["spearman"] == pytest.approx(103 / 110)  # 0.936..., 0.94 to two places
@@ -117,7 +117,7 @@ def fake_job(
 def test_a_scenario_sweep_gets_the_published_column_and_correlations(tmp_path):
     for i, (method, psnr) in enumerate(CPU_SWEEP.items()):
         fake_job(tmp_path, f"{i}-{method}", method, psnr, "noiseless")
-    rows = write_results(tmp_path)
+    rows = write_sweep_results(tmp_path)
     by_method = {r["method"]: r for r in rows}
     assert by_method["mo_ei"]["published_psnr"] == 32.14 and "published_psnr" not in by_method["diffeo_ei"]
     table = (tmp_path / "results.md").read_text()
@@ -130,7 +130,7 @@ def test_a_scenario_sweep_gets_the_published_column_and_correlations(tmp_path):
 def test_a_sweep_outside_the_scenarios_has_no_published_column(tmp_path):
     fake_job(tmp_path, "0-mc", "mc", 21.0, None)
     fake_job(tmp_path, "1-ei", "ei", 27.0, None)
-    write_results(tmp_path)
+    write_sweep_results(tmp_path)
     assert "published PSNR" not in (tmp_path / "results.md").read_text()
 
 
@@ -138,14 +138,14 @@ def test_mixed_scenarios_are_refused(tmp_path):
     fake_job(tmp_path, "0-mc", "mc", 21.0, "noiseless")
     fake_job(tmp_path, "1-mc", "mc", 22.0, "noisy")
     with pytest.raises(ValueError, match="mixes SSIBench scenarios"):
-        write_results(tmp_path)
+        write_sweep_results(tmp_path)
 
 
 def test_the_sweep_summary_run_goes_to_wandb_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     for i, (method, psnr) in enumerate(CPU_SWEEP.items()):
         fake_job(tmp_path, f"{i}-{method}", method, psnr, "noiseless")
-    write_results(tmp_path, wandb_mode="offline")
+    write_sweep_results(tmp_path, wandb_mode="offline")
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     (records,) = run_dir.glob("run-*.wandb")
     data = records.read_bytes()
@@ -175,7 +175,7 @@ def test_a_sweep_over_a_second_key_correlates_each_setting_apart(tmp_path):
                 overrides=["scenario=noiseless", f"loss={method}", f"model.denoiser.base_features={width}"],
             )
             number += 1
-    rows = write_results(tmp_path, wandb_mode=None)
+    rows = write_sweep_results(tmp_path, wandb_mode=None)
     assert len(rows) == 8 and all(r["published_psnr"] for r in rows)
     table = (tmp_path / "results.md").read_text()
     for width, rho in (("32", "1.00"), ("64", "-1.00")):

@@ -15,7 +15,7 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from ssmri.report import SweepReport, paired_sign_flip_test, write_json, write_per_image, write_results
+from ssmri.report import SweepReport, paired_sign_flip_test, write_json, write_per_image, write_sweep_results
 
 ROOT = Path(__file__).parents[1]
 
@@ -73,7 +73,7 @@ def test_table_recomputes_the_numbers_from_per_image_results(tmp_path):
     failed.mkdir()
     failure = {"loss": "vortex", "seed": 0, "error": "Traceback\nValueError: boom"}
     write_json(failed / "failed.json", failure)
-    rows = write_results(tmp_path)
+    rows = write_sweep_results(tmp_path)
     assert [r["method"] for r in rows] == ["sup", "ei", "mc", "vortex"]
     ei = rows[1]
     per_image = [28.5, 29.5, 30.5, 29.5]  # mean over the two seeds, image by image
@@ -207,7 +207,7 @@ def test_one_sweep_gives_oracle_and_ground_truth_free_selection_side_by_side(tmp
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         metrics.update(rules=rules, selection=rules["val_loss"], metrics_convention="fastmri")
         write_json(tmp_path / name / "metrics.json", metrics)
-    write_results(tmp_path)
+    write_sweep_results(tmp_path)
     table = (tmp_path / "results.md").read_text()
     assert table.startswith("Selection: val_loss; metric convention: fastmri")
     assert "metric convention: fastmri" in table.split("Selection rules side by side")[1]
@@ -258,7 +258,7 @@ def test_a_row_is_one_configuration_and_seed_spread_is_across_seeds_only(tmp_pat
                 tmp_path / name / "samples.pt",
             )
             number += 1
-    rows = write_results(tmp_path)
+    rows = write_sweep_results(tmp_path)
     assert [(r["method"], r["setting"]) for r in rows] == [
         ("sup", {"physics.acceleration": "2"}),
         ("mc", {"physics.acceleration": "2"}),
@@ -307,7 +307,7 @@ def test_a_swept_group_choice_and_two_keys_each_get_a_column(tmp_path):
         [30.0, 31.0],  # the seed, not a setting of its own
         overrides=["splitter=gaussian", "loss=ssdu", "++model.denoiser.base_features=32", "seed=1"],
     )
-    rows = write_results(tmp_path)
+    rows = write_sweep_results(tmp_path)
     assert [tuple(r["setting"].values()) for r in rows] == [
         ("gaussian", "32"),
         ("gaussian", "64"),
@@ -321,7 +321,7 @@ def test_a_swept_group_choice_and_two_keys_each_get_a_column(tmp_path):
 def test_jobs_that_repeat_a_seed_in_one_setting_are_flagged(tmp_path):
     fake_job(tmp_path, "0-mc-s0", "mc", 0, [20.0, 21.0], overrides=["loss=mc"])
     fake_job(tmp_path, "1-mc-s0", "mc", 0, [22.0, 23.0], overrides=["loss=mc"])
-    write_results(tmp_path)
+    write_sweep_results(tmp_path)
     assert "has seed [0] in more than one job (0-mc-s0, 1-mc-s0)" in (tmp_path / "results.md").read_text()
 
 
@@ -332,7 +332,7 @@ def test_a_failed_job_is_named_with_its_overrides_and_error_beside_its_row(tmp_p
     write_overrides(failed, ["loss=mc", "seed=1"])
     trace = "Traceback:\n  File x\nValueError: physics.acceleration must lie in [1, 32]"
     write_json(failed / "failed.json", {"loss": "mc", "seed": 1, "error": trace})
-    (row,) = write_results(tmp_path)
+    (row,) = write_sweep_results(tmp_path)
     assert row["seeds"] == 1 and row["failed"] == 1
     assert row["error"] == "1-mc-s1: ValueError: physics.acceleration must lie in [1, 32]"
     table = (tmp_path / "results.md").read_text()
@@ -395,7 +395,7 @@ def test_non_finite_results_are_failures_never_table_numbers(tmp_path):
     metrics.write_text(metrics.read_text().replace('"test/psnr": 20.5', '"test/psnr": NaN'))
     table = tmp_path / "1-ei-s0" / "test_per_image.csv"
     table.write_text(table.read_text().replace("21.000000", "-inf", 1))
-    rows = write_results(tmp_path)
+    rows = write_sweep_results(tmp_path)
     errors = {r["method"]: r["error"] for r in rows}
     assert "psnr" not in rows[0] and "psnr" not in rows[1]
     assert errors["mc"] == (
@@ -410,5 +410,5 @@ def test_a_failed_jobs_one_line_message_is_preferred_to_its_tracebacks_last_line
     trace = "Traceback:\n  File x\nssmri.errors.DataError: sample 3 is in train and test\nremove it from one"
     message = "DataError: sample 3 is in train and test; remove it from one"
     write_json(failed / "failed.json", {"loss": "mc", "seed": 0, "error": trace, "message": message})
-    (row,) = write_results(tmp_path)
+    (row,) = write_sweep_results(tmp_path)
     assert row["error"] == "0-mc-s0: DataError: sample 3 is in train and test; remove it from one"

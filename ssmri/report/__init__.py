@@ -6,7 +6,7 @@
 from ssmri.atomic import atomic_write, write_json, write_text
 from ssmri.report.figures import save_curves, save_samples, save_sweep_samples
 from ssmri.report.run_outputs import read_per_image, save_tensors, write_per_image
-from ssmri.report.sweep import SweepReport, paired_sign_flip_test, summarise, write_results
+from ssmri.report.sweep import SweepReport, paired_sign_flip_test, summarise_sweep, write_sweep_results
 
 __all__ = [
     "SweepReport",
@@ -17,9 +17,9 @@ __all__ = [
     "save_samples",
     "save_sweep_samples",
     "save_tensors",
-    "summarise",
+    "summarise_sweep",
     "write_json",
     "write_per_image",
-    "write_results",
+    "write_sweep_results",
     "write_text",
 ]

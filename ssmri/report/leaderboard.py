@@ -88,7 +88,7 @@ def _check_pairs(a, b) -> None:
         raise ValueError(f"rank correlation needs at least 2 pairs, got {len(a)}")
 
 
-def compare(psnr: dict[str, float], scenario: str) -> dict:
+def compare_with_leaderboard(psnr: dict[str, float], scenario: str) -> dict:
     """The sweep's ``{method: PSNR}`` against the published order of ``scenario``.
 
     Returns ``{"scenario", "methods" (both have, sorted), "spearman", "kendall_tau_b",

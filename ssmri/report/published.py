@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ssmri.atomic import atomic_write  # noqa: E402
-from ssmri.report.leaderboard import compare, load_leaderboard  # noqa: E402
+from ssmri.report.leaderboard import compare_with_leaderboard, load_leaderboard  # noqa: E402
 
 
 def sweep_scenario(jobs) -> str | None:
@@ -26,8 +26,9 @@ def sweep_scenario(jobs) -> str | None:
 
 
 def annotate(rows: list[dict], scenario: str) -> dict:
-    """Add ``published_psnr`` to the rows the leaderboard has; returns :func:`compare`'s result."""
-    comparison = compare({r["method"]: r["psnr"] for r in rows if "psnr" in r}, scenario)
+    """Add ``published_psnr`` to the rows the leaderboard has; returns
+    :func:`compare_with_leaderboard`'s result."""
+    comparison = compare_with_leaderboard({r["method"]: r["psnr"] for r in rows if "psnr" in r}, scenario)
     for row in rows:
         if row["method"] in comparison["published"]:
             row["published_psnr"] = comparison["published"][row["method"]]
@@ -54,7 +55,8 @@ def note(comparison: dict, source: bool = True) -> str:
 def save_comparison(rows: list[dict], comparisons: list[dict], path: Path) -> None:
     """Each row's PSNR against the published PSNR, one series per setting (else a bar chart).
 
-    ``comparisons``: :func:`compare`'s results, each with its ``setting`` label and its ``rows``.
+    ``comparisons``: :func:`compare_with_leaderboard`'s results, each with its ``setting`` label
+    and its ``rows``.
     """
     done = [r for r in rows if "psnr" in r]
     figure, axis = plt.subplots(figsize=(6, 5))

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ssmri.atomic import atomic_write, write_text  # noqa: E402
 from ssmri.report.leaderboard import kendall_tau_b  # noqa: E402
 from ssmri.report.published import sweep_scenario  # noqa: E402
-from ssmri.report.sweep import collect, summarise  # noqa: E402
+from ssmri.report.sweep import collect, summarise_sweep  # noqa: E402
 
 # The stability rule: PSNRs closer than this are not an order.
 TIE_DB = 0.2
@@ -38,7 +38,7 @@ def scenario_psnr(sweep_dir: Path) -> tuple[str, dict[str, float]]:
             "run with scenario=<name> (make sweep SCENARIO=<name>)"
         )
     psnr: dict[str, float] = {}
-    for row in summarise(jobs):
+    for row in summarise_sweep(jobs):
         if row["method"] in psnr and "psnr" in row:
             raise ValueError(
                 f"{sweep_dir}: method {row['method']} has more than one setting "

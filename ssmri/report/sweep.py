@@ -34,8 +34,8 @@ __all__ = [
     "collect",
     "main",
     "paired_sign_flip_test",
-    "summarise",
-    "write_results",
+    "summarise_sweep",
+    "write_sweep_results",
 ]
 
 
@@ -58,7 +58,7 @@ def _std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarise(jobs: list[Job], keys: list[str] | None = None) -> list[dict]:
+def summarise_sweep(jobs: list[Job], keys: list[str] | None = None) -> list[dict]:
     """One row per configuration: the method and its ``setting`` (``{key: value}`` of the swept
     ``keys``, by default :func:`swept_keys`). Settings come in the sweep's order, rows by PSNR
     within a setting (failed rows last); gap to sup and p compare rows of one setting."""
@@ -142,7 +142,9 @@ def _selection_label(rule: str) -> str:
     return label(rule)
 
 
-def write_results(sweep_dir: Path, wandb_mode: str | None = None, out_dir: Path | None = None) -> list[dict]:
+def write_sweep_results(
+    sweep_dir: Path, wandb_mode: str | None = None, out_dir: Path | None = None
+) -> list[dict]:
     """Write ``results.csv``, ``results.md`` and the figures of ``sweep_dir`` (into ``out_dir``,
     by default the sweep folder itself); returns the rows.
 
@@ -154,7 +156,7 @@ def write_results(sweep_dir: Path, wandb_mode: str | None = None, out_dir: Path 
     out = Path(out_dir) if out_dir is not None else sweep_dir
     jobs = collect(sweep_dir)
     keys = swept_keys(jobs)
-    rows = summarise(jobs, keys)
+    rows = summarise_sweep(jobs, keys)
     by_setting = _jobs_by_setting(jobs, keys)
     comparisons = []
     for setting, setting_jobs in by_setting.items():
@@ -242,7 +244,7 @@ class SweepReport(Callback):
         if not sweep_dir.is_dir():
             return
         try:
-            rows = write_results(sweep_dir, wandb_mode=_wandb_mode(config))
+            rows = write_sweep_results(sweep_dir, wandb_mode=_wandb_mode(config))
         except Exception as error:  # Hydra would turn it into a warning and exit 0
             raise SystemExit(
                 f"error: the results table of {sweep_dir} could not be written: {error}"
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: sweep directory {args.sweep_dir} does not exist")
     out = args.out if args.out is not None else args.sweep_dir
     try:
-        rows = write_results(args.sweep_dir, out_dir=out)
+        rows = write_sweep_results(args.sweep_dir, out_dir=out)
     except (ValueError, OSError) as error:  # e.g. a setting that mixes SSIBench scenarios
         raise SystemExit(f"error: {error}") from None
     print((out / "results.md").read_text())
