@@ -102,13 +102,21 @@ def test_paths_come_from_the_hydra_output_directory(tmp_path):
 
 
 @pytest.mark.parametrize("scenario", ["noiseless", "noisy", "single", "multicoil"])
-def test_the_ssibench_preset_composes_with_a_scenario_as_its_older_per_scenario_names_did(scenario):
-    for loss in ("ssdu", "weighted_ssdu", "noise2inverse"):
-        new = compose_only(["experiment=ssibench", f"scenario={scenario}", f"loss={loss}"])
-        assert new == compose_only([f"experiment=ssibench_{scenario}", f"loss={loss}"]), loss
-        assert new.scenario.name == scenario and new.data.image_size == 320
+def test_a_scenario_is_the_same_under_either_protocol_and_leaves_the_budget(scenario):
+    gpu = compose_only(["experiment=ssibench", f"scenario={scenario}"])
     cpu = compose_only(["experiment=cpu_quick", f"scenario={scenario}"])
-    assert cpu.data.image_size == 64 and cpu.scenario.name == scenario  # the scenario leaves the budget
+    assert gpu.scenario.name == scenario
+    for key in ("scenario", "splitter", "weighted_splitter"):
+        assert gpu[key] == cpu[key], key
+    gpu_physics, cpu_physics = (OmegaConf.to_container(c.physics, resolve=True) for c in (gpu, cpu))
+    budget = {"image_size", "acceleration"}
+    assert {k: v for k, v in gpu_physics.items() if k not in budget} == {
+        k: v for k, v in cpu_physics.items() if k not in budget
+    }
+    # Each preset keeps its own image size, acceleration, batch and trainer.
+    assert (gpu.data.image_size, gpu.physics.acceleration, gpu.data.batch_size) == (320, 6, 4)
+    assert (cpu.data.image_size, cpu.physics.acceleration) == (64, 4)
+    assert (gpu.trainer.accelerator, cpu.trainer.accelerator) == ("gpu", "cpu")
 
 
 def test_the_ssibench_preset_without_a_scenario_is_the_noiseless_one():

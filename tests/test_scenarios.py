@@ -24,7 +24,7 @@ NEW = [
 
 @pytest.mark.parametrize("scenario", ["noiseless", "noisy", "single", "multicoil"])
 def test_presets_and_cpu_scenarios_compose(scenario):
-    gpu = compose_only([f"experiment=ssibench_{scenario}", "loss=noise2inverse"])
+    gpu = compose_only(["experiment=ssibench", f"scenario={scenario}", "loss=noise2inverse"])
     assert gpu.data.image_size == 320 and gpu.data.batch_size == 4 and gpu.physics.acceleration == 6
     assert gpu.model.denoiser.scales == 4 and gpu.model.denoiser.batch_norm is False
     loss = instantiate(gpu.loss)

@@ -19,7 +19,7 @@ def noise_level(physics, method: str) -> float:
         raise ValueError(
             f"loss={method} models Gaussian measurement noise and reads its level from "
             f"physics.noise_std, which is {sigma:g}: run it on noisy physics, e.g. "
-            "physics.noise_std=0.1 (experiment=ssibench_noisy)"
+            "physics.noise_std=0.1 (scenario=noisy)"
         )
     return sigma
 
