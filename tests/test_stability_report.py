@@ -150,6 +150,16 @@ def test_bad_input_is_named(tmp_path):
     assert math.isnan(bootstrap_tau({"a": [1.0], "b": [1.0]}, {"a": [2.0], "b": [2.0]}).point)
 
 
+def test_methods_tied_at_both_budgets_have_no_tau_and_no_verdict_but_a_report(tmp_path):
+    folders = [
+        fake_sweep(tmp_path / "a", "noiseless", 2, {"sup": 15.28, "mc": 15.28}),
+        fake_sweep(tmp_path / "b", "noiseless", 4, {"sup": 15.31, "mc": 15.27}),
+    ]
+    main([str(f) for f in folders] + ["--out", str(tmp_path / "out")])
+    assert "No budget is stable" in (tmp_path / "out" / "stability.md").read_text()
+    assert (tmp_path / "out" / "stability.png").stat().st_size > 0
+
+
 def test_an_adversarial_method_counting_two_optimiser_steps_per_batch_shares_its_budget(tmp_path):
     low = fake_sweep(tmp_path / "low", "noiseless", 84, {"sup": 30, "adversarial": 20})
     high = fake_sweep(tmp_path / "high", "noiseless", 168, {"sup": 31, "adversarial": 21})

@@ -273,7 +273,7 @@ def save_figure(report: dict, path: Path, threshold: float = THRESHOLD) -> None:
     )
     axes = axes[0]
     for scenario in scenarios:
-        pairs = [p for p in report["pairs"] if p.scenario == scenario]
+        pairs = [p for p in report["pairs"] if p.scenario == scenario and not math.isnan(p.tau.point)]
         if not pairs:
             continue
         x = [p.steps for p in pairs]
@@ -284,11 +284,14 @@ def save_figure(report: dict, path: Path, threshold: float = THRESHOLD) -> None:
         ]
         axes[0].errorbar(x, y, yerr=error, marker="o", capsize=3, label=scenario)
     axes[0].axhline(threshold, color="grey", linestyle="--", linewidth=1)
+    budgets = [p.steps for p in report["pairs"]]
+    axes[0].set_xlim(min(budgets) / 1.4, max(budgets) * 1.4)
     axes[0].set_xscale("log", base=2)
     axes[0].set_xlabel("budget B (steps)")
     axes[0].set_ylabel("Kendall τ-b, B against the next budget")
     axes[0].set_ylim(-1.05, 1.05)
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
     for ax, scenario in zip(axes[1:], scenarios):
         ladder = report["sweeps"][scenario]
         for m in sorted({m for s in ladder for m in s.per_image}):
