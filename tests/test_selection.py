@@ -63,6 +63,26 @@ def test_each_rule_picks_the_epoch_it_should(tmp_path, monkeypatch):
     assert json.loads((run / "metrics.json").read_text())["selection"]["epoch"] == 2
 
 
+def test_rules_that_pick_one_epoch_are_tested_once(tmp_path, monkeypatch):
+    import ssmri.runner.run as run
+
+    monkeypatch.setitem(SCRIPT, 4, 0.5)  # the objective's best is the last epoch: val_loss = last
+    tested = []
+    original = run.test_metrics
+
+    def counting(trainer, module, datamodule, ckpt_path):
+        tested.append(ckpt_path)
+        return original(trainer, module, datamodule, ckpt_path)
+
+    monkeypatch.setattr(run, "test_metrics", counting)
+    metrics = scripted_run(tmp_path, monkeypatch)
+    rules = metrics["rules"]
+    assert rules["val_loss"]["epoch"] == rules["last"]["epoch"] == 4
+    assert len(tested) == 1 + (rules["val_psnr"]["epoch"] != 4)
+    assert rules["last"]["test/psnr"] == metrics["test/psnr"]
+    assert rules["last"]["checkpoint"] != rules["val_loss"]["checkpoint"]  # each rule keeps its own record
+
+
 def test_adversarial_methods_fall_back_to_last_and_say_so():
     from ssmri.losses import UAIRLoss, UnsupervisedAdversarialLoss
 

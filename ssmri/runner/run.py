@@ -113,8 +113,13 @@ def test_and_report(
     extra: dict,
     title: str,
     rules: dict | None = None,
+    same_as_configured: list[str] = (),
 ) -> dict:
-    """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``."""
+    """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``.
+
+    ``rules`` are the other selection rules' picks with their test numbers; those named in
+    ``same_as_configured`` picked the configured rule's epoch and take its numbers.
+    """
     metrics = {**test_metrics(trainer, module, datamodule, ckpt_path), **extra}
     results = module.test_results
     metrics["metrics_convention"] = module.metric_convention
@@ -126,6 +131,7 @@ def test_and_report(
     metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
     if rules is not None:  # every rule's test numbers, the configured one's included
         configured = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        rules = {r: {**v, **configured} if r in same_as_configured else v for r, v in rules.items()}
         metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured}, **rules}
     check_metrics(metrics)
     if trainer.is_global_zero:
@@ -235,9 +241,21 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     # (older) hpc checkpoint instead of the weights in memory.
     selector = next((c for c in trainer.callbacks if isinstance(c, SelectionCheckpoints)), None)
     picks = selector.picks(trainer) if selector is not None else []
+    # Every other rule's pick is tested first; the configured rule's is reported. Rules that
+    # picked one epoch picked one set of weights, which is tested once.
+    tested: dict[int, dict] = {}
+    same_as_configured = []
     rules = {}
-    for pick in picks[1:]:  # every other rule's pick first; the configured rule's is reported
-        rules[pick.choice.rule] = {**pick.as_dict(), **test_metrics(trainer, module, datamodule, pick.path)}
+    for pick in picks[1:]:
+        if pick.epoch is not None and pick.epoch == picks[0].epoch:
+            same_as_configured.append(pick.choice.rule)
+            rules[pick.choice.rule] = pick.as_dict()  # its test numbers are the configured rule's
+            continue
+        if pick.epoch is None or pick.epoch not in tested:
+            result = test_metrics(trainer, module, datamodule, pick.path)
+            if pick.epoch is not None:
+                tested[pick.epoch] = result
+        rules[pick.choice.rule] = {**pick.as_dict(), **(result if pick.epoch is None else tested[pick.epoch])}
     if picks:
         selection = picks[0].as_dict()
     else:
@@ -281,6 +299,7 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
         extra,
         title,
         rules=rules,
+        same_as_configured=same_as_configured,
     )
     if not metrics["ground_truth"]:
         log.info(
