@@ -1,7 +1,11 @@
 """Small ISMRMRD raw-data files written through the ``ismrmrd`` package, as a scanner would."""
 
+from pathlib import Path
+
 import ismrmrd
 import numpy as np
+
+from tests.helpers.fastmri_files import write_fastmri_multicoil_volume
 
 _HEADER = """<?xml version="1.0" encoding="utf-8"?>
 <ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
@@ -74,3 +78,22 @@ def write_ismrmrd(
         number, column, data = repeat
         dataset.append_acquisition(acquisition(data, int(column) - width // 2 + centre, number))
     dataset.close()
+
+
+def write_scan_folder(root, scans: int = 3, width: int = 40) -> None:
+    """``scans`` 2-slice 4-coil scans in ``root`` that ``data=ismrmrd`` reads with its defaults at
+    ``data.image_size=32``: readout oversampled 2x (64 samples for a 32-pixel image), ``width``
+    phase lines, every third acquired plus a fully sampled centre of 24 (the default calib_width),
+    a different offset per scan so that the masks have a law to estimate."""
+    root = Path(root)
+    full = root.parent / f"{root.name}-fully-sampled"  # beside the scans, not among them
+    for folder in (root, full):
+        folder.mkdir(parents=True, exist_ok=True)
+    for seed in range(scans):
+        kspace = write_fastmri_multicoil_volume(
+            full / f"{seed}.h5", slices=2, height=32, width=width, seed=seed
+        )
+        mask = np.zeros((2, width), bool)
+        mask[:, seed::3] = True
+        mask[:, width // 2 - 12 : width // 2 + 12] = True
+        write_ismrmrd(root / f"scan{seed}.h5", kspace * mask[:, None, None], mask, width // 2, recon_x=32)
