@@ -87,8 +87,8 @@ def bootstrap_rank_correlations(
 def interval_note(rows: list[dict], comparison: dict, draws: int = DRAWS, seed: int = SEED) -> str:
     """The markdown line under a sweep's correlations: their 95 % intervals, or why there are none.
 
-    ``rows`` are :func:`ssmri.report.sweep.summarise`'s (``per_image_psnr``: per image, the mean
-    over seeds), ``comparison`` is :func:`ssmri.report.leaderboard.compare`'s.
+    ``rows`` are :func:`ssmri.report.sweep.summarise_sweep`'s (``per_image_psnr``: per image, the mean
+    over seeds), ``comparison`` is :func:`ssmri.report.leaderboard.compare_with_leaderboard`'s.
     """
     per_image = {
         r["method"]: r["per_image_psnr"]
