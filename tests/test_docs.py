@@ -173,3 +173,68 @@ def test_every_quoted_parameter_count_is_a_model_built_from_the_config(parameter
     assert not wrong, (
         f"built from conf/: U-Net {sorted(unets)}, with MoDL's λ {sorted(totals)}; pages: {wrong}"
     )
+
+
+# --- the results pages quote the sweep reports they link to ---------------------------------------
+
+BENCH = ROOT / "docs" / "results" / "cpu_bench"
+SCENARIO_HEADINGS = {
+    "noiseless": "## Noiseless (`make sweep SCENARIO=noiseless`)",
+    "multicoil": "## Multi-coil (`make sweep SCENARIO=multicoil`)",
+    "noisy": "## Noisy (`make sweep SCENARIO=noisy`)",
+    "single": "## Single-operator (`make sweep SCENARIO=single`)",
+}
+
+
+def first_table_after(text: str, heading: str) -> dict[str, list[str]]:
+    """``{method: cells}`` of the first markdown table below ``heading``."""
+    lines = []
+    for line in text[text.index(heading) :].splitlines()[1:]:
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]  # below the header
+    return {row[0]: row[1:] for row in cells}
+
+
+def report_rows(scenario: str) -> dict[str, dict]:
+    import csv
+
+    with open(BENCH / scenario / "results.csv", newline="") as handle:
+        return {row["method"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_HEADINGS)
+def test_each_scenario_table_quotes_its_report(scenario):
+    table = first_table_after((ROOT / "docs" / "results.md").read_text(), SCENARIO_HEADINGS[scenario])
+    report = report_rows(scenario)
+    assert list(table) == list(report)  # every method, in the report's order
+    for method, cells in table.items():
+        assert cells[0].split()[0] == f"{float(report[method]['psnr']):.2f}", method
+        assert cells[1] == f"{float(report[method]['ssim']):.4f}", method
+
+
+def test_the_readme_headline_is_the_noiseless_report_and_its_correlations():
+    readme = (ROOT / "README.md").read_text()
+    table = first_table_after(readme, "## Results")
+    report = report_rows("noiseless")
+    assert {m: c[0].split()[0] for m, c in table.items()} == {
+        m: f"{float(r['psnr']):.2f}" for m, r in report.items()
+    }
+    full = (BENCH / "noiseless" / "results.md").read_text()
+    rho, tau = re.search(r"Spearman ρ = ([0-9]+\.[0-9]+), Kendall τ-b = ([0-9]+\.[0-9]+)", full).groups()
+    low, high = re.search(r"ρ in \[([0-9.]+), ([0-9.]+)\]", full).groups()
+    assert f"Spearman ρ = {rho} [{low}, {high}]" in readme and f"Kendall τ-b = {tau}" in readme
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_HEADINGS)
+def test_the_summary_quotes_each_reports_correlations_and_intervals(scenario):
+    full = (BENCH / scenario / "results.md").read_text()
+    rho, tau = re.search(r"Spearman ρ = ([0-9]+\.[0-9]+), Kendall τ-b = ([0-9]+\.[0-9]+)", full).groups()
+    rho_low, rho_high, tau_low, tau_high = re.search(
+        r"ρ in \[([0-9.]+), ([0-9.]+)\], τ-b in \[([0-9.]+), ([0-9.]+)\]", full
+    ).groups()
+    summary = first_table_after((ROOT / "docs" / "results.md").read_text(), "## Summary")
+    assert summary[scenario][1] == f"{rho} [{rho_low}, {rho_high}]"
+    assert summary[scenario][2] == f"{tau} [{tau_low}, {tau_high}]"
