@@ -4,10 +4,10 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
-from ssmri.report import write_json, write_per_image
+from ssmri.report import write_json
 from ssmri.report.scenarios import main, pair_tau, ranks, write_report
+from tests.helpers.sweeps import write_finished_job
 
 
 def fake_sweep(
@@ -15,30 +15,14 @@ def fake_sweep(
 ) -> Path:
     """One finished job per method (3 test images around its PSNR), one failed job per ``failed``."""
     for i, (method, value) in enumerate(psnr.items()):
-        job = root / f"{i}-{method}"
-        job.mkdir(parents=True)
-        values = torch.tensor([value - 1.0, value, value + 1.0])
-        write_per_image(
-            job / "test_per_image.csv",
-            {
-                "index": torch.arange(3),
-                "psnr": values,
-                "ssim": values / 40,
-                "psnr_zero_filled": torch.full_like(values, 20.0),
-            },
-        )
-        write_json(
-            job / "metrics.json",
-            {
-                "loss": method,
-                "seed": 0,
-                "test/psnr": value,
-                "test/psnr_zero_filled": 20.0,
-                "train_seconds": 1.0,
-                "num_params": 1,
-                "epochs": 1,
-                "scenario": scenario,
-            },
+        write_finished_job(
+            root / f"{i}-{method}",
+            method,
+            [value - 1.0, value, value + 1.0],
+            train_seconds=1.0,
+            num_params=1,
+            epochs=1,
+            scenario=scenario,
         )
     for k, method in enumerate(failed):
         job = root / f"{len(psnr) + k}-{method}"

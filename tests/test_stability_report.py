@@ -8,36 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssmri.report import write_json, write_per_image
+from ssmri.report import write_json
 from ssmri.report.stability import bootstrap_tau, build, main, stable_budgets, swapped_pairs
+from tests.helpers.sweeps import write_finished_job
 
 
 def fake_sweep(root: Path, scenario: str, steps: int, psnr: dict[str, float], spread: float = 1.0) -> Path:
     """One finished job per method, tested on 4 images spread around its PSNR."""
     for i, (method, value) in enumerate(psnr.items()):
-        job = root / f"{i}"
-        job.mkdir(parents=True)
-        values = torch.tensor([value - spread, value, value, value + spread], dtype=torch.float64)
-        write_per_image(
-            job / "test_per_image.csv",
-            {
-                "index": torch.arange(4),
-                "psnr": values,
-                "ssim": values / 40,
-                "psnr_zero_filled": values * 0 + 20,
-            },
-        )
-        write_json(
-            job / "metrics.json",
-            {
-                "loss": method,
-                "seed": 0,
-                "test/psnr": value,
-                "test/psnr_zero_filled": 20.0,
-                "scenario": scenario,
-                "global_step": steps,
-                "epochs": steps // 28,
-            },
+        values = [value - spread, value, value, value + spread]
+        write_finished_job(
+            root / f"{i}", method, values, scenario=scenario, global_step=steps, epochs=steps // 28
         )
     return root
 

@@ -31,8 +31,8 @@ from ssmri.atomic import atomic_write, write_text  # noqa: E402
 from ssmri.report.bootstrap import DRAWS, SEED, Interval  # noqa: E402
 from ssmri.report.jobs import collect  # noqa: E402
 from ssmri.report.leaderboard import kendall_tau_b  # noqa: E402
+from ssmri.report.scenarios import TIE_DB, ranks  # noqa: E402
 
-TIE_DB = 0.2  # PSNRs closer than this are not an order
 THRESHOLD = 0.8  # τ-b between a budget and its double that counts as the same ranking
 
 
@@ -240,7 +240,7 @@ def markdown(report: dict, threshold: float = THRESHOLD) -> str:
             + " | change over the ladder (dB) |",
             "| --- | " + " | ".join("---" for _ in ladder) + " | --- |",
         ]
-        places = [_places(s.psnr, tie_db) for s in ladder]
+        places = [ranks(s.psnr, tie_db) for s in ladder]
         for m in methods:
             cells = [f"{s.psnr[m]:.2f} ({p[m]})" if m in s.psnr else "–" for s, p in zip(ladder, places)]
             have = [s.psnr[m] for s in ladder if m in s.psnr]
@@ -248,11 +248,6 @@ def markdown(report: dict, threshold: float = THRESHOLD) -> str:
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {change} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _places(psnr: dict[str, float], tie_db: float) -> dict[str, int]:
-    """1 + the number of methods more than ``tie_db`` above."""
-    return {m: 1 + sum(other - value > tie_db for other in psnr.values()) for m, value in psnr.items()}
 
 
 def csv_text(report: dict) -> str:

@@ -243,7 +243,7 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     picks = selector.picks(trainer) if selector is not None else []
     # Every other rule's pick is tested first; the configured rule's is reported. Rules that
     # picked one epoch picked one set of weights, which is tested once.
-    tested: dict[int, dict] = {}
+    tested: dict[int | str | None, dict] = {}
     same_as_configured = []
     rules = {}
     for pick in picks[1:]:
@@ -251,11 +251,10 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
             same_as_configured.append(pick.choice.rule)
             rules[pick.choice.rule] = pick.as_dict()  # its test numbers are the configured rule's
             continue
-        if pick.epoch is None or pick.epoch not in tested:
-            result = test_metrics(trainer, module, datamodule, pick.path)
-            if pick.epoch is not None:
-                tested[pick.epoch] = result
-        rules[pick.choice.rule] = {**pick.as_dict(), **(result if pick.epoch is None else tested[pick.epoch])}
+        weights = pick.epoch if pick.epoch is not None else pick.path  # no epoch: known by its file
+        if weights not in tested:
+            tested[weights] = test_metrics(trainer, module, datamodule, pick.path)
+        rules[pick.choice.rule] = {**pick.as_dict(), **tested[weights]}
     if picks:
         selection = picks[0].as_dict()
     else:
