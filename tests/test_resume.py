@@ -1,7 +1,9 @@
 """Faults: a signal mid-epoch checkpoints and resumes exactly; a NaN loss stops with a clear error."""
 
+import csv
 import os
 import signal
+import warnings
 
 import lightning as L
 import pytest
@@ -99,3 +101,33 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 8  # the end of the first epoch, before the NaN
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
+
+
+def csv_rows(run_dir) -> list[dict]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_resumed_run_keeps_the_csv_log_of_the_run_it_continues(tmp_path):
+    # Adversarial: two optimiser steps per batch, so a cut at global_step would keep the wrong rows.
+    overrides = [
+        *SMALL,
+        "loss=adversarial",
+        "loss.discriminator.features=8",
+        "loss.discriminator.num_blocks=1",
+        "logger=csv",
+        "trainer.log_every_n_steps=1",
+    ]
+    train(compose_config(tmp_path / "straight", overrides))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interrupted_then_resumed(tmp_path, overrides, signal.SIGTERM)
+    expected = csv_rows(tmp_path / "straight" / "run")
+    got = csv_rows(tmp_path / "cut" / "run")
+    assert [row["step"] for row in got] == [row["step"] for row in expected]
+    assert got[0].keys() == expected[0].keys()
+    for want, have in zip(expected, got):
+        for column, value in want.items():
+            if value and not column.startswith("time"):
+                assert float(have[column]) == pytest.approx(float(value), abs=1e-5), (column, want["step"])
+    assert not [w for w in caught if "will be deleted" in str(w.message)]

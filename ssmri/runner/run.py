@@ -2,6 +2,7 @@
 
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -23,6 +24,7 @@ from ssmri.checkpoints.resume import ApplyOptimizerSettings, check_resume, recor
 from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import CheckpointError
 from ssmri.evaluation.metrics import check_metrics
+from ssmri.lit.csv_history import kept_history, logged_batches, quiet_deletion_warning, restore_history
 from ssmri.lit.module import ReconstructionModule
 from ssmri.lit.selection_checkpoints import SelectionCheckpoints
 from ssmri.report import save_samples, save_tensors, write_json, write_per_image
@@ -218,10 +220,11 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     check_memory(cfg)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint_path = resume_path(cfg, output_dir)
-    changes = []
+    changes, batches = [], 0
     if checkpoint_path is not None:
         checkpoint = load_checkpoint(checkpoint_path)
         changes = check_resume(cfg, checkpoint, checkpoint_path)
+        batches = logged_batches(checkpoint)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule = build(cfg, method)
     check_selection_has_truth(cfg, datamodule)
@@ -230,8 +233,12 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
         del checkpoint
     trainer = build_trainer(cfg, output_dir, [ApplyOptimizerSettings()] if changes else [])
     check_run_folders(cfg, module, datamodule, trainer, output_dir)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    # Read before the loggers open their folders: Lightning's CSV logger deletes its old log.
+    histories = kept_history(trainer.loggers) if checkpoint_path is not None else []
+    with quiet_deletion_warning() if histories else nullcontext():
+        for logger in trainer.loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        restore_history(trainer.loggers, histories, batches)
 
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path, weights_only=True)
