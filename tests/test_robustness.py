@@ -16,8 +16,10 @@ from ssmri.report.robustness import EVAL_SCRIPT, levels, main, run_grid, write_r
 ROOT = Path(__file__).parents[1]
 
 
-def fake_job(sweep: Path, name: str, method: str, trained_at: float = 4.0) -> Path:
-    """A finished job: its metrics, per-image table, recorded config and a checkpoint file."""
+def fake_job(
+    sweep: Path, name: str, method: str, trained_at: float = 4.0, selected: str = "best.ckpt"
+) -> Path:
+    """A finished job: its metrics, per-image table, recorded config and its selected checkpoint."""
     job = sweep / name
     (job / ".hydra").mkdir(parents=True)
     (job / "checkpoints").mkdir()
@@ -25,14 +27,17 @@ def fake_job(sweep: Path, name: str, method: str, trained_at: float = 4.0) -> Pa
     write_per_image(
         job / "test_per_image.csv", {"index": torch.arange(2), "psnr": values, "ssim": values / 40}
     )
+    # As a run writes it: the absolute path of the pick where the job was trained.
+    selection = {"rule": "val_loss", "checkpoint": f"/elsewhere/{name}/checkpoints/{selected}"}
     write_json(
-        job / "metrics.json", {"loss": method, "seed": 0, "test/psnr": 25.5, "test/psnr_zero_filled": 20.0}
+        job / "metrics.json",
+        {"loss": method, "seed": 0, "test/psnr": 25.5, "test/psnr_zero_filled": 20.0, "selection": selection},
     )
     (job / ".hydra" / "config.yaml").write_text(
         yaml.safe_dump({"physics": {"sampling": "gaussian", "acceleration": trained_at, "noise_std": 0.0}})
     )
-    (job / "checkpoints" / "best.ckpt").write_bytes(b"weights")
-    os.utime(job / "checkpoints" / "best.ckpt", (1_000_000, 1_000_000))
+    (job / "checkpoints" / selected).write_bytes(b"weights")
+    os.utime(job / "checkpoints" / selected, (1_000_000, 1_000_000))
     return job
 
 
@@ -108,6 +113,27 @@ def test_a_stale_or_missing_result_runs_eval_py_on_the_jobs_own_config(tmp_path)
     assert "error: out of memory" in (out / "0-sup-s0" / "R6_noise0.05" / "eval_stderr.txt").read_text()
 
 
+def test_the_checkpoint_a_job_selected_is_tested_found_in_its_own_folder(tmp_path):
+    """Adversarial methods select their last weights: their ``last.ckpt`` is tested, not skipped
+    for want of a ``best.ckpt``; a job without its selected file is named, not tested."""
+    sweep = tmp_path / "sweep"
+    fake_job(sweep, "0-adversarial-s0", "adversarial", selected="last.ckpt")
+    fake_job(sweep, "1-mc-s0", "mc")
+    (sweep / "1-mc-s0" / "checkpoints" / "best.ckpt").unlink()
+    commands = []
+
+    def record(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 1, "", "stub")
+
+    rows, problems = run_grid(sweep, tmp_path / "out", (2.0,), (0.0,), runner=record)
+    assert len(commands) == 1
+    assert (
+        f"ckpt_path='{(sweep / '0-adversarial-s0' / 'checkpoints' / 'last.ckpt').resolve()}'" in commands[0]
+    )
+    assert any("1-mc-s0: no checkpoints/best.ckpt" in line for line in problems)
+
+
 def test_bad_levels_and_folders_are_named(tmp_path):
     assert levels("2,4,4,12", "--accelerations", 1.0) == (2.0, 4.0, 12.0)
     with pytest.raises(ValueError, match="--noise '0,x': give comma-separated numbers"):
@@ -117,7 +143,7 @@ def test_bad_levels_and_folders_are_named(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         main([str(tmp_path / "nowhere")])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="no finished job with checkpoints/best.ckpt"):
+    with pytest.raises(SystemExit, match="no finished job with its selected checkpoint"):
         main([str(tmp_path / "empty")])
 
 

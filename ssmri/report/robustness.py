@@ -1,6 +1,8 @@
 """Robustness at test time: ``python -m ssmri.report.robustness <sweep dir>`` (``make robustness``).
 
-Each finished job's selected checkpoint (``checkpoints/best.ckpt``) is tested through ``eval.py``
+Each finished job's selected checkpoint (the file its ``metrics.json`` says its selection rule
+picked: ``best.ckpt``, or ``last.ckpt`` for the methods that keep their last weights) is tested
+through ``eval.py``
 at other accelerations and noise levels under the job's own recorded config
 (``.hydra/config.yaml``), so its data and its mask law stay as trained and only R and σ change.
 Each evaluation writes into ``<out>/<job>/R<R>_noise<σ>/``; one whose ``metrics.json`` is newer
@@ -54,23 +56,35 @@ class Checkpoint:
     seed: int | None
     acceleration: float
     noise_std: float
+    path: Path
 
-    @property
-    def path(self) -> Path:
-        return self.job / "checkpoints" / "best.ckpt"
+
+def selected_checkpoint(job_dir: Path, metrics: dict) -> Path:
+    """The file the job's selection rule picked, found by its name in the job's own
+    ``checkpoints/`` (so a moved or copied sweep tests its own files, never where a path points).
+
+    A ``metrics.json`` that names no checkpoint file is read as ``best.ckpt``, the configured
+    rule's file.
+    """
+    picked = (metrics.get("selection") or {}).get("checkpoint") or metrics.get("tested_checkpoint")
+    name = Path(picked).name if picked and str(picked).endswith(".ckpt") else "best.ckpt"
+    return job_dir / "checkpoints" / name
 
 
 def checkpoints(sweep_dir: Path) -> tuple[list[Checkpoint], list[str]]:
-    """The sweep's finished jobs that have ``best.ckpt`` and a recorded config, and why the rest do not."""
+    """The sweep's finished jobs that kept their selected checkpoint and recorded config, and why
+    the rest are left out."""
     found, problems = [], []
     for job in collect(sweep_dir):
         if job.error is not None:
             continue  # a failed job has no selected weights; the sweep's own table lists it
         config = job.path / ".hydra" / "config.yaml"
-        if not (job.path / "checkpoints" / "best.ckpt").is_file() or not config.is_file():
+        selected = selected_checkpoint(job.path, job.metrics or {})
+        if not selected.is_file() or not config.is_file():
             problems.append(
-                f"{job.path.name}: no checkpoints/best.ckpt or .hydra/config.yaml; only jobs "
-                "that kept their selected checkpoint (callbacks=default) can be re-tested"
+                f"{job.path.name}: no checkpoints/{selected.name} (its selected weights) or "
+                ".hydra/config.yaml; only jobs that kept their selected checkpoint "
+                "(callbacks=default) can be re-tested"
             )
             continue
         physics = (yaml.safe_load(config.read_text()) or {}).get("physics") or {}
@@ -81,6 +95,7 @@ def checkpoints(sweep_dir: Path) -> tuple[list[Checkpoint], list[str]]:
                 job.seed,
                 _number(physics.get("acceleration")),
                 _number(physics.get("noise_std")),
+                selected,
             )
         )
     return found, problems
@@ -175,7 +190,7 @@ def run_grid(
     found, problems = checkpoints(sweep_dir)
     if not found:
         raise ValueError(
-            f"{sweep_dir}: no finished job with checkpoints/best.ckpt; pass a sweep folder "
+            f"{sweep_dir}: no finished job with its selected checkpoint; pass a sweep folder "
             "(outputs/train/multirun/<date>)" + (f" ({problems[0]})" if problems else "")
         )
     rows = []
