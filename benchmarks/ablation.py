@@ -2,8 +2,9 @@
 
 Reads sweep folders made by ``train.py -m experiment=cpu_quick scenario=<s> ...`` whose jobs vary
 ``model.denoiser.base_features``, ``splitter`` / ``weighted_splitter`` and ``trainer.max_epochs``, and
-writes one table (markdown and CSV) and one figure of validation PSNR against training steps, a
-panel per (scenario, method), a line per (width, splitters)::
+writes one table (markdown and CSV), one figure of validation PSNR against training steps, a
+panel per (scenario, method), a line per (width, splitters, seed), and the order of the
+noiseless methods against the published leaderboard at each budget, per splitter setting::
 
     python -m benchmarks.ablation outputs/ablation/* --out docs/results/ablation
 
@@ -24,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ssmri.atomic import atomic_write  # noqa: E402
 from ssmri.report.jobs import Job, collect  # noqa: E402
+from ssmri.report.leaderboard import compare_with_leaderboard  # noqa: E402
 
 #: Splitter choices -> the name of the setting (the loss configs read ``splitter`` for SSDU-type
 #: methods and ``weighted_splitter`` for Weighted-SSDU; MC and the EI family read neither).
@@ -32,7 +34,7 @@ READS_SPLITTER = {"ssdu", "noise2inverse", "ssdu_consistency", "moc_ssdu", "weig
 
 
 def setting(job: Job) -> dict:
-    """Scenario, method, width, splitters and budget of one finished job."""
+    """Scenario, method, width, splitters, budget and seed of one finished job."""
     overrides = job.overrides or {}
     width = int(overrides.get("model.denoiser.base_features", 32))
     choice = overrides.get("weighted_splitter" if job.method == "weighted_ssdu" else "splitter", "")
@@ -43,6 +45,7 @@ def setting(job: Job) -> dict:
         "width": width,
         "splitters": splitters,
         "steps": int(job.metrics.get("global_step", 0)),
+        "seed": int(job.metrics.get("seed", job.seed or 0)),
     }
 
 
@@ -83,7 +86,7 @@ def rows_of(sweep_dirs: list[Path]) -> tuple[list[dict], list[str]]:
                     "val_zero_filled": validation_curve(job)[2],
                 }
             )
-    rows.sort(key=lambda r: (r["scenario"], r["method"], r["steps"], r["width"], r["splitters"]))
+    rows.sort(key=lambda r: (r["scenario"], r["method"], r["steps"], r["width"], r["splitters"], r["seed"]))
     return rows, problems
 
 
@@ -93,6 +96,7 @@ COLUMNS = (
     "width",
     "splitters",
     "steps",
+    "seed",
     "psnr",
     "psnr_oracle",
     "psnr_zero_filled",
@@ -102,15 +106,73 @@ COLUMNS = (
 )
 
 
+def published_order(
+    rows: list[dict], scenario: str = "noiseless", width: int = 32, seed: int = 0
+) -> list[dict]:
+    """The methods' GT-free order against the published leaderboard of ``scenario``, per splitter
+    setting and budget: at each budget, the methods that read that setting's splitters with the
+    references that read none (``-``), at one width and seed. Budgets with fewer than three
+    methods are left out."""
+    chosen = [r for r in rows if (r["scenario"], r["width"], r["seed"]) == (scenario, width, seed)]
+    orders = []
+    for splitters in sorted({r["splitters"] for r in chosen} - {"-"}):
+        for steps in sorted({r["steps"] for r in chosen}):
+            psnr, jobs = {}, {}
+            for r in chosen:
+                if r["steps"] != steps or r["splitters"] not in (splitters, "-"):
+                    continue
+                if r["method"] in psnr:
+                    raise ValueError(
+                        f"two jobs of {r['method']} with {splitters} splitters, {width} features, seed "
+                        f"{seed} at {steps} steps ({jobs[r['method']]}, {r['job']}): keep one"
+                    )
+                psnr[r["method"]], jobs[r["method"]] = r["psnr"], r["job"]
+            if len(psnr) < 3:
+                continue
+            comparison = compare_with_leaderboard(psnr, scenario)
+            orders.append(
+                {
+                    "splitters": splitters,
+                    "steps": steps,
+                    "methods": len(comparison["methods"]),
+                    "spearman": comparison["spearman"],
+                    "kendall_tau_b": comparison["kendall_tau_b"],
+                    "order": sorted(psnr, key=psnr.get, reverse=True),
+                    "published_order": sorted(
+                        comparison["published"], key=comparison["published"].get, reverse=True
+                    ),
+                }
+            )
+    return orders
+
+
+def order_markdown(orders: list[dict], scenario: str = "noiseless") -> str:
+    if not orders:
+        return ""
+    lines = [
+        f"Against the published {scenario} order ({', '.join(orders[0]['published_order'])}, best first):",
+        "",
+        "| splitters | steps | methods | Spearman ρ | Kendall τ-b | order here, best first |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for o in orders:
+        lines.append(
+            f"| {o['splitters']} | {o['steps']} | {o['methods']} | {o['spearman']:.2f} "
+            f"| {o['kendall_tau_b']:.2f} | {', '.join(o['order'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[dict], problems: list[str]) -> str:
     header = (
-        "| scenario | method | U-Net width | splitters | steps | PSNR, GT-free (dB) | PSNR, oracle (dB) "
-        "| vs zero-filled (dB) | selected epoch | training (s) |"
+        "| scenario | method | U-Net width | splitters | steps | seed | PSNR, GT-free (dB) "
+        "| PSNR, oracle (dB) | vs zero-filled (dB) | selected epoch | training (s) |"
     )
-    lines = [header, "| " + " | ".join("---" for _ in range(10)) + " |"]
+    lines = [header, "| " + " | ".join("---" for _ in range(11)) + " |"]
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['method']} | {r['width']} | {r['splitters']} | {r['steps']} "
+            f"| {r['seed']} "
             f"| {r['psnr']:.2f} | {r['psnr_oracle']:.2f} | {r['psnr'] - r['psnr_zero_filled']:+.2f} "
             f"| {r['selected_epoch']} | {r['train_seconds']:.0f} |"
         )
@@ -143,16 +205,19 @@ def save_figure(rows: list[dict], path: Path) -> None:
     figure, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.4 * lines), squeeze=False)
     for axis, (scenario, method) in zip(axes.flat, panels):
         ours = [r for r in rows if (r["scenario"], r["method"]) == (scenario, method)]
-        # The longest run of each setting draws its curve; shorter runs of the same setting lie on it.
+        # The longest run of each setting draws its curve; shorter runs of the same setting (the
+        # rungs a budget ladder resumed from) lie on it. Other seeds are drawn faint.
         longest = {}
         for r in ours:
-            key = (r["width"], r["splitters"])
+            key = (r["width"], r["splitters"], r["seed"])
             if key not in longest or r["steps"] > longest[key]["steps"]:
                 longest[key] = r
-        for (width, splitters), r in sorted(longest.items()):
+        for (width, splitters, seed), r in sorted(longest.items()):
             steps, values = r["curve"]
             label = f"{width} features" + (f", {splitters}" if splitters != "-" else "")
-            axis.plot(steps, values, marker="o", markersize=3, label=label, **STYLE[(width, splitters)])
+            look = {"marker": "o", "markersize": 3} if seed == 0 else {"alpha": 0.45}
+            label += f", seed {seed}" if seed else ""
+            axis.plot(steps, values, label=label, **look, **STYLE[(width, splitters)])
         axis.axhline(
             ours[0]["val_zero_filled"], color="grey", linestyle="--", linewidth=1, label="zero-filled"
         )
@@ -186,11 +251,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no finished job in " + ", ".join(map(str, arguments.sweeps)), file=sys.stderr)
         return 1
     arguments.out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("ablation-table.md", markdown(rows, problems)), ("ablation.csv", csv_text(rows))):
+    order = order_markdown(published_order(rows))
+    table = markdown(rows, problems) + (f"\n{order}" if order else "")
+    for name, text in (("ablation-table.md", table), ("ablation.csv", csv_text(rows))):
         with atomic_write(arguments.out / name) as temporary:
             temporary.write_text(text)
     save_figure(rows, arguments.out / "ablation.png")
-    print(markdown(rows, problems))
+    print(table)
     return 0
 
 
