@@ -7,7 +7,8 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from ssmri.checkpoints.load import checkpoint_method, upgrade_target, upgrade_targets
+from ssmri.checkpoints.legacy_targets import upgrade_target, upgrade_targets
+from ssmri.checkpoints.load import checkpoint_method
 from ssmri.runner.run import evaluate, train
 from tests.helpers.config import FAST, compose_config
 

@@ -14,7 +14,8 @@ import torch
 import yaml
 from hydra.utils import get_object
 
-from ssmri.checkpoints.load import load_checkpoint, upgrade_target
+from ssmri.checkpoints.legacy_targets import upgrade_target
+from ssmri.checkpoints.load import load_checkpoint
 from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import CheckpointError
 from ssmri.runner.run import evaluate, train
@@ -75,8 +76,8 @@ def test_a_name_of_an_older_layout_is_trusted_only_where_its_class_belongs(tmp_p
     if refusal is None:
         check_checkpoint(state, path)
         return
-    # Checked as upgraded, the name evaluation would instantiate.
-    named = re.escape(f"{'.'.join(keys)}._target_='{upgrade_target(target)}' {refusal}")
+    # Checked as upgraded, the name evaluation would instantiate; named as the file writes it.
+    named = re.escape(f"{'.'.join(keys)}._target_='{target}' (today '{upgrade_target(target)}') {refusal}")
     with pytest.raises(CheckpointError, match=named):
         check_checkpoint(state, path)
 

@@ -8,8 +8,9 @@ of it runs. A trusted checkpoint of an older kind converts once with::
 
 A checkpoint stores the method's loss and network as Hydra configs whose ``_target_`` strings
 name import paths, and a run folder's ``.hydra/config.yaml`` names its callbacks and selection
-rule the same way. When a class moves, :func:`upgrade_targets` maps the paths written by older
-versions to today's, so checkpoints and run folders written before a move still evaluate and resume.
+rule the same way. When a class moves, :mod:`ssmri.checkpoints.legacy_targets` maps the paths
+written by older versions to today's, so checkpoints and run folders written before a move
+still evaluate and resume.
 """
 
 import argparse
@@ -27,66 +28,6 @@ import torch
 from ssmri.atomic import atomic_write
 from ssmri.checkpoints.trusted_targets import is_method_name
 from ssmri.errors import CheckpointError
-
-#: Import paths of earlier layouts -> today's, the first match applied. Prefixes (ending in ".")
-#: map every name of a moved module; exact names come first where one name left its module's fellows.
-LEGACY_TARGETS: dict[str, str] = {
-    # What a loss does to data, once part of ``ssmri.physics``.
-    "ssmri.physics.transforms.": "ssmri.transforms.image.",
-    "ssmri.physics.kspace_augment.": "ssmri.transforms.kspace.",
-    "ssmri.physics.splitting.": "ssmri.transforms.split_masks.",
-    "ssmri.physics.KspaceCompose": "ssmri.transforms.KspaceCompose",
-    "ssmri.physics.KspaceNoise": "ssmri.transforms.KspaceNoise",
-    "ssmri.physics.RandomPhaseError": "ssmri.transforms.RandomPhaseError",
-    # Checkpoint files, once top-level modules.
-    "ssmri.checkpoint.": "ssmri.checkpoints.load.",
-    "ssmri.checkpoint_io.": "ssmri.checkpoints.io.",
-    "ssmri.resume.": "ssmri.checkpoints.resume.",
-    "ssmri.trusted_targets.": "ssmri.checkpoints.trusted_targets.",
-    # Evaluation, once top-level modules; a run folder's record names its selection rule and
-    # the callback that applies it.
-    "ssmri.validation.check_metrics": "ssmri.evaluation.metrics.check_metrics",
-    "ssmri.metrics.": "ssmri.evaluation.metrics.",
-    "ssmri.conventions.": "ssmri.evaluation.conventions.",
-    "ssmri.selection.": "ssmri.evaluation.selection_rules.",
-    "ssmri.evaluate.": "ssmri.evaluation.folders.",
-    "ssmri.lit.selection.": "ssmri.lit.selection_checkpoints.",
-    # The job runner, once top-level modules; a run's hydra.yaml names its output-folder callback.
-    "ssmri.validation.open_hdf5": "ssmri.data.checks.open_hdf5",
-    "ssmri.validation.check_images": "ssmri.data.checks.check_images",
-    "ssmri.validation.": "ssmri.runner.validation.",
-    "ssmri.run.": "ssmri.runner.run.",
-    "ssmri.cli.": "ssmri.runner.cli.",
-    "ssmri.distributed.": "ssmri.runner.distributed.",
-    "ssmri.resolvers.": "ssmri.runner.resolvers.",
-    "ssmri.preflight.": "ssmri.runner.preflight.",
-    "ssmri.predict.": "ssmri.runner.predict.",
-}
-
-
-def upgrade_target(target: str) -> str:
-    """Today's import path for ``target``, which may have been written by an older layout."""
-    for old, new in LEGACY_TARGETS.items():
-        if old.endswith("."):
-            if target.startswith(old):
-                return new + target[len(old) :]
-        elif target == old:
-            return new
-    return target
-
-
-def upgrade_targets(node: Any) -> Any:
-    """A copy of a plain config container with every ``_target_`` mapped to today's layout."""
-    if isinstance(node, dict):
-        return {
-            key: upgrade_target(value)
-            if key == "_target_" and isinstance(value, str)
-            else upgrade_targets(value)
-            for key, value in node.items()
-        }
-    if isinstance(node, list):
-        return [upgrade_targets(value) for value in node]
-    return node
 
 
 def checkpoint_method(path: str | None) -> str:

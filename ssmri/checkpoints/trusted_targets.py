@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from ssmri.checkpoints.legacy_targets import upgrade_target
 from ssmri.errors import CheckpointError
 
 
@@ -121,10 +122,13 @@ def _check_node(node: dict, where: str, kinds: tuple[Kind, ...]) -> None:
             raise UntrustedTarget(f"{where}._target_", f"is a {type(target).__name__}, not a class name")
         if not kinds:
             raise UntrustedTarget(f"{where}._target_={target!r}", "names a class where none belongs")
-        matched = next((kind for kind in kinds if _names_kind(target, kind)), None)
+        # Checked as upgraded (what is instantiated), named as the file writes it.
+        current = upgrade_target(target)
+        matched = next((kind for kind in kinds if _names_kind(current, kind)), None)
         if matched is None:
             expected = " or ".join(kind.what for kind in kinds)
-            raise UntrustedTarget(f"{where}._target_={target!r}", f"is not {expected}")
+            today = f" (today {current!r})" if current != target else ""
+            raise UntrustedTarget(f"{where}._target_={target!r}{today}", f"is not {expected}")
     for key in node:
         if not (isinstance(key, str) and len(key) > 2 and key.startswith("_") and key.endswith("_")):
             continue
@@ -195,11 +199,9 @@ def check_hyper_parameters(hyper_parameters: Any, where: str = "hyper_parameters
 
     ``model`` and ``loss`` are checked as those groups, ``config`` group by group, ``seed``
     must be an integer and ``method`` a plain name; any other entry may name no class.
-    Targets are checked as :func:`ssmri.checkpoints.load.upgrade_targets` maps them, which is what
-    evaluation instantiates.
+    Targets are checked as :func:`~ssmri.checkpoints.legacy_targets.upgrade_target` maps them,
+    which is what evaluation instantiates, and named in a refusal as the file writes them.
     """
-    from ssmri.checkpoints.load import upgrade_targets
-
     if hyper_parameters is None:
         return
     if not isinstance(hyper_parameters, dict):
@@ -207,9 +209,9 @@ def check_hyper_parameters(hyper_parameters: Any, where: str = "hyper_parameters
     for key, value in hyper_parameters.items():
         path = f"{where}.{key}"
         if key in ("model", "loss"):
-            check_group(key, upgrade_targets(value), path)
+            check_group(key, value, path)
         elif key == "config":
-            check_recorded(upgrade_targets(value), path)
+            check_recorded(value, path)
         elif key == "seed":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise UntrustedTarget(f"{path}={value!r}", "is not an integer")

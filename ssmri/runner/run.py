@@ -12,14 +12,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from ssmri.checkpoints.io import AtomicCheckpointIO
-from ssmri.checkpoints.load import (
-    MISSING,
-    check_weights_fit,
-    file_problem,
-    load_checkpoint,
-    upgrade_target,
-    upgrade_targets,
-)
+from ssmri.checkpoints.legacy_targets import upgrade_target, upgrade_targets
+from ssmri.checkpoints.load import MISSING, check_weights_fit, file_problem, load_checkpoint
 from ssmri.checkpoints.resume import ApplyOptimizerSettings, check_resume, recorded_config
 from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import CheckpointError
@@ -50,7 +44,7 @@ def upgrade_config_targets(node: DictConfig | ListConfig) -> None:
 
     A run folder's own record (``--config-dir <run>/.hydra --config-name config``, as ``make
     robustness`` evaluates it) names its callbacks and selection rule where they lived when it
-    ran (:data:`ssmri.checkpoints.load.LEGACY_TARGETS`). Interpolations are left as they are:
+    ran (:data:`ssmri.checkpoints.legacy_targets.LEGACY_TARGETS`). Interpolations are left as they are:
     the node they point at is upgraded where it lives.
     """
     for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
