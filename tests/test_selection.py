@@ -64,17 +64,17 @@ def test_each_rule_picks_the_epoch_it_should(tmp_path, monkeypatch):
 
 
 def test_rules_that_pick_one_epoch_are_tested_once(tmp_path, monkeypatch):
-    import ssmri.runner.run as run
+    import ssmri.runner.testing as testing
 
     monkeypatch.setitem(SCRIPT, 4, 0.5)  # the objective's best is the last epoch: val_loss = last
     tested = []
-    original = run.test_metrics
+    original = testing.test_metrics
 
     def counting(trainer, module, datamodule, ckpt_path):
         tested.append(ckpt_path)
         return original(trainer, module, datamodule, ckpt_path)
 
-    monkeypatch.setattr(run, "test_metrics", counting)
+    monkeypatch.setattr(testing, "test_metrics", counting)
     metrics = scripted_run(tmp_path, monkeypatch)
     rules = metrics["rules"]
     assert rules["val_loss"]["epoch"] == rules["last"]["epoch"] == 4

@@ -1,6 +1,5 @@
 """One training job from a composed config: build, fit, test, write the run's outputs."""
 
-import logging
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -8,7 +7,6 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.errors import InstantiationException
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from ssmri.checkpoints.io import AtomicCheckpointIO
@@ -17,15 +15,12 @@ from ssmri.checkpoints.load import MISSING, check_weights_fit, file_problem, loa
 from ssmri.checkpoints.resume import ApplyOptimizerSettings, check_resume, recorded_config
 from ssmri.checkpoints.trusted_targets import check_checkpoint
 from ssmri.errors import CheckpointError
-from ssmri.evaluation.metrics import check_metrics
 from ssmri.lit.csv_history import kept_history, logged_batches, quiet_deletion_warning, restore_history
 from ssmri.lit.module import ReconstructionModule
 from ssmri.lit.selection_checkpoints import SelectionCheckpoints
-from ssmri.report import save_samples, save_tensors, write_json, write_per_image
 from ssmri.runner.preflight import check_memory, check_run_folders
+from ssmri.runner.testing import test_and_report, test_picks
 from ssmri.runner.validation import check_config
-
-log = logging.getLogger(__name__)
 
 
 def instantiate(node, **kwargs):
@@ -100,80 +95,6 @@ def trainer_plugins(cfg: DictConfig) -> list:
     return [*plugins, AtomicCheckpointIO()]
 
 
-def test_and_report(
-    trainer: L.Trainer,
-    module: ReconstructionModule,
-    datamodule,
-    output_dir: Path,
-    ckpt_path: str | None,
-    extra: dict,
-    title: str,
-    rules: dict | None = None,
-    same_as_configured: list[str] = (),
-) -> dict:
-    """Test, then write ``metrics.json``, ``test_per_image.csv`` and ``samples.png``.
-
-    ``rules`` are the other selection rules' picks with their test numbers; those named in
-    ``same_as_configured`` picked the configured rule's epoch and take its numbers.
-    """
-    metrics = {**test_metrics(trainer, module, datamodule, ckpt_path), **extra}
-    results = module.test_results
-    metrics["metrics_convention"] = module.metric_convention
-    # Acquired scans: no metric against a reference exists; test/loss is the method's own objective.
-    metrics["ground_truth"] = bool(getattr(datamodule, "ground_truth", True))
-    if getattr(getattr(datamodule, "images", None), "shares_splits", False):  # data.images.split=scan
-        metrics["splits_share_data"] = True  # test numbers are on the training slices
-    metrics["num_test_images"] = len(results["index"])
-    metrics["num_params"] = sum(p.numel() for p in module.model.parameters())
-    if rules is not None:  # every rule's test numbers, the configured one's included
-        configured = {k: v for k, v in metrics.items() if k.startswith("test/")}
-        rules = {r: {**v, **configured} if r in same_as_configured else v for r, v in rules.items()}
-        metrics["rules"] = {metrics["selection"]["rule"]: {**metrics["selection"], **configured}, **rules}
-    check_metrics(metrics)
-    if trainer.is_global_zero:
-        write_per_image(output_dir / "test_per_image.csv", results)
-        if "x" in module.test_samples:  # the figure compares with ground truth
-            save_samples(module.test_samples, output_dir / "samples.png", title=title)
-        save_tensors(output_dir / "samples.pt", module.test_samples)
-        write_json(output_dir / "metrics.json", metrics)
-        write_json(output_dir / "splits.json", datamodule.splits_record())
-        publish_to_wandb(trainer, output_dir, metrics)
-    return metrics
-
-
-def test_metrics(trainer: L.Trainer, module, datamodule, ckpt_path: str | None) -> dict:
-    """``test/*`` metrics of the weights at ``ckpt_path`` (None: those in memory)."""
-    stopped = RuntimeError(
-        f"stopped by a signal during the test of {ckpt_path or 'the final weights'}: the test did not "
-        f"finish, so no metrics.json was written; the checkpoints are kept: test one with "
-        f"`python eval.py ckpt_path=<checkpoint>`"
-    )
-    try:
-        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
-    except SIGTERMException:  # a SystemExit with code 0: the run would end "successfully", untested
-        raise stopped from None
-    # Lightning raises only before a batch that is not the last: a signal during the last (or
-    # only) batch is recorded and dropped, and the run would go on to test and write as if asked to.
-    if trainer.received_sigterm:
-        raise stopped
-    return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("test/")}
-
-
-def publish_to_wandb(trainer: L.Trainer, output_dir: Path, metrics: dict) -> None:
-    """Sample figure, per-image table and final metrics into each wandb run's summary."""
-    for logger in trainer.loggers:
-        if type(logger).__name__ != "WandbLogger":
-            continue
-        logger.log_image(key="test/samples", images=[str(output_dir / "samples.png")])
-        rows = (output_dir / "test_per_image.csv").read_text().splitlines()
-        logger.log_table(
-            key="test/per_image",
-            columns=rows[0].split(","),
-            data=[[float(v) for v in row.split(",")] for row in rows[1:]],
-        )
-        logger.experiment.summary.update(metrics)
-
-
 def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
     """``ckpt_path``: a checkpoint file, ``last`` (this run directory's last.ckpt) or None."""
     requested = cfg.get("ckpt_path")
@@ -242,80 +163,17 @@ def train(cfg: DictConfig, method: str = "run") -> dict:
     # (older) hpc checkpoint instead of the weights in memory.
     selector = next((c for c in trainer.callbacks if isinstance(c, SelectionCheckpoints)), None)
     picks = selector.picks(trainer) if selector is not None else []
-    # Every other rule's pick is tested first; the configured rule's is reported. Rules that
-    # picked one epoch picked one set of weights, which is tested once.
-    tested: dict[int | str | None, dict] = {}
-    same_as_configured = []
-    rules = {}
-    for pick in picks[1:]:
-        if pick.epoch is not None and pick.epoch == picks[0].epoch:
-            same_as_configured.append(pick.choice.rule)
-            rules[pick.choice.rule] = pick.as_dict()  # its test numbers are the configured rule's
-            continue
-        weights = pick.epoch if pick.epoch is not None else pick.path  # no epoch: known by its file
-        if weights not in tested:
-            tested[weights] = test_metrics(trainer, module, datamodule, pick.path)
-        rules[pick.choice.rule] = {**pick.as_dict(), **tested[weights]}
-    if picks:
-        selection = picks[0].as_dict()
-    else:
-        selection = {
-            "rule": "last",
-            "used": "last",
-            "label": "last",
-            "oracle": False,
-            "reads_ground_truth": False,
-            "epoch": trainer.current_epoch,
-            "note": "no selection callback (callbacks=none): the final weights are tested",
-        }
-    for entry in (selection, *rules.values()):
-        log.info(
-            "selection %s: epoch %s (%s)%s",
-            entry["rule"],
-            entry["epoch"],
-            entry["label"],
-            f"; {entry['note']}" if entry["note"] else "",
-        )
-    extra = {
+    record = {
         "loss": method,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
-        "tested_checkpoint": selection.get("checkpoint", "weights at the end of training"),
-        "best_checkpoint": selection.get("checkpoint", ""),  # the selection rule's pick
-        "selection": selection,
         "seed": cfg.seed,
         # The SSIBench scenario (conf/scenario/) the run belongs to: the sweep report compares
         # with its published leaderboard.
         "scenario": OmegaConf.select(cfg, "scenario.name"),
     }
-    title = f"{method}, R={module.physics.acceleration:g}, selection {selection['label']}"
-    metrics = test_and_report(
-        trainer,
-        module,
-        datamodule,
-        output_dir,
-        picks[0].path if picks else None,
-        extra,
-        title,
-        rules=rules,
-        same_as_configured=same_as_configured,
-    )
-    if not metrics["ground_truth"]:
-        log.info(
-            "no ground truth: test objective %.5g; outputs in %s",
-            metrics.get("test/loss", float("nan")),
-            output_dir,
-        )
-        return metrics
-    log.info(
-        "test PSNR %.3f dB (zero-filled %.3f dB), SSIM %.4f; outputs in %s",
-        metrics.get("test/psnr", float("nan")),
-        metrics.get("test/psnr_zero_filled", float("nan")),
-        metrics.get("test/ssim", float("nan")),
-        output_dir,
-    )
-    return metrics
+    return test_picks(trainer, module, datamodule, output_dir, picks, record)
 
 
 def load_trained(cfg: DictConfig, method: str) -> tuple[ReconstructionModule, object, Path, str]:
