@@ -266,3 +266,18 @@ def test_the_robustness_section_quotes_its_report():
     assert quoted, "the section quotes no number in the checkable form"
     for method, acceleration, noise, value in quoted:
         assert psnr[(method, float(acceleration), float(noise))] == value, (method, acceleration, noise)
+
+
+def test_the_noisy_budget_quotes_its_1344_step_reports():
+    """The noisy scenario's settled budget: τ-b from 672 to 1344 steps and ρ at 1344, as generated."""
+    folder = BENCH / "noisy_1344_steps"
+    stability = (folder / "stability.md").read_text()
+    tau, low, high = re.search(
+        r"\| noisy \| 672 \| 1344 \| 9 \| ([0-9.]+) \| \[([0-9.]+), ([0-9.]+)\]", stability
+    ).groups()
+    full = (folder / "results.md").read_text()
+    rho = re.search(r"Spearman ρ = ([0-9]+\.[0-9]+)", full).group(1)
+    rho_low, rho_high = re.search(r"ρ in \[([0-9.]+), ([0-9.]+)\]", full).groups()
+    page = (ROOT / "docs" / "results.md").read_text()
+    assert f"τ-b from 672 to 1344 steps is {tau} [{low}, {high}]" in page
+    assert f"rises to {rho} [{rho_low}, {rho_high}] at 1344 steps" in page
