@@ -134,6 +134,27 @@ def test_the_checkpoint_a_job_selected_is_tested_found_in_its_own_folder(tmp_pat
     assert any("1-mc-s0: no checkpoints/best.ckpt" in line for line in problems)
 
 
+def test_a_report_written_elsewhere_reads_the_sweeps_own_evaluations(tmp_path):
+    """``--out docs/...``: what ``<sweep>/robustness`` already holds is read, not evaluated again;
+    only what is missing there runs, into the new folder."""
+    sweep = tmp_path / "sweep"
+    fake_job(sweep, "0-sup-s0", "sup")
+    earlier_eval(sweep / "robustness", "0-sup-s0", 2, 0, 30.0, 24.0)
+    calls = []
+
+    def record(command, **kwargs):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 1, "", "stub")
+
+    rows, problems = run_grid(sweep, tmp_path / "docs", (2.0, 8.0), (0.0,), runner=record)
+    assert [row["psnr"] for row in rows] == [30.0]
+    assert rows[0]["eval_dir"] == str(sweep / "robustness" / "0-sup-s0" / "R2_noise0")
+    assert (
+        len(calls) == 1
+        and f"hydra.run.dir='{(tmp_path / 'docs' / '0-sup-s0' / 'R8_noise0').resolve()}'" in calls[0]
+    )
+
+
 def test_bad_levels_and_folders_are_named(tmp_path):
     assert levels("2,4,4,12", "--accelerations", 1.0) == (2.0, 4.0, 12.0)
     with pytest.raises(ValueError, match="--noise '0,x': give comma-separated numbers"):

@@ -6,7 +6,8 @@ through ``eval.py``
 at other accelerations and noise levels under the job's own recorded config
 (``.hydra/config.yaml``), so its data and its mask law stay as trained and only R and σ change.
 Each evaluation writes into ``<out>/<job>/R<R>_noise<σ>/``; one whose ``metrics.json`` is newer
-than the checkpoint is read, not run again, so an interrupted report resumes. Writes
+than the checkpoint is read, not run again, so an interrupted report resumes; with ``--out``
+elsewhere, the evaluations already in ``<sweep>/robustness`` are read too. Writes
 ``robustness.csv``, ``robustness.md`` and ``robustness.png`` into ``<out>``.
 """
 
@@ -135,15 +136,30 @@ def eval_command(checkpoint: Checkpoint, acceleration: float, noise_std: float, 
     ]
 
 
+def _is_fresh(metrics_file: Path, checkpoint: Checkpoint) -> bool:
+    """Whether an evaluation's ``metrics.json`` exists and was written after the checkpoint."""
+    return metrics_file.is_file() and metrics_file.stat().st_mtime >= checkpoint.path.stat().st_mtime
+
+
 def evaluate(
-    checkpoint: Checkpoint, acceleration: float, noise_std: float, out_dir: Path, runner=subprocess.run
+    checkpoint: Checkpoint,
+    acceleration: float,
+    noise_std: float,
+    out_dir: Path,
+    runner=subprocess.run,
+    earlier_dir: Path | None = None,
 ) -> dict:
-    """One result row, from the folder's ``metrics.json`` when it is newer than the checkpoint,
-    else from a new ``eval.py`` run; raises ``RuntimeError`` naming the job when eval fails."""
+    """One result row, from the folder's ``metrics.json`` when it is newer than the checkpoint
+    (in ``out_dir``, else in ``earlier_dir``: the sweep's own report folder when ``--out`` points
+    elsewhere), else from a new ``eval.py`` run; raises ``RuntimeError`` naming the job when eval
+    fails."""
     folder = eval_folder(out_dir, checkpoint, acceleration, noise_std)
+    if earlier_dir is not None and not _is_fresh(folder / "metrics.json", checkpoint):
+        earlier = eval_folder(earlier_dir, checkpoint, acceleration, noise_std)
+        folder = earlier if _is_fresh(earlier / "metrics.json", checkpoint) else folder
     metrics_file = folder / "metrics.json"
     where = f"{checkpoint.job.name} at R={acceleration:g}, noise_std={noise_std:g}"
-    if not (metrics_file.is_file() and metrics_file.stat().st_mtime >= checkpoint.path.stat().st_mtime):
+    if not _is_fresh(metrics_file, checkpoint):
         if not EVAL_SCRIPT.is_file():
             raise RuntimeError(f"{EVAL_SCRIPT} not found: the report runs eval.py of a source checkout")
         done = runner(
@@ -193,12 +209,14 @@ def run_grid(
             f"{sweep_dir}: no finished job with its selected checkpoint; pass a sweep folder "
             "(outputs/train/multirun/<date>)" + (f" ({problems[0]})" if problems else "")
         )
+    default_dir = Path(sweep_dir) / "robustness"
+    earlier_dir = default_dir if Path(out_dir).resolve() != default_dir.resolve() else None
     rows = []
     for checkpoint in found:
         for noise_std in noise_levels:
             for acceleration in accelerations:
                 try:
-                    rows.append(evaluate(checkpoint, acceleration, noise_std, out_dir, runner))
+                    rows.append(evaluate(checkpoint, acceleration, noise_std, out_dir, runner, earlier_dir))
                 except (RuntimeError, ValueError) as error:
                     problems.append(str(error))
                     print(f"error: {error}", file=sys.stderr)
