@@ -2,8 +2,7 @@
 
 Each finished job's selected checkpoint (the file its ``metrics.json`` says its selection rule
 picked: ``best.ckpt``, or ``last.ckpt`` for the methods that keep their last weights) is tested
-through ``eval.py``
-at other accelerations and noise levels under the job's own recorded config
+through ``eval.py`` at other accelerations and noise levels under the job's own recorded config
 (``.hydra/config.yaml``), so its data and its mask law stay as trained and only R and σ change.
 Each evaluation writes into ``<out>/<job>/R<R>_noise<σ>/``; one whose ``metrics.json`` is newer
 than the checkpoint is read, not run again, so an interrupted report resumes; with ``--out``
