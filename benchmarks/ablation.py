@@ -73,6 +73,7 @@ def rows_of(sweep_dirs: list[Path]) -> tuple[list[dict], list[str]]:
                 problems.append(f"{sweep.name}/{job.failure_line()}")
                 continue
             oracle = job.metrics.get("rules", {}).get("val_psnr", {})
+            steps, values, val_zero_filled = validation_curve(job)
             rows.append(
                 {
                     **setting(job),
@@ -82,8 +83,8 @@ def rows_of(sweep_dirs: list[Path]) -> tuple[list[dict], list[str]]:
                     "selected_epoch": job.metrics["selection"]["epoch"],
                     "train_seconds": job.metrics.get("train_seconds", float("nan")),
                     "job": f"{sweep.name}/{job.name}",
-                    "curve": validation_curve(job)[:2],
-                    "val_zero_filled": validation_curve(job)[2],
+                    "curve": (steps, values),
+                    "val_zero_filled": val_zero_filled,
                 }
             )
     rows.sort(key=lambda r: (r["scenario"], r["method"], r["steps"], r["width"], r["splitters"], r["seed"]))

@@ -131,3 +131,19 @@ def test_a_resumed_run_keeps_the_csv_log_of_the_run_it_continues(tmp_path):
             if value and not column.startswith("time"):
                 assert float(have[column]) == pytest.approx(float(value), abs=1e-5), (column, want["step"])
     assert not [w for w in caught if "will be deleted" in str(w.message)]
+
+
+def test_a_damaged_csv_log_is_named_not_half_restored(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ssmri.lit.csv_history import kept_history, restore_history
+
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch,step,train/loss\n0,0,0.5\n0,x,0.4\n")
+    histories = kept_history([logger])
+    with pytest.raises(
+        ValueError, match=r"metrics.csv: a row without a readable 'step' \('x'\).*Move it away"
+    ):
+        restore_history([logger], histories, 5)
+    assert (tmp_path / "csv" / "metrics.csv").read_text().endswith("0,x,0.4\n")  # left as it was

@@ -8,7 +8,6 @@ checkpoint covers (the rows logged after it are logged again by the resumed run)
 """
 
 import csv
-import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from ssmri.atomic import atomic_write
 
 #: Lightning's warning when the log folder is not empty; after a restore it is not true.
-_DELETION_WARNING = re.compile(r"Experiment logs directory .* exists and is not empty")
+_DELETION_WARNING = r"Experiment logs directory .* exists and is not empty"
 
 
 @dataclass
@@ -59,7 +58,7 @@ def kept_history(loggers) -> list[History]:
 def quiet_deletion_warning():
     """Silence Lightning's 'previous log files will be deleted' while the history is put back."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_DELETION_WARNING.pattern)
+        warnings.filterwarnings("ignore", message=_DELETION_WARNING)
         yield
 
 
